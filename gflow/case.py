@@ -1,0 +1,410 @@
+"""Case files: TOML in, typed and checked `Case` out (keys as ../shared/SPEC.md fixes them).
+
+Everything a run needs is read and validated here, before any work, so that a bad case
+stops with one line naming the file, the key and the problem (`InputError`, exit 2).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from gflow.errors import InputError
+from gflow.expr import ExpressionError, parse_expression
+from gflow.schema import Table, check_float, fail
+from gflow.solver_options import SOLVER_OPTIONS, read_options
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "cos")
+SOLVER_KINDS = tuple(SOLVER_OPTIONS)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str                          # "two_layer" | "potential"
+    axes: tuple[str, ...]
+    activation: str = "tanh"
+    bias: bool = False
+    input_dim: int = 1
+    train: tuple[str, ...] = ()        # axes that move
+    potential: str = "0"               # potential model: P(u)
+    interaction: str | None = None     # potential model: W(r)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    neurons: tuple[dict, ...] = ()     # each {"a": float, "w": tuple, "b": float}
+    expression: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    distribution: str = "uniform"      # uniform | gaussian | samples | file
+    low: float = -1.0
+    high: float = 1.0
+    nodes: int = 32
+    mean: float = 0.0
+    std: float = 1.0
+    samples: int = 1000
+    seed: int = 0
+    sampler: str = "uniform"           # samples: draw from uniform(low, high) or gaussian(mean, std)
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class InitialSpec:
+    distribution: str                  # gaussian | uniform | mixture
+    components: tuple[tuple[float, tuple[float, ...], tuple[float, ...]], ...] = ()  # (weight, mean, std)
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+    table: dict[str, Any] = field(default_factory=dict)   # as written, for the snapshot's case text
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    description: str
+    model: ModelSpec
+    target: TargetSpec
+    data: DataSpec
+    weight_decay: float
+    temperature: float
+    initial: InitialSpec
+    bounds: tuple[tuple[float, float], ...]
+    cells: tuple[int, ...]
+    end: float
+    snapshots: int
+    dt: float | None
+    solvers: tuple[SolverSpec, ...]
+    output_dir: Path
+    source: str
+    document: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return self.model.axes
+
+    @property
+    def ndim(self) -> int:
+        return len(self.model.axes)
+
+    def text_for(self, solver: SolverSpec) -> str:
+        """The case as TOML with only `solver`: enough to rebuild this one run."""
+        doc = {k: v for k, v in self.document.items() if k not in ("solver", "solvers")}
+        doc["solver"] = dict(solver.table, kind=solver.kind)
+        return tomli_w.dumps(doc)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_case(path: str | Path, overrides: list[str] = (), solver_kinds: list[str] | None = None) -> Case:
+    """Read a case file, apply `--set KEY=VALUE` overrides and a `--solver` selection."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return case_from_text(text, source, overrides, solver_kinds, base_dir=path.parent, stem=path.stem)
+
+
+def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
+                   solver_kinds: list[str] | None = None, base_dir: Path | None = None,
+                   stem: str = "case") -> Case:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML: {exc}") from None
+    for item in overrides:
+        apply_override(doc, item, source)
+    if solver_kinds is not None:
+        select_solvers(doc, solver_kinds, source)
+    return parse_case(doc, source, base_dir or Path("."), stem)
+
+
+def parse_override_value(text: str) -> Any:
+    """A `--set` value parses as TOML; a bare word that is not TOML is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(doc: dict, item: str, source: str) -> None:
+    """Apply one `KEY=VALUE` with a dotted KEY; `solver.X` reaches every solver table."""
+    key, sep, value_text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InputError(f"--set {item}: expected KEY=VALUE with a dotted key, e.g. grid.cells=[64,64]")
+    value = parse_override_value(value_text.strip())
+    parts = key.split(".")
+    if parts[0] == "solver" and "solvers" in doc and len(parts) > 1:
+        targets = doc["solvers"] if isinstance(doc["solvers"], list) else []
+        if not targets:
+            raise InputError(f"--set {item}: the case has no solver table to set")
+        for table in targets:
+            _set_path(table, parts[1:], value, item)
+        return
+    _set_path(doc, parts, value, item)
+
+
+def _set_path(doc: dict, parts: list[str], value: Any, item: str) -> None:
+    node = doc
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise InputError(f"--set {item}: {part!r} is not inside a table")
+        node = node.setdefault(part, {})
+    if not isinstance(node, dict):
+        raise InputError(f"--set {item}: {parts[-1]!r} is not inside a table")
+    node[parts[-1]] = value
+
+
+def select_solvers(doc: dict, kinds: list[str], source: str) -> None:
+    """Keep only the solver tables of `kinds` (in that order); defaults for missing kinds."""
+    tables = doc.get("solvers", [doc["solver"]] if "solver" in doc else [])
+    if not isinstance(tables, list):
+        tables = [tables]
+    chosen = []
+    for kind in kinds:
+        if kind not in SOLVER_KINDS:
+            raise InputError(f"--solver: unknown solver {kind!r} (expected one of: {', '.join(SOLVER_KINDS)})")
+        found = [t for t in tables if isinstance(t, dict) and t.get("kind", "fv") == kind]
+        chosen.extend(copy.deepcopy(found) or [{"kind": kind}])
+    doc.pop("solver", None)
+    doc["solvers"] = chosen
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
+    top = Table(doc, source, "")
+    name = top.string("name", stem)
+    description = top.string("description", "")
+    model_t = top.table("model")
+    kind = model_t.string("kind", choices=("two_layer", "potential"))
+    if kind == "two_layer":
+        model = _two_layer_model(model_t)
+        target = _target(top.table("target"), model)
+        data = _data(top.table("data", required=False), base_dir)
+    else:
+        model = _potential_model(model_t)
+        target, data = TargetSpec(), DataSpec()
+        for absent in ("target", "data"):
+            if top.has(absent):
+                raise top.error(absent, "only two_layer models have this table")
+    model_t.done()
+    if data.file is not None and _file_has_y(data.file):
+        target = TargetSpec()
+
+    reg = top.table("regularization", required=False)
+    weight_decay = reg.number("weight_decay", 0.0, minimum=0.0)
+    temperature = reg.number("temperature", 0.0, minimum=0.0)
+    reg.done()
+
+    ndim = len(model.axes)
+    initial = _initial(top.table("initial"), ndim)
+    grid_t = top.table("grid")
+    bounds = _bounds(grid_t, ndim)
+    cells = _cells(grid_t, ndim)
+    grid_t.done()
+
+    time_t = top.table("time")
+    end = time_t.number("end", positive=True)
+    snapshots = time_t.integer("snapshots", 11, minimum=2)
+    dt = time_t.number("dt", None, positive=True) if time_t.has("dt") else None
+    time_t.done()
+
+    solvers = _solvers(top)
+    out_t = top.table("output", required=False)
+    output_dir = Path(out_t.string("dir", f"runs/{name}"))
+    out_t.done()
+    top.done()
+    return Case(name, description, model, target, data, weight_decay, temperature, initial,
+                bounds, cells, end, snapshots, dt, solvers, output_dir, source, copy.deepcopy(doc))
+
+
+def _two_layer_model(t: Table) -> ModelSpec:
+    activation = t.string("activation", "tanh", choices=ACTIVATIONS)
+    bias = t.boolean("bias", False)
+    d = t.integer("input_dim", 1, minimum=1)
+    ws = ("w",) if d == 1 else tuple(f"w{i + 1}" for i in range(d))
+    axes = ("a", *ws, *(("b",) if bias else ()))
+    train_raw = t.raw("train", list(dict.fromkeys(a if a[0] != "w" else "w" for a in axes)))
+    if not isinstance(train_raw, list) or not all(isinstance(v, str) for v in train_raw) or not train_raw:
+        raise t.error("train", f"must be a non-empty list of axis names, got {train_raw!r}")
+    train = []
+    for name in train_raw:
+        expanded = ws if name == "w" else (name,)
+        if not set(expanded) <= set(axes):
+            raise t.error("train", f"unknown axis {name!r} (axes are {', '.join(axes)})")
+        train.extend(expanded)
+    for absent in ("axes", "potential", "interaction"):
+        if t.has(absent):
+            raise t.error(absent, "only potential models have this key")
+    return ModelSpec("two_layer", axes, activation, bias, d, tuple(a for a in axes if a in train))
+
+
+def _potential_model(t: Table) -> ModelSpec:
+    axes = t.raw("axes")
+    if (not isinstance(axes, list) or not 1 <= len(axes) or not all(isinstance(a, str) and a.isidentifier()
+                                                                   for a in axes)):
+        raise t.error("axes", f"must be a non-empty list of names, got {axes!r}")
+    if len(set(axes)) != len(axes) or {"r", "pi"} & set(axes):
+        raise t.error("axes", "names must be distinct and not 'r' or 'pi'")
+    potential = t.string("potential", "0")
+    _check_expression(t, "potential", potential, axes)
+    interaction = t.string("interaction", None) if t.has("interaction") else None
+    if interaction is not None:
+        _check_expression(t, "interaction", interaction, ["r"])
+    for absent in ("activation", "bias", "input_dim", "train"):
+        if t.has(absent):
+            raise t.error(absent, "only two_layer models have this key")
+    return ModelSpec("potential", tuple(axes), train=tuple(axes), potential=potential, interaction=interaction)
+
+
+def _check_expression(t: Table, key: str, text: str, variables) -> None:
+    try:
+        parse_expression(text, variables)
+    except ExpressionError as exc:
+        raise t.error(key, f"cannot parse {text!r}: {exc}") from None
+
+
+def _target(t: Table, model: ModelSpec) -> TargetSpec:
+    d = model.input_dim
+    if t.has("neurons") == t.has("expression"):
+        raise t.error("neurons", "give exactly one of 'neurons' and 'expression'")
+    if t.has("expression"):
+        text = t.string("expression")
+        xs = ["x"] if d == 1 else [f"x{i + 1}" for i in range(d)]
+        _check_expression(t, "expression", text, xs)
+        t.done()
+        return TargetSpec(expression=text)
+    raw = t.raw("neurons")
+    if not isinstance(raw, list) or not raw:
+        raise t.error("neurons", "must be a non-empty list of tables {a, w, b}")
+    neurons = []
+    for i, item in enumerate(raw):
+        n = Table(item, t.source, f"{t.key('neurons')}[{i}]")
+        a = n.number("a")
+        w = n.numbers("w", length=d)
+        b = n.number("b", 0.0)
+        if b != 0.0 and not model.bias:
+            raise n.error("b", "the model has bias = false, so teacher neurons have no b")
+        n.done()
+        neurons.append({"a": a, "w": tuple(w), "b": b})
+    t.done()
+    return TargetSpec(neurons=tuple(neurons))
+
+
+def _data(t: Table, base_dir: Path) -> DataSpec:
+    if t.has("file"):
+        dist = t.string("distribution", "file", choices=("file", "samples"))
+        file = base_dir / t.string("file")
+        if not file.is_file():
+            raise t.error("file", f"no such file: {file}")
+        t.done()
+        return DataSpec(distribution="file", file=file)
+    dist = t.string("distribution", "uniform", choices=("uniform", "gaussian", "samples"))
+    spec = DataSpec(distribution=dist)
+    low, high = t.number("low", spec.low), t.number("high", spec.high)
+    if not low < high:
+        raise t.error("high", f"must exceed low ({low:g}), got {high:g}")
+    mean, std = t.number("mean", spec.mean), t.number("std", spec.std, positive=True)
+    nodes = t.integer("nodes", spec.nodes, minimum=1)
+    samples = t.integer("samples", spec.samples, minimum=1)
+    seed = t.integer("seed", 0, minimum=0)
+    sampler = t.string("sampler", "uniform", choices=("uniform", "gaussian"))
+    t.done()
+    return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler)
+
+
+def _file_has_y(path: Path) -> bool:
+    header = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    return bool(header) and "y" in [c.strip() for c in header[0].split(",")]
+
+
+def _initial(t: Table, ndim: int) -> InitialSpec:
+    dist = t.string("distribution", "gaussian", choices=("gaussian", "uniform", "mixture"))
+    if dist == "uniform":
+        t.done()
+        return InitialSpec("uniform")
+    if dist == "gaussian":
+        comp = (1.0, tuple(t.numbers("mean", ndim)), tuple(t.numbers("std", ndim, positive=True)))
+        t.done()
+        return InitialSpec("gaussian", (comp,))
+    raw = t.raw("components")
+    if not isinstance(raw, list) or not raw:
+        raise t.error("components", "must be a non-empty list of tables {weight, mean, std}")
+    comps = []
+    for i, item in enumerate(raw):
+        c = Table(item, t.source, f"{t.key('components')}[{i}]")
+        comps.append((c.number("weight", positive=True), tuple(c.numbers("mean", ndim)),
+                      tuple(c.numbers("std", ndim, positive=True))))
+        c.done()
+    t.done()
+    total = sum(c[0] for c in comps)
+    return InitialSpec("mixture", tuple((w / total, m, s) for w, m, s in comps))
+
+
+def _bounds(t: Table, ndim: int) -> tuple[tuple[float, float], ...]:
+    raw = t.raw("bounds")
+    if not isinstance(raw, list) or len(raw) != ndim:
+        raise t.error("bounds", f"must be a list of {ndim} [low, high] pairs (one per axis), got {raw!r}")
+    bounds = []
+    for i, pair in enumerate(raw):
+        key = f"bounds[{i}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise t.error(key, f"must be a [low, high] pair, got {pair!r}")
+        lo, hi = (check_float(v, t.error, key) for v in pair)
+        if not lo < hi:
+            raise t.error(key, f"low ({lo:g}) must be below high ({hi:g})")
+        bounds.append((lo, hi))
+    return tuple(bounds)
+
+
+def _cells(t: Table, ndim: int) -> tuple[int, ...]:
+    raw = t.raw("cells")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw] * ndim
+    if not isinstance(raw, list) or len(raw) != ndim:
+        raise t.error("cells", f"must be a list of {ndim} integers (one per axis), got {raw!r}")
+    for n in raw:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise t.error("cells", f"must be positive integers, got {n!r}")
+    if math.prod(raw) > 2**31:
+        raise t.error("cells", f"{raw} is too many cells")
+    return tuple(raw)
+
+
+def _solvers(top: Table) -> tuple[SolverSpec, ...]:
+    if top.has("solver") and top.has("solvers"):
+        raise top.error("solvers", "give either [solver] or [[solvers]], not both")
+    if top.has("solvers"):
+        raw = top.raw("solvers")
+        if not isinstance(raw, list) or not raw:
+            raise top.error("solvers", "must be a non-empty list of solver tables")
+        tables = [(item, f"solvers[{i}]") for i, item in enumerate(raw)]
+    else:
+        tables = [(top.raw("solver", {"kind": "fv"}), "solver")]
+    specs = []
+    for item, key in tables:
+        t = Table(item, top.source, key)
+        kind = t.string("kind", "fv", choices=SOLVER_KINDS)
+        options = read_options(kind, t)
+        t.done()
+        specs.append(SolverSpec(kind, options, {k: v for k, v in item.items() if k != "kind"}))
+    kinds = [s.kind for s in specs]
+    if len(set(kinds)) != len(kinds):
+        raise fail(top.source, "solvers", f"each solver kind may appear once (got {', '.join(kinds)})")
+    return tuple(specs)

@@ -1,0 +1,122 @@
+"""The `gflow` command line: run, info (compare and plot live in postprocess/).
+
+Exit status: 0 success, 2 bad input (case file, arguments, unreadable snapshot), 1 other
+failure. Bad input prints one line, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gflow.errors import InputError, RunError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gflow", description="Wasserstein gradient flows of wide networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a case file with its solvers")
+    run.add_argument("case", help="case file (TOML)")
+    run.add_argument("-o", "--output", help="output directory (default: the case's [output].dir)")
+    run.add_argument("--solver", help="run only these solver kinds, comma-separated")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a case key (dotted path; value parsed as TOML); repeatable")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar (default: only on a terminal)")
+    run.set_defaults(func=cmd_run)
+
+    info = sub.add_parser("info", help="summarise a snapshot file")
+    info.add_argument("run", help="snapshot file (.h5)")
+    info.set_defaults(func=cmd_info)
+
+    for register in _postprocess_commands():
+        register(sub)
+    return parser
+
+
+def _postprocess_commands():
+    """Subcommand registrations from postprocess/, imported only when present."""
+    try:
+        from postprocess.commands import REGISTER
+    except ImportError:
+        return ()
+    return REGISTER
+
+
+def cmd_run(args) -> int:
+    from gflow.case import load_case
+    from gflow.problem import build_problem
+    from gflow.runloop import run
+    from gflow.snapshots import SnapshotWriter
+    from solvers import make_stepper
+
+    kinds = [k.strip() for k in args.solver.split(",")] if args.solver else None
+    case = load_case(args.case, args.set, kinds)
+    problem = build_problem(case)
+    out_dir = Path(args.output) if args.output else case.output_dir
+    times = np.linspace(0.0, case.end, case.snapshots)
+    written = []
+    for spec in case.solvers:
+        try:
+            stepper = make_stepper(spec.kind, problem, spec.options)
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"{case.source}: solver {spec.kind}: {exc.args[0]}") from None
+        path = out_dir / f"{spec.kind}.h5"
+        coords = problem.grid.centres
+        writer = SnapshotWriter(path, case_text=case.text_for(spec), solver=spec.kind, axes=case.axes,
+                                coordinates=coords, n_particles=None if stepper.weights is None else len(stepper.weights),
+                                weights=stepper.weights, extras=stepper.extra_names())
+        summary = run(stepper, times, writer, case.dt, args.progress, label=f"{case.name} [{spec.kind}]")
+        print(summary.line(spec.kind, stepper.summary()))
+        written.append(path)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from gflow.snapshots import read_run
+
+    run = read_run(args.run)
+    shape = " x ".join(str(len(c)) for c in run.coordinates)
+    print(f"file     {run.path}")
+    print(f"solver   {run.solver}   gflow {run.attrs.get('gflow_version', '?')}   "
+          f"format {run.attrs.get('format_version', '?')}")
+    first = run.case_text.splitlines()
+    name = next((line.split("=", 1)[1].strip() for line in first if line.startswith("name")), "?")
+    print(f"case     {name}")
+    bounds = ", ".join(f"{a} in [{c[0]:.4g}, {c[-1]:.4g}]" for a, c in zip(run.axes, run.coordinates))
+    print(f"grid     {shape} cells; {bounds} (centres)")
+    if run.has_particles:
+        print(f"particles {len(run.weights)}")
+    if len(run.time) == 0:
+        print("times    none written")
+        return 0
+    print(f"times    {len(run.time)} snapshots, t = {run.time[0]:.6g} .. {run.time[-1]:.6g}")
+    print(f"risk     {run.risk[0]:.6g} -> {run.risk[-1]:.6g}")
+    print(f"energy   {run.energy[0]:.6g} -> {run.energy[-1]:.6g}")
+    print(f"mass     {run.mass[0]:.15g} -> {run.mass[-1]:.15g}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"gflow: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"gflow: run stopped: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gflow: interrupted; snapshots written so far are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

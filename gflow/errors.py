@@ -1,0 +1,12 @@
+"""The two kinds of failure a user sees, so the command line can map them to exit codes."""
+
+
+class InputError(Exception):
+    """Bad input (case file, argument, snapshot file): one line, exit status 2.
+
+    The message already names the file and the key; it is printed as it is.
+    """
+
+
+class RunError(Exception):
+    """A run that had to stop (blow-up, broken invariant): one line, exit status 1."""

@@ -1,0 +1,118 @@
+"""Typed, one-line-error reading of TOML tables.
+
+Every case-file value goes through `Table`: it checks the type, the range and that no
+unknown key is left over, and every failure names the file, the dotted key and the
+problem in one line (an `InputError`), so a bad case stops before any work.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from gflow.errors import InputError
+
+_MISSING = object()
+
+
+def fail(source: str, key: str, problem: str) -> InputError:
+    return InputError(f"{source}: {key}: {problem}")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Table:
+    """A TOML table being read; `done()` refuses any key nobody asked for."""
+
+    def __init__(self, data: Any, source: str, path: str):
+        if not isinstance(data, dict):
+            raise fail(source, path, f"must be a table, got {_describe(data)}")
+        self.data, self.source, self.path = data, source, path
+        self._used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str) -> InputError:
+        return fail(self.source, self.key(name), problem)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str, default: Any = _MISSING) -> Any:
+        self._used.add(name)
+        if name in self.data:
+            return self.data[name]
+        if default is _MISSING:
+            raise self.error(name, "missing value")
+        return default
+
+    def table(self, name: str, required: bool = True) -> Table:
+        value = self.raw(name, _MISSING if required else {})
+        return Table(value, self.source, self.key(name))
+
+    def string(self, name: str, default: Any = _MISSING, choices: tuple[str, ...] | None = None) -> str:
+        value = self.raw(name, default)
+        if not isinstance(value, str):
+            raise self.error(name, f"must be a string, got {_describe(value)}")
+        if choices is not None and value not in choices:
+            raise self.error(name, f"unknown value {value!r} (expected one of: {', '.join(choices)})")
+        return value
+
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {_describe(value)}")
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> int:
+        value = self.raw(name, default)
+        return check_int(value, self.error, name, minimum)
+
+    def number(self, name: str, default: Any = _MISSING, minimum: float | None = None,
+               positive: bool = False) -> float:
+        value = self.raw(name, default)
+        return check_float(value, self.error, name, minimum, positive)
+
+    def numbers(self, name: str, length: int | None = None, default: Any = _MISSING,
+                positive: bool = False) -> list[float]:
+        """A list of numbers; a single number is broadcast to `length`."""
+        value = self.raw(name, default)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and length is not None:
+            value = [value] * length
+        if not isinstance(value, list):
+            raise self.error(name, f"must be a list of numbers, got {_describe(value)}")
+        if length is not None and len(value) != length:
+            raise self.error(name, f"has {len(value)} entries, expected {length} (one per axis)")
+        return [check_float(v, self.error, name, None, positive) for v in value]
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self._used)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+def check_float(value: Any, error: Callable[[str, str], InputError], name: str,
+                minimum: float | None = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise error(name, f"must be a number, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise error(name, f"must be finite, got {value}")
+    if positive and value <= 0:
+        raise error(name, f"must be positive, got {value:g}")
+    if minimum is not None and value < minimum:
+        raise error(name, f"must be at least {minimum:g}, got {value:g}")
+    return value
+
+
+def check_int(value: Any, error: Callable[[str, str], InputError], name: str,
+              minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(name, f"must be an integer, got {_describe(value)}")
+    if minimum is not None and value < minimum:
+        raise error(name, f"must be at least {minimum}, got {value}")
+    return value

@@ -1,0 +1,88 @@
+"""The keys each solver kind accepts in its `[solver]` table, with types and defaults.
+
+Kept beside the case-file reader (not in `solvers/`) because it is part of the case-file
+contract: a typo in any solver key must stop the run before any solver is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gflow.schema import Table
+
+
+@dataclass(frozen=True)
+class Option:
+    kind: str                      # "int" | "float" | "choice" | "bool"
+    default: Any
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    positive: bool = False
+    doc: str = ""
+
+
+def _int(default, minimum=0, doc=""):
+    return Option("int", default, minimum=minimum, doc=doc)
+
+
+def _float(default, positive=True, minimum=None, doc=""):
+    return Option("float", default, positive=positive, minimum=minimum, doc=doc)
+
+
+def _choice(default, *choices, doc=""):
+    return Option("choice", default, choices=choices, doc=doc)
+
+
+_PARTICLE_INIT = {
+    "particles": _int(10000, 1, "number of particles m"),
+    "seed": _int(0, 0, "seed of the initial draw, minibatches and noise"),
+    "init": _choice("random", "random", "quadrature", doc="random draws or quadrature nodes"),
+    "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles"),
+}
+
+#: kind -> key -> Option. `kind` itself is read by the case reader.
+SOLVER_OPTIONS: dict[str, dict[str, Option]] = {
+    "fv": {
+        "theta": _float(2.0, minimum=1.0, doc="generalised minmod limiter parameter, 1..2"),
+        "cfl": _float(0.8, doc="fraction of the positivity-preserving step"),
+    },
+    "fipy": {
+        "sweeps": _int(8, 1, "maximum sweeps per step to refresh the nonlocal V"),
+        "tolerance": _float(1e-8, doc="sweep residual tolerance"),
+        "cfl": _float(5.0, doc="step as a multiple of the explicit CFL step"),
+    },
+    "spectral": {
+        "filter": _choice("exponential", "exponential", "dealias", "none"),
+        "cfl": _float(0.5, doc="fraction of the advective stability step"),
+        "threads": _int(0, 0, "FFTW threads; 0: all available cores"),
+    },
+    "particle": {
+        **_PARTICLE_INIT,
+        "batch": _int(0, 0, "data points per step (SGD); 0: full batch"),
+        "integrator": _choice("euler", "euler", "rk4", "adaptive"),
+        "scaling": _choice("mean_field", "mean_field", "conventional"),
+        "tolerance": _float(1e-6, doc="error tolerance of the adaptive integrator"),
+        "lr": _float(0.05, doc="step (learning rate) when the case gives no dt"),
+    },
+    "blob": {
+        **_PARTICLE_INIT,
+        "particles": _int(4096, 1, "number of blobs m"),
+        "epsilon": _float(0.0, positive=False, minimum=0.0, doc="mollifier variance; 0: from m"),
+        "cutoff": _float(4.0, doc="mollifier truncation radius in units of sqrt(epsilon)"),
+    },
+}
+
+
+def read_options(kind: str, table: Table) -> dict[str, Any]:
+    """Read and check one solver table's keys, filling defaults."""
+    options = {}
+    for name, opt in SOLVER_OPTIONS[kind].items():
+        if opt.kind == "int":
+            options[name] = table.integer(name, opt.default, minimum=opt.minimum)
+        elif opt.kind == "float":
+            options[name] = table.number(name, opt.default, minimum=opt.minimum, positive=opt.positive)
+        elif opt.kind == "bool":
+            options[name] = table.boolean(name, opt.default)
+        else:
+            options[name] = table.string(name, opt.default, choices=opt.choices)
+    return options

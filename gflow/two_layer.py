@@ -1,0 +1,117 @@
+"""The mean-field two-layer network: V, grad V, risk and energy for a weighted set of neurons.
+
+For neurons u = (a, w, b) with weights q_j (a density's quadrature weights, or 1/m for
+particles) the network is f(x) = sum_j q_j a_j sigma(w_j.x + b_j) and
+
+    R   = 1/2 E_x (f - f*)^2,
+    V(u) = a g(w, b) + lam |u|^2 / 2,    g(w, b) = E_x[r(x) sigma(w.x + b)],   r = f - f*,
+
+with the exact gradient dV/da = g + lam a, dV/dw = a E_x[r sigma'(w.x + b) x] + lam w,
+dV/db = a E_x[r sigma'(w.x + b)] + lam b (BACKGROUND.md, "The same computation, cheaply").
+Frozen axes (not in `train`) get zero velocity: `train = ["a"]` is the random-feature model.
+
+This module evaluates these on any point set in chunks of neurons, so memory stays bounded
+for millions of particles; `gflow.two_layer_grid` holds the separable grid fast path.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from gflow.activations import ACTIVATIONS
+from gflow.case import ModelSpec
+from gflow.data import DataMeasure
+
+#: neurons per chunk: keeps each (chunk, M) temporary near a few tens of MB
+CHUNK = 1 << 15
+
+
+class TwoLayerModel:
+    """V and its gradient for u = (a, w_1..w_d[, b]) with a fixed data measure."""
+
+    kind = "two_layer"
+
+    def __init__(self, spec: ModelSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
+                 weight_decay: float = 0.0, temperature: float = 0.0):
+        self.spec = spec
+        self.axes = spec.axes
+        self.input_dim = spec.input_dim
+        self.bias = spec.bias
+        self.sigma, self.dsigma = ACTIVATIONS[spec.activation]
+        self.x, self.p = data.x, data.p
+        self.target = target
+        self.y = data.y if data.y is not None else target(data.x)
+        self.weight_decay = weight_decay
+        self.temperature = temperature
+        #: trained[i] says whether axis i moves
+        self.trained = np.array([a in spec.train for a in spec.axes])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    def _preactivation(self, u: np.ndarray, x: np.ndarray) -> np.ndarray:
+        z = u[:, 1:1 + self.input_dim] @ x.T
+        if self.bias:
+            z += u[:, -1:]
+        return z
+
+    def network(self, u: np.ndarray, q: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        """f(x) = sum_j q_j a_j sigma(w_j.x + b_j) at the data nodes (or at the given x)."""
+        x = self.x if x is None else x
+        f = np.zeros(len(x))
+        for s in range(0, len(u), CHUNK):
+            uc = u[s:s + CHUNK]
+            f += (q[s:s + CHUNK] * uc[:, 0]) @ self.sigma(self._preactivation(uc, x))
+        return f
+
+    def residual(self, u: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return self.network(u, q) - self.y
+
+    def risk_from_residual(self, r: np.ndarray) -> float:
+        return 0.5 * float(self.p @ (r * r))
+
+    def risk(self, u: np.ndarray, q: np.ndarray) -> float:
+        return self.risk_from_residual(self.residual(u, q))
+
+    def potential(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """V at the points u, given the residual r of the current density."""
+        pr = self.p * r
+        out = np.empty(len(u))
+        for s in range(0, len(u), CHUNK):
+            uc = u[s:s + CHUNK]
+            out[s:s + CHUNK] = uc[:, 0] * (self.sigma(self._preactivation(uc, self.x)) @ pr)
+        return out + 0.5 * self.weight_decay * np.einsum("ij,ij->i", u, u)
+
+    def gradient(self, u: np.ndarray, r: np.ndarray, p: np.ndarray | None = None,
+                 x: np.ndarray | None = None) -> np.ndarray:
+        """grad V at the points u (all axes, frozen ones included), shape (n, D).
+
+        `p` and `x` replace the data weights and nodes (a minibatch, say); r must match them.
+        """
+        p = self.p if p is None else p
+        x = self.x if x is None else x
+        pr = p * r
+        # columns: E[r sigma' x_k] for each input coordinate, then E[r sigma'] for the bias
+        moments = np.concatenate([x * pr[:, None], pr[:, None]], axis=1)
+        d = self.input_dim
+        grad = np.empty_like(u)
+        for s in range(0, len(u), CHUNK):
+            uc = u[s:s + CHUNK]
+            z = self._preactivation(uc, x)
+            a = uc[:, :1]
+            grad[s:s + CHUNK, 0] = self.sigma(z) @ pr
+            dm = self.dsigma(z) @ moments
+            grad[s:s + CHUNK, 1:1 + d] = a * dm[:, :d]
+            if self.bias:
+                grad[s:s + CHUNK, -1] = a[:, 0] * dm[:, d]
+        return grad + self.weight_decay * u
+
+    def velocity(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """-grad V with frozen axes held still."""
+        return -self.gradient(u, r) * self.trained
+
+    def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
+        """R + lam/2 int |u|^2 rho (the entropy part is the discretisation's business)."""
+        return risk + 0.5 * self.weight_decay * float(q @ np.einsum("ij,ij->i", u, u))

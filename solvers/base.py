@@ -1,0 +1,56 @@
+"""The one small interface every solver implements: make a stepper, the run loop drives it.
+
+A stepper owns its discrete state (a grid density, particles, ...). The run loop
+(`gflow.runloop`) asks it to `step` no further than a given time, and to `observe` the
+quantities a snapshot stores; snapshots, progress and checks never live in a solver.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class Observation:
+    """What one snapshot stores (SPEC.md): the density on the case grid and its functionals."""
+
+    density: np.ndarray
+    risk: float
+    energy: float
+    mass: float
+    positions: np.ndarray | None = None
+    #: solver-specific per-snapshot numbers, stored as extra datasets of shape (T,)
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class Stepper(ABC):
+    """Advance one discretisation of d_t rho = div(rho grad V[rho]) + T lap rho."""
+
+    kind: ClassVar[str]
+    #: a conserving scheme's mass may not drift beyond round-off (the run loop checks it)
+    conserves_mass: ClassVar[bool] = True
+    #: per-particle weights for Lagrangian solvers, else None
+    weights: np.ndarray | None = None
+
+    def __init__(self, problem, options: dict[str, Any]):
+        self.problem = problem
+        self.options = options
+
+    @abstractmethod
+    def step(self, dt_max: float) -> float:
+        """Advance by at most dt_max (less where stability demands); return the step taken."""
+
+    @abstractmethod
+    def observe(self) -> Observation:
+        """The current snapshot quantities."""
+
+    def extra_names(self) -> tuple[str, ...]:
+        """Names of the per-snapshot extras `observe` reports."""
+        return ()
+
+    def summary(self) -> str:
+        """Solver-specific words for the end-of-run line (e.g. sweeps, rejections)."""
+        return ""
