@@ -1,0 +1,61 @@
+"""Shared test helpers: small cases as TOML text, and the SPEC.md snapshot checker."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKER = ROOT.parent / "shared" / "tools" / "check_snapshot.py"
+
+
+def check_snapshot(path) -> None:
+    """Assert that a snapshot file passes ../shared/tools/check_snapshot.py."""
+    assert CHECKER.is_file(), f"snapshot checker not found at {CHECKER}"
+    result = subprocess.run([sys.executable, str(CHECKER), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_gflow(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """Run the command line in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "gflow.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def write_case(tmp_path):
+    """Write TOML text to tmp_path/NAME.toml and return the path."""
+    def write(text: str, name: str = "case") -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        return path
+    return write
+
+
+TWO_LAYER_2D = """
+name = "small"
+[model]
+kind = "two_layer"
+activation = "tanh"
+[target]
+neurons = [{ a = 1.5, w = 2.0 }]
+[data]
+nodes = 16
+[initial]
+distribution = "gaussian"
+mean = [0.0, 0.0]
+std = [0.5, 0.8]
+[grid]
+bounds = [[-4.0, 4.0], [-5.0, 5.0]]
+cells = [32, 32]
+[time]
+end = 1.0
+snapshots = 3
+"""
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
