@@ -123,10 +123,10 @@ def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML: {exc}") from None
-    for item in overrides:
-        apply_override(doc, item, source)
     if solver_kinds is not None:
         select_solvers(doc, solver_kinds, source)
+    for item in overrides:
+        apply_override(doc, item, source)
     return parse_case(doc, source, base_dir or Path("."), stem)
 
 
@@ -147,9 +147,12 @@ def apply_override(doc: dict, item: str, source: str) -> None:
     value = parse_override_value(value_text.strip())
     parts = key.split(".")
     if parts[0] == "solver" and "solvers" in doc and len(parts) > 1:
-        targets = doc["solvers"] if isinstance(doc["solvers"], list) else []
+        # `solver.X` reaches every listed solver whose kind has the key X
+        tables = doc["solvers"] if isinstance(doc["solvers"], list) else []
+        targets = [t for t in tables if isinstance(t, dict)
+                   and (len(parts) > 2 or parts[1] in SOLVER_OPTIONS.get(t.get("kind", "fv"), {}))]
         if not targets:
-            raise InputError(f"--set {item}: the case has no solver table to set")
+            raise InputError(f"--set {item}: no solver of this case has the key {parts[1]!r}")
         for table in targets:
             _set_path(table, parts[1:], value, item)
         return
