@@ -16,7 +16,8 @@ from gflow.fft import RealFFT
 from grids import CartesianGrid
 
 _FAR_NODES = 2      # Gauss-Legendre nodes per axis away from the singularity (4th order)
-_NEAR_NODES = 10    # next to it
+_NEAR_NODES = 10    # within _NEAR_CELLS of it, where the 2-node rule would lose digits
+_NEAR_CELLS = 3
 _CORNER_NODES = 6   # in the geometric refinement towards r = 0
 _CORNER_LEVELS = 40
 
@@ -60,7 +61,7 @@ def kernel_cell_integrals(kernel: Callable[[np.ndarray], np.ndarray], spacing: n
     k = np.stack([o.ravel() for o in offsets], axis=1)
     lows = (k - 0.5) * spacing
     widths = np.tile(spacing, (len(k), 1))
-    near = np.abs(k).max(axis=1) <= 1
+    near = np.abs(k).max(axis=1) <= _NEAR_CELLS
     values = np.empty(len(k))
     with np.errstate(divide="ignore", invalid="ignore"):
         values[~near] = _box_integral(kernel, lows[~near], widths[~near], _FAR_NODES)
