@@ -100,6 +100,8 @@ class Case:
         """The case as TOML with only `solver`: enough to rebuild this one run."""
         doc = {k: v for k, v in self.document.items() if k not in ("solver", "solvers")}
         doc["solver"] = dict(solver.table, kind=solver.kind)
+        if self.data.file is not None:   # the file must be found again from anywhere
+            doc["data"] = dict(doc["data"], file=str(self.data.file.resolve()))
         return tomli_w.dumps(doc)
 
 
