@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import expit
 
 Array = np.ndarray
 
@@ -22,8 +21,13 @@ def _tanh_prime(z: Array) -> Array:
     return 1.0 - t * t
 
 
+def _sigmoid(z: Array) -> Array:
+    # the tanh form never overflows, unlike 1 / (1 + exp(-z)) (and spares importing scipy.special)
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
 def _sigmoid_prime(z: Array) -> Array:
-    s = expit(z)
+    s = _sigmoid(z)
     return s * (1.0 - s)
 
 
@@ -39,7 +43,7 @@ def _minus_sin(z: Array) -> Array:
 ACTIVATIONS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]] = {
     "relu": (_relu, _relu_prime),
     "tanh": (np.tanh, _tanh_prime),
-    "sigmoid": (expit, _sigmoid_prime),
+    "sigmoid": (_sigmoid, _sigmoid_prime),
     "linear": (np.asarray, _one),
     "cos": (np.cos, _minus_sin),
 }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from gflow.case import ModelSpec
-from gflow.convolution import GridConvolution
 from gflow.expr import parse_expression
 from gflow.two_layer_grid import entropy
 from grids import CartesianGrid
@@ -103,7 +102,11 @@ class PotentialGridOperator:
             face_shape[axis] += 1
             v = -(np.broadcast_to(model.grad_P[axis](*fm), face_shape) + self.lam * fm[axis])
             self.external_faces.append(np.ascontiguousarray(v))
-        self.convolve = GridConvolution(model.W, grid, threads) if model.W is not None else None
+        self.convolve = None
+        if model.W is not None:
+            from gflow.convolution import GridConvolution   # pyFFTW loads only when needed
+            self.convolve = GridConvolution(model.W, grid, threads)
+        self.external_centres: list[np.ndarray] | None = None   # built on first `centre_velocities`
 
     def interaction(self, rho: np.ndarray) -> np.ndarray | None:
         return self.convolve(rho) if self.convolve is not None else None
@@ -126,6 +129,23 @@ class PotentialGridOperator:
             out.append(v)
         return out
 
+    def centre_velocities(self, rho: np.ndarray) -> list[np.ndarray]:
+        """-dV/du_k at the cell centres: exact -grad P - lam u, minus grad(W * rho).
+
+        W * rho is smooth but not periodic on the box, so its gradient is a fourth-order
+        central difference (second-order one-sided in the two cells next to each edge).
+        """
+        if self.external_centres is None:
+            mesh = self.grid.mesh()
+            self.external_centres = [np.ascontiguousarray(np.broadcast_to(
+                -(self.model.grad_P[k](*mesh) + self.lam * mesh[k]), self.grid.shape))
+                for k in range(self.grid.ndim)]
+        conv = self.interaction(rho)
+        if conv is None:
+            return self.external_centres
+        return [ext - _derivative(conv, k, h) for k, (ext, h) in enumerate(zip(self.external_centres,
+                                                                              self.grid.spacing))]
+
     def risk(self, rho: np.ndarray) -> float:
         vol = self.grid.cell_volume
         risk = float((self.P * rho).sum()) * vol
@@ -141,3 +161,12 @@ class PotentialGridOperator:
         if self.temperature > 0:
             energy += self.temperature * entropy(rho, vol)
         return energy
+
+
+def _derivative(f: np.ndarray, axis: int, h: float) -> np.ndarray:
+    """df/du along `axis`: fourth-order central inside, second order in the two edge cells."""
+    d = np.gradient(f, h, axis=axis, edge_order=2)
+    if f.shape[axis] >= 5:
+        g = np.moveaxis(f, axis, 0)
+        np.moveaxis(d, axis, 0)[2:-2] = (g[:-4] - 8.0 * g[1:-3] + 8.0 * g[3:-1] - g[4:]) / (12.0 * h)
+    return d
