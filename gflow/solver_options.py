@@ -45,11 +45,14 @@ SOLVER_OPTIONS: dict[str, dict[str, Option]] = {
     "fv": {
         "theta": _float(2.0, minimum=1.0, doc="generalised minmod limiter parameter, 1..2"),
         "cfl": _float(0.8, doc="fraction of the positivity-preserving step"),
+        "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the plain numpy path"),
     },
     "fipy": {
         "sweeps": _int(8, 1, "maximum sweeps per step to refresh the nonlocal V"),
         "tolerance": _float(1e-8, doc="sweep residual tolerance"),
         "cfl": _float(5.0, doc="step as a multiple of the explicit CFL step"),
+        "convection": _choice("exponential", "exponential", "upwind", doc="FiPy convection term"),
+        "linear_solver": _choice("lu", "lu", "bicgstab", doc="FiPy (SciPy) linear solver"),
     },
     "spectral": {
         "filter": _choice("exponential", "exponential", "dealias", "none"),

@@ -36,6 +36,7 @@ class TwoLayerGridOperator:
                 k = axis - 1
                 self.face_features[axis] = ds * model.x[:, k] if k < model.input_dim else ds
         self.radius2 = sum(c**2 for c in grid.mesh())
+        self._centre_features: dict[int, np.ndarray] = {}   # built on first `centre_velocities`
 
     def _preactivation(self, coords: list[np.ndarray]) -> np.ndarray:
         """w.x + b for all (w, b) in the product of `coords`, shape (N, M)."""
@@ -51,8 +52,11 @@ class TwoLayerGridOperator:
         return np.tensordot(self.a * self.da, rho, axes=(0, 0))
 
     def residual(self, rho: np.ndarray) -> np.ndarray:
-        m1 = self.a_moment(rho).ravel() * self.wb_volume
-        return m1 @ self.features - self.model.y
+        return self.residual_from_moment(self.a_moment(rho))
+
+    def residual_from_moment(self, m1: np.ndarray) -> np.ndarray:
+        """r = f - f* from the a-moment m1(w, b) = sum_a a rho da: f depends on rho only through it."""
+        return (m1.ravel() * self.wb_volume) @ self.features - self.model.y
 
     def risk(self, rho: np.ndarray) -> float:
         return self.model.risk_from_residual(self.residual(rho))
@@ -66,24 +70,69 @@ class TwoLayerGridOperator:
         g = self.g(self.model.p * self.residual(rho))
         return self.a.reshape(-1, *[1] * len(self.wb_shape)) * g + 0.5 * self.lam * self.radius2
 
+    def velocity_factors(self, m1: np.ndarray):
+        """The separable pieces of the face velocities, from the a-moment m1.
+
+        v_0 = -(G + L_0(a_face)) along a, and v_k = -(a H_k + L_k(u_k face)) along the other
+        axes, with G = g(w, b), H_k = E_x[r sigma'(w.x + b) x_k] at the faces of axis k and
+        L_k = lam * (face coordinate). Frozen axes get zero factors. Returns
+        (G, L_0, [(H_k, L_k) for k = 1..D-1]), arrays of size N_wb or n_k + 1 only.
+        """
+        grid, lam = self.grid, self.lam
+        pr = self.model.p * self.residual_from_moment(m1)
+        if self.model.trained[0]:
+            G, L0 = self.g(pr), lam * grid.faces[0]
+        else:
+            G, L0 = np.zeros(self.wb_shape), np.zeros(grid.shape[0] + 1)
+        rest = []
+        for axis in range(1, grid.ndim):
+            face_shape = list(self.wb_shape)
+            face_shape[axis - 1] += 1
+            if axis in self.face_features:
+                rest.append(((self.face_features[axis] @ pr).reshape(face_shape), lam * grid.faces[axis]))
+            else:
+                rest.append((np.zeros(face_shape), np.zeros(grid.shape[axis] + 1)))
+        return G, L0, rest
+
     def face_velocities(self, rho: np.ndarray) -> list[np.ndarray | None]:
         """-dV/du_k on the faces normal to each axis k (None for frozen axes).
 
         Entry k has the grid's shape with n_k + 1 along axis k (boundary faces included).
         """
+        D = self.grid.ndim
+        G, L0, rest = self.velocity_factors(self.a_moment(rho))
+        out: list[np.ndarray | None] = [None] * D
+        if self.model.trained[0]:
+            out[0] = -(G + L0.reshape(-1, *[1] * (D - 1)))
+        a = self.a.reshape(-1, *[1] * (D - 1))
+        for axis, (H, L) in enumerate(rest, start=1):
+            if self.model.trained[axis]:
+                shape = [1] * D
+                shape[axis] = -1
+                out[axis] = -(a * H + L.reshape(shape))
+        return out
+
+    def centre_velocities(self, rho: np.ndarray) -> list[np.ndarray | None]:
+        """-dV/du_k at the cell centres (None for frozen axes), each of the grid's shape.
+
+        The same exact derivatives as `face_velocities`, evaluated at the centres (for
+        schemes that need the velocity where the density lives, e.g. pseudo-spectral).
+        """
         grid, lam = self.grid, self.lam
         pr = self.model.p * self.residual(rho)
+        a = self.a.reshape(-1, *[1] * len(self.wb_shape))
         out: list[np.ndarray | None] = [None] * grid.ndim
         if self.model.trained[0]:
-            a_faces = grid.faces[0].reshape(-1, *[1] * len(self.wb_shape))
-            out[0] = -(self.g(pr) + lam * a_faces)
-        for axis, feats in self.face_features.items():
-            face_shape = list(self.wb_shape)
-            face_shape[axis - 1] += 1
-            h = (feats @ pr).reshape(face_shape)
-            coord = grid.face_mesh(axis)[axis]
-            out[axis] = -(self.a.reshape(-1, *[1] * len(self.wb_shape)) * h + lam * coord)
-        return out
+            out[0] = -(self.g(pr) + lam * a)
+        mesh = grid.mesh()
+        for axis in self.face_features:
+            if axis not in self._centre_features:
+                ds = self.model.dsigma(self._preactivation([grid.centres[i] for i in range(1, grid.ndim)]))
+                k = axis - 1
+                self._centre_features[axis] = ds * self.model.x[:, k] if k < self.model.input_dim else ds
+            h = (self._centre_features[axis] @ pr).reshape(self.wb_shape)
+            out[axis] = -(a * h + lam * mesh[axis])
+        return [None if v is None else np.broadcast_to(v, grid.shape) for v in out]
 
     def energy(self, rho: np.ndarray, risk: float | None = None) -> float:
         vol = self.grid.cell_volume
