@@ -20,6 +20,13 @@ from gflow.schema import Table, check_float, fail
 from gflow.solver_options import SOLVER_OPTIONS, read_options
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "cos")
+
+# Sizes beyond these would exhaust memory before the first step; refusing them up front
+# turns an out-of-memory crash into one clear line.
+MAX_CELLS = 2**27            # cells of the grid (1 GiB per density array)
+MAX_DATA_NODES = 2**20       # data nodes in all (nodes ** input_dim, samples, file rows)
+MAX_SNAPSHOTS = 100_000
+MAX_INPUT_DIM = 64
 SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 
 
@@ -123,6 +130,8 @@ def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
                    stem: str = "case") -> Case:
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise InputError(f"{source}: not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML: {exc}") from None
     if solver_kinds is not None:
@@ -136,7 +145,7 @@ def parse_override_value(text: str) -> Any:
     """A `--set` value parses as TOML; a bare word that is not TOML is taken as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
 
 
@@ -201,7 +210,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     if kind == "two_layer":
         model = _two_layer_model(model_t)
         target = _target(top.table("target"), model)
-        data = _data(top.table("data", required=False), base_dir)
+        data = _data(top.table("data", required=False), base_dir, model.input_dim)
     else:
         model = _potential_model(model_t)
         target, data = TargetSpec(), DataSpec()
@@ -226,13 +235,15 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
 
     time_t = top.table("time")
     end = time_t.number("end", positive=True)
-    snapshots = time_t.integer("snapshots", 11, minimum=2)
+    snapshots = time_t.integer("snapshots", 11, minimum=2, maximum=MAX_SNAPSHOTS)
     dt = time_t.number("dt", None, positive=True) if time_t.has("dt") else None
     time_t.done()
 
     solvers = _solvers(top)
     out_t = top.table("output", required=False)
-    output_dir = Path(out_t.string("dir", f"runs/{name}"))
+    # the default directory comes from the name: keep it one plain path component
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "case"
+    output_dir = Path(out_t.string("dir", f"runs/{slug}"))
     out_t.done()
     top.done()
     return Case(name, description, model, target, data, weight_decay, temperature, initial,
@@ -242,7 +253,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
 def _two_layer_model(t: Table) -> ModelSpec:
     activation = t.string("activation", "tanh", choices=ACTIVATIONS)
     bias = t.boolean("bias", False)
-    d = t.integer("input_dim", 1, minimum=1)
+    d = t.integer("input_dim", 1, minimum=1, maximum=MAX_INPUT_DIM)
     ws = ("w",) if d == 1 else tuple(f"w{i + 1}" for i in range(d))
     axes = ("a", *ws, *(("b",) if bias else ()))
     train_raw = t.raw("train", list(dict.fromkeys(a if a[0] != "w" else "w" for a in axes)))
@@ -312,7 +323,7 @@ def _target(t: Table, model: ModelSpec) -> TargetSpec:
     return TargetSpec(neurons=tuple(neurons))
 
 
-def _data(t: Table, base_dir: Path) -> DataSpec:
+def _data(t: Table, base_dir: Path, input_dim: int) -> DataSpec:
     if t.has("file"):
         dist = t.string("distribution", "file", choices=("file", "samples"))
         file = base_dir / t.string("file")
@@ -326,10 +337,12 @@ def _data(t: Table, base_dir: Path) -> DataSpec:
     if not low < high:
         raise t.error("high", f"must exceed low ({low:g}), got {high:g}")
     mean, std = t.number("mean", spec.mean), t.number("std", spec.std, positive=True)
-    nodes = t.integer("nodes", spec.nodes, minimum=1)
-    samples = t.integer("samples", spec.samples, minimum=1)
-    seed = t.integer("seed", 0, minimum=0)
+    nodes = t.integer("nodes", spec.nodes, minimum=1, maximum=MAX_DATA_NODES)
+    samples = t.integer("samples", spec.samples, minimum=1, maximum=MAX_DATA_NODES)
+    seed = t.integer("seed", 0, minimum=0, maximum=2**63)
     sampler = t.string("sampler", "uniform", choices=("uniform", "gaussian"))
+    if dist != "samples" and nodes**input_dim > MAX_DATA_NODES:
+        raise t.error("nodes", f"{nodes}^{input_dim} quadrature nodes is more than the {MAX_DATA_NODES} allowed")
     t.done()
     return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler)
 
@@ -374,6 +387,8 @@ def _bounds(t: Table, ndim: int) -> tuple[tuple[float, float], ...]:
         lo, hi = (check_float(v, t.error, key) for v in pair)
         if not lo < hi:
             raise t.error(key, f"low ({lo:g}) must be below high ({hi:g})")
+        if not math.isfinite(hi - lo):
+            raise t.error(key, "the interval is too wide to represent")
         bounds.append((lo, hi))
     return tuple(bounds)
 
@@ -387,8 +402,8 @@ def _cells(t: Table, ndim: int) -> tuple[int, ...]:
     for n in raw:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise t.error("cells", f"must be positive integers, got {n!r}")
-    if math.prod(raw) > 2**31:
-        raise t.error("cells", f"{raw} is too many cells")
+    if math.prod(raw) > MAX_CELLS:
+        raise t.error("cells", f"{raw} makes {math.prod(raw)} cells, more than the {MAX_CELLS} allowed")
     return tuple(raw)
 
 

@@ -68,9 +68,10 @@ class Table:
             raise self.error(name, f"must be true or false, got {_describe(value)}")
         return value
 
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None,
+                maximum: int | None = None) -> int:
         value = self.raw(name, default)
-        return check_int(value, self.error, name, minimum)
+        return check_int(value, self.error, name, minimum, maximum)
 
     def number(self, name: str, default: Any = _MISSING, minimum: float | None = None,
                positive: bool = False) -> float:
@@ -110,9 +111,11 @@ def check_float(value: Any, error: Callable[[str, str], InputError], name: str,
 
 
 def check_int(value: Any, error: Callable[[str, str], InputError], name: str,
-              minimum: int | None = None) -> int:
+              minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(name, f"must be an integer, got {_describe(value)}")
     if minimum is not None and value < minimum:
         raise error(name, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise error(name, f"must be at most {maximum}, got {value}")
     return value

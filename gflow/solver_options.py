@@ -17,12 +17,13 @@ class Option:
     default: Any
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: int | None = None
     positive: bool = False
     doc: str = ""
 
 
-def _int(default, minimum=0, doc=""):
-    return Option("int", default, minimum=minimum, doc=doc)
+def _int(default, minimum=0, doc="", maximum=2**31):
+    return Option("int", default, minimum=minimum, maximum=maximum, doc=doc)
 
 
 def _float(default, positive=True, minimum=None, doc=""):
@@ -34,10 +35,10 @@ def _choice(default, *choices, doc=""):
 
 
 _PARTICLE_INIT = {
-    "particles": _int(10000, 1, "number of particles m"),
-    "seed": _int(0, 0, "seed of the initial draw, minibatches and noise"),
+    "particles": _int(10000, 1, "number of particles m", maximum=10**8),
+    "seed": _int(0, 0, "seed of the initial draw, minibatches and noise", maximum=2**63),
     "init": _choice("random", "random", "quadrature", doc="random draws or quadrature nodes"),
-    "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles"),
+    "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles", maximum=4096),
 }
 
 #: kind -> key -> Option. `kind` itself is read by the case reader.
@@ -81,7 +82,7 @@ def read_options(kind: str, table: Table) -> dict[str, Any]:
     options = {}
     for name, opt in SOLVER_OPTIONS[kind].items():
         if opt.kind == "int":
-            options[name] = table.integer(name, opt.default, minimum=opt.minimum)
+            options[name] = table.integer(name, opt.default, minimum=opt.minimum, maximum=opt.maximum)
         elif opt.kind == "float":
             options[name] = table.number(name, opt.default, minimum=opt.minimum, positive=opt.positive)
         elif opt.kind == "bool":
