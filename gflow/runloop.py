@@ -17,6 +17,10 @@ from solvers.base import Observation, Stepper
 
 #: relative mass drift tolerated for conserving schemes (round-off over many steps)
 MASS_TOLERANCE = 1e-10
+#: mass outside the box (particles) that stops a run: the binned density no longer represents it
+OUTSIDE_TOLERANCE = 1e-3
+#: mass in the outermost cells of an axis that earns a warning: the box may be too small
+BOUNDARY_WARNING = 1e-3
 
 
 @dataclass
@@ -43,6 +47,19 @@ def check(obs: Observation, t: float, initial_mass: float, conserves_mass: bool)
         raise RunError(f"t = {t:.6g}: the density has non-finite values (the solution blew up)")
     if conserves_mass and abs(obs.mass - initial_mass) > MASS_TOLERANCE * abs(initial_mass):
         raise RunError(f"t = {t:.6g}: mass drifted from {initial_mass:.15g} to {obs.mass:.15g}")
+    outside = obs.extras.get("outside_mass", 0.0)
+    if outside > OUTSIDE_TOLERANCE:
+        raise RunError(f"t = {t:.6g}: {outside:.3g} of the mass has left the box (enlarge [grid].bounds)")
+
+
+def boundary_mass(density: np.ndarray) -> list[float]:
+    """Fraction of the mass in the two outermost cell layers of each axis."""
+    total = density.sum()
+    fractions = []
+    for axis in range(density.ndim):
+        edge = np.take(density, [0, -1], axis=axis).sum()
+        fractions.append(float(edge / total) if total > 0 else 0.0)
+    return fractions
 
 
 def _progress(end: float, label: str, enabled: bool | None):
@@ -55,18 +72,38 @@ def _progress(end: float, label: str, enabled: bool | None):
 
 
 def run(stepper: Stepper, times: np.ndarray, writer: SnapshotWriter, dt: float | None = None,
-        progress: bool | None = None, label: str = "") -> RunSummary:
-    """Advance `stepper` through `times`, appending a snapshot at each (hit exactly)."""
-    start = clock.perf_counter()
+        progress: bool | None = None, label: str = "", axes: tuple[str, ...] = (),
+        start: int = 0, warn=None) -> RunSummary:
+    """Advance `stepper` through `times`, appending a snapshot at each (hit exactly).
+
+    With `start` > 0 the stepper has been restored at times[start], which the file already
+    holds (gflow run --resume). `warn` receives one-line warnings (default: stderr).
+    """
+    warn = warn or (lambda text: print(f"gflow: warning: {text}", file=sys.stderr))
+    clock_start = clock.perf_counter()
     bar = _progress(float(times[-1]), label or stepper.kind, progress)
     steps = limited = 0
+    warned: set[int] = set()
+
+    def record(t: float, obs: Observation, initial_mass: float) -> None:
+        check(obs, t, initial_mass, stepper.conserves_mass)
+        for axis, fraction in enumerate(boundary_mass(obs.density)):
+            if fraction > BOUNDARY_WARNING and axis not in warned:
+                warned.add(axis)
+                name = axes[axis] if axis < len(axes) else str(axis)
+                warn(f"t = {t:.6g}: {fraction:.2%} of the mass sits in the boundary cells of axis "
+                     f"{name!r}; the box may be too small")
+
     try:
         obs = stepper.observe()
         initial_mass = obs.mass
-        check(obs, times[0], initial_mass, stepper.conserves_mass)
-        writer.append(float(times[0]), obs)
-        t = float(times[0])
-        for t_next in times[1:]:
+        record(times[start], obs, initial_mass)
+        if start == 0:
+            writer.append(float(times[0]), obs, stepper.restart_state())
+        t = float(times[start])
+        if bar is not None:
+            bar.update(t)
+        for t_next in times[start + 1:]:
             while t < t_next:
                 remaining = t_next - t
                 wanted = remaining if dt is None else min(dt, remaining)
@@ -80,9 +117,9 @@ def run(stepper: Stepper, times: np.ndarray, writer: SnapshotWriter, dt: float |
                 if bar is not None:
                     bar.update(t - bar.n)
             obs = stepper.observe()
-            check(obs, t, initial_mass, stepper.conserves_mass)
-            writer.append(float(t_next), obs)
+            record(t, obs, initial_mass)
+            writer.append(float(t_next), obs, stepper.restart_state())
     finally:
         if bar is not None:
             bar.close()
-    return RunSummary(steps, limited, clock.perf_counter() - start, obs)
+    return RunSummary(steps, limited, clock.perf_counter() - clock_start, obs)

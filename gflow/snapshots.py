@@ -65,7 +65,8 @@ class SnapshotWriter:
                 w = f.create_dataset("weights", data=np.asarray(weights, dtype="f8"))
                 w.dims[0].attach_scale(particle)
 
-    def append(self, t: float, obs: Observation) -> None:
+    def append(self, t: float, obs: Observation, restart: dict | None = None) -> None:
+        """Add one snapshot; `restart` (a stepper's `restart_state`) replaces the last one's."""
         with h5py.File(self.path, "a") as f:
             n = f["time"].shape[0]
             values = {"time": t, "risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
@@ -76,10 +77,25 @@ class SnapshotWriter:
             if obs.positions is not None:
                 f["positions"].resize(n + 1, axis=0)
                 f["positions"][n] = obs.positions
+            if restart is not None:
+                _write_restart(f, n, restart)
             for name, value in values.items():
                 f[name].resize(n + 1, axis=0)
                 f[name][n] = value
             f.flush()
+
+
+def _write_restart(f: h5py.File, index: int, state: dict) -> None:
+    """The solver state behind snapshot `index`, in group `restart` (not part of SPEC.md's layout)."""
+    if "restart" in f:
+        del f["restart"]
+    group = f.create_group("restart")
+    group.attrs["snapshot"] = index
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            group.create_dataset(key, data=value)
+        else:
+            group.attrs[key] = value
 
 
 # ----------------------------------------------------------------------------- reading
@@ -110,6 +126,16 @@ class Run:
             return None
         with h5py.File(self.path, "r") as f:
             return f["positions"][index]
+
+    def restart(self) -> dict | None:
+        """The solver state saved with the last snapshot, or None."""
+        with h5py.File(self.path, "r") as f:
+            if "restart" not in f or int(f["restart"].attrs["snapshot"]) != len(self.time) - 1:
+                return None
+            group = f["restart"]
+            state = {k: v for k, v in group.attrs.items() if k != "snapshot"}
+            state.update({k: group[k][()] for k in group})
+            return state
 
     def dataset(self, name: str) -> np.ndarray | None:
         with h5py.File(self.path, "r") as f:

@@ -54,3 +54,18 @@ class Stepper(ABC):
     def summary(self) -> str:
         """Solver-specific words for the end-of-run line (e.g. sweeps, rejections)."""
         return ""
+
+    # -------------------------------------------------------------- restart (gflow run --resume)
+    def restart_state(self) -> dict[str, Any]:
+        """What, beside the snapshot itself, a resumed run needs to continue exactly.
+
+        Values are numpy arrays or JSON-able scalars and strings. Grid solvers whose state
+        is the snapshot's density need nothing more.
+        """
+        return {}
+
+    def restore(self, density: np.ndarray, positions: np.ndarray | None, state: dict[str, Any]) -> None:
+        """Continue from a snapshot (and `restart_state`), as if the run had never stopped."""
+        if not hasattr(self, "rho"):
+            raise NotImplementedError(f"the {self.kind} solver cannot resume")
+        self.rho = np.array(density, dtype=float)
