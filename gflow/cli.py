@@ -72,6 +72,9 @@ def cmd_run(args) -> int:
         summary = run(stepper, times, writer, case.dt, args.progress, label=f"{case.name} [{spec.kind}]")
         print(summary.line(spec.kind, stepper.summary()))
         written.append(path)
+    if len(written) > 1:
+        from postprocess.report import write_report
+        written += write_report(written, out_dir)
     for path in written:
         print(f"wrote {path}")
     return 0

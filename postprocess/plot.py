@@ -1,0 +1,236 @@
+"""Figures and movies of runs (`gflow plot`, `gflow compare --plot`, the multi-solver report).
+
+Panel functions take an `ax`, draw one thing, and return the `ax`. Figures are built on
+`matplotlib.figure.Figure` with the Agg canvas, never through pyplot, so nothing here
+changes a global backend or needs a display. Movies iterate the snapshot file frame by frame.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+from matplotlib import animation
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gflow.errors import InputError
+from gflow.snapshots import Run
+from postprocess.runs import Snapshot, cell_masses, faces, grid_points, marginal, snapshot
+
+#: particles drawn over a density at most (a fixed subsample beyond)
+MAX_DRAWN = 3000
+#: snapshot columns in `gflow plot`
+COLUMNS = 4
+
+
+# ----------------------------------------------------------------------------- panels
+
+def density_panel(ax, run: Run, snap: Snapshot, plane=(0, 1), particles: bool = True):
+    """The density at one time: a curve (1D), a heatmap (2D) or the 2D marginal on `plane` (3D+).
+
+    Particles, where the run has them, are drawn over it (projected onto the plane).
+    """
+    f = faces(run)
+    if len(run.axes) == 1:
+        ax.plot(0.5 * (f[0][1:] + f[0][:-1]), snap.density, color="C0")
+        if particles and snap.positions is not None:
+            ax.plot(_subsample(snap.positions)[:, 0], np.zeros(min(len(snap.positions), MAX_DRAWN)), "|",
+                    color="C3", alpha=0.4, markersize=8)
+        ax.set(xlabel=run.axes[0], ylabel="density", xlim=(f[0][0], f[0][-1]))
+    else:
+        i, j = plane
+        values = snap.density if len(run.axes) == 2 else marginal(snap.density, f, plane)
+        mesh = ax.pcolormesh(f[i], f[j], values.T, cmap="viridis", shading="flat", rasterized=True)
+        label = "density" if len(run.axes) == 2 else f"marginal density ({run.axes[i]}, {run.axes[j]})"
+        ax.figure.colorbar(mesh, ax=ax, label=label)
+        if particles and snap.positions is not None:
+            drawn = _subsample(snap.positions)
+            ax.scatter(drawn[:, i], drawn[:, j], s=1.0, c="white", alpha=0.4, linewidths=0)
+        ax.set(xlabel=run.axes[i], ylabel=run.axes[j], xlim=(f[i][0], f[i][-1]), ylim=(f[j][0], f[j][-1]))
+    ax.set_title(f"{run.solver}, t = {snap.time:.4g}")
+    return ax
+
+
+def _subsample(points: np.ndarray) -> np.ndarray:
+    if len(points) <= MAX_DRAWN:
+        return points
+    return points[np.random.default_rng(0).choice(len(points), MAX_DRAWN, replace=False)]
+
+
+def network_model(run: Run):
+    """The run's two-layer model when f(x) can be drawn (input_dim 1), else (None, why not)."""
+    from gflow.problem import problem_from_text
+    from gflow.two_layer import TwoLayerModel
+
+    try:
+        problem = problem_from_text(run.case_text, str(run.path))
+    except InputError as exc:
+        return None, f"cannot rebuild the model: {exc}"
+    model = problem.model
+    if not isinstance(model, TwoLayerModel):
+        return None, ""
+    if model.input_dim != 1:
+        return None, f"f(x) is drawn for input_dim 1 only (this model has {model.input_dim})"
+    return model, ""
+
+
+def _neurons(run: Run, snap: Snapshot):
+    """Neurons and their network weights: particles, or cell centres with cell masses."""
+    if snap.positions is not None:
+        try:
+            conventional = tomllib.loads(run.case_text).get("solver", {}).get("scaling") == "conventional"
+        except tomllib.TOMLDecodeError:
+            conventional = False
+        return snap.positions, np.ones(len(snap.positions)) if conventional else run.weights
+    f = faces(run)
+    return grid_points(f), cell_masses(snap.density, f).ravel()
+
+
+def network_panel(ax, run: Run, snap: Snapshot, model):
+    """The learned f(x; rho_t) against the target f*(x) (or the data points when a file gives y)."""
+    x = np.linspace(model.x[:, 0].min(), model.x[:, 0].max(), 200)[:, None]
+    u, q = _neurons(run, snap)
+    if model.target is not None:
+        ax.plot(x[:, 0], model.target(x), color="k", lw=1.0, ls="--", label="target f*")
+    else:
+        ax.plot(model.x[:, 0], model.y, "o", color="k", ms=2, label="data")
+    ax.plot(x[:, 0], model.network(u, q, x), color="C1", label="learned f")
+    ax.set(xlabel="x", ylabel="f(x)", title=f"f(x), t = {snap.time:.4g}")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def curve_panel(ax, runs, name: str, labels=None):
+    """`name` ("risk" or "energy") against time for several runs; log scale when positive."""
+    labels = labels or [r.solver for r in runs]
+    values = [getattr(r, name) for r in runs]
+    for r, v, label in zip(runs, values, labels):
+        ax.plot(r.time, v, marker=".", label=label)
+    positive = all(np.all(v > 0) for v in values)
+    ax.set_yscale("log" if positive else "linear")
+    ax.set(xlabel="t", ylabel=name if positive else f"{name} (linear: not all positive)", title=f"{name}")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def distance_panel(ax, comparisons, labels):
+    """W1 (solid) and W2 (dotted) against time for each comparison."""
+    for k, (c, label) in enumerate(zip(comparisons, labels)):
+        t = [row["time"] for row in c.rows]
+        ax.plot(t, [row["W1"] for row in c.rows], marker=".", color=f"C{k}", label=f"W1 {label}")
+        ax.plot(t, [row["W2"] for row in c.rows], ls=":", color=f"C{k}", label=f"W2 {label}")
+    ax.set(xlabel="t", ylabel="Wasserstein distance", title="distance between the densities")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small")
+    return ax
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _figure(width: float, height: float, dpi: float, layout: str | None = "constrained") -> Figure:
+    fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _planes(ndim: int):
+    """Density rows: one plane for 1D and 2D; for 3D the (a, w) and (w, b)-type marginals."""
+    return [(0, 1)] if ndim <= 2 else [(0, 1), (1, 2)]
+
+
+def run_figure(run: Run, columns: int = COLUMNS, dpi: float = 100) -> Figure:
+    """Densities at several times, f(x) against the target at those times, risk and energy."""
+    picks = sorted(set(np.linspace(0, len(run.time) - 1, min(columns, len(run.time))).round().astype(int)))
+    snaps = [snapshot(run, i) for i in picks]
+    model, why = network_model(run)
+    planes = _planes(len(run.axes))
+    rows = len(planes) + (model is not None)
+    fig = _figure(3.3 * max(len(snaps), 2), 2.7 * (rows + 1), dpi)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[rows, 1])
+    axes = top.subplots(rows, len(snaps), squeeze=False)
+    for r, plane in enumerate(planes):
+        for k, snap in enumerate(snaps):
+            density_panel(axes[r, k], run, snap, plane)
+    if model is not None:
+        for k, snap in enumerate(snaps):
+            network_panel(axes[-1, k], run, snap, model)
+    risk_ax, energy_ax = bottom.subplots(1, 2)
+    curve_panel(risk_ax, [run], "risk")
+    curve_panel(energy_ax, [run], "energy")
+    fig.suptitle(f"{run.path}  ({run.solver})" + (f"\nno f(x) panel: {why}" if why else ""))
+    return fig
+
+
+def comparison_figure(runs, comparisons, dpi: float = 100) -> Figure:
+    """Risk of every run on one axis, W against time for each comparison, final densities side by side."""
+    labels = run_labels(runs)
+    fig = _figure(3.6 * max(len(runs), 2), 2 * 2.8, dpi)
+    top, bottom = fig.subfigures(2, 1)
+    risk_ax, distance_ax = top.subplots(1, 2)
+    curve_panel(risk_ax, runs, "risk", labels)
+    distance_panel(distance_ax, comparisons, [f"{labels[0]} vs {label}" for label in labels[1:]])
+    for ax, run, label in zip(bottom.subplots(1, len(runs), squeeze=False)[0], runs, labels):
+        density_panel(ax, run, snapshot(run, len(run.time) - 1))
+        ax.set_title(f"{label}, t = {run.time[-1]:.4g}")
+    return fig
+
+
+def run_labels(runs) -> list[str]:
+    """Solver kinds when they tell the runs apart, else the files' folder/name."""
+    kinds = [r.solver for r in runs]
+    if len(set(kinds)) == len(kinds):
+        return kinds
+    return [f"{Path(r.path).parent.name}/{Path(r.path).name}" for r in runs]
+
+
+# ----------------------------------------------------------------------------- files
+
+def check_image_path(path) -> Path:
+    path = Path(path)
+    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if path.suffix.lstrip(".").lower() not in supported:
+        raise InputError(f"{path}: unknown image type {path.suffix!r} (use one of: .{', .'.join(sorted(supported))})")
+    return path
+
+
+def save(fig: Figure, path) -> Path:
+    path = check_image_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return path
+
+
+def movie_writer(path, fps: float):
+    """A Pillow GIF writer, or ffmpeg for .mp4 where it is installed."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gif":
+        return animation.PillowWriter(fps=fps)
+    if suffix == ".mp4":
+        if not animation.writers.is_available("ffmpeg"):
+            raise InputError(f"{path}: .mp4 needs ffmpeg, which is not installed; write a .gif instead")
+        return animation.FFMpegWriter(fps=fps)
+    raise InputError(f"{path}: a movie is .gif or .mp4, not {suffix!r}")
+
+
+def write_movie(run: Run, path, fps: float = 5, dpi: float = 100, max_frames: int = 200) -> Path:
+    """An animation of the density (for 3D its first-plane marginal), one frame per snapshot."""
+    path = Path(path)
+    writer = movie_writer(path, fps)
+    frames = range(0, len(run.time), -(-len(run.time) // max_frames))
+    # fixed margins: a layout engine would measure every frame's text again
+    fig = _figure(5.0, 4.0, dpi, layout=None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with writer.saving(fig, str(path), dpi):
+            for i in frames:
+                fig.clear()
+                fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.91)
+                density_panel(fig.add_subplot(), run, snapshot(run, i))
+                writer.grab_frame()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return path
