@@ -6,6 +6,7 @@ failure. Bad input prints one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a case key (dotted path; value parsed as TOML); repeatable")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: only on a terminal)")
+    run.add_argument("--force", action="store_true", help="overwrite existing runs in the output directory")
+    run.add_argument("--resume", action="store_true",
+                     help="continue stopped runs from their last snapshot (complete ones are kept)")
+    run.add_argument("-v", "--verbose", action="store_true", help="print a line as each snapshot is written")
     run.set_defaults(func=cmd_run)
 
     info = sub.add_parser("info", help="summarise a snapshot file")
@@ -48,30 +53,18 @@ def _postprocess_commands():
 
 def cmd_run(args) -> int:
     from gflow.case import load_case
-    from gflow.problem import build_problem
-    from gflow.runloop import run
-    from gflow.snapshots import SnapshotWriter
-    from solvers import make_stepper
+    from gflow.execute import run_case
 
     kinds = [k.strip() for k in args.solver.split(",")] if args.solver else None
     case = load_case(args.case, args.set, kinds)
-    problem = build_problem(case)
     out_dir = Path(args.output) if args.output else case.output_dir
-    times = np.linspace(0.0, case.end, case.snapshots)
-    written = []
-    for spec in case.solvers:
-        try:
-            stepper = make_stepper(spec.kind, problem, spec.options)
-        except (KeyError, ValueError) as exc:
-            raise InputError(f"{case.source}: solver {spec.kind}: {exc.args[0]}") from None
-        path = out_dir / f"{spec.kind}.h5"
-        coords = problem.grid.centres
-        writer = SnapshotWriter(path, case_text=case.text_for(spec), solver=spec.kind, axes=case.axes,
-                                coordinates=coords, n_particles=None if stepper.weights is None else len(stepper.weights),
-                                weights=stepper.weights, extras=stepper.extra_names())
-        summary = run(stepper, times, writer, case.dt, args.progress, label=f"{case.name} [{spec.kind}]")
-        print(summary.line(spec.kind, stepper.summary()))
-        written.append(path)
+
+    def log_snapshot(index, t, obs):
+        print(f"snapshot {index + 1}/{case.snapshots}: t = {t:.6g}, risk = {obs.risk:.6g}", flush=True)
+
+    results = run_case(case, out_dir, force=args.force, resume=args.resume, progress=args.progress,
+                       on_snapshot=log_snapshot if args.verbose else None)
+    written = [r.path for r in results]
     if len(written) > 1:
         from postprocess.report import write_report
         written += write_report(written, out_dir)
@@ -119,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gflow: interrupted; snapshots written so far are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (gflow compare ... | head): stop quietly, like any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

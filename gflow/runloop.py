@@ -73,11 +73,12 @@ def _progress(end: float, label: str, enabled: bool | None):
 
 def run(stepper: Stepper, times: np.ndarray, writer: SnapshotWriter, dt: float | None = None,
         progress: bool | None = None, label: str = "", axes: tuple[str, ...] = (),
-        start: int = 0, warn=None) -> RunSummary:
+        start: int = 0, warn=None, on_snapshot=None) -> RunSummary:
     """Advance `stepper` through `times`, appending a snapshot at each (hit exactly).
 
     With `start` > 0 the stepper has been restored at times[start], which the file already
-    holds (gflow run --resume). `warn` receives one-line warnings (default: stderr).
+    holds (gflow run --resume). `warn` receives one-line warnings (default: stderr);
+    `on_snapshot(index, t, observation)` is called after each snapshot is on disk.
     """
     warn = warn or (lambda text: print(f"gflow: warning: {text}", file=sys.stderr))
     clock_start = clock.perf_counter()
@@ -100,6 +101,8 @@ def run(stepper: Stepper, times: np.ndarray, writer: SnapshotWriter, dt: float |
         record(times[start], obs, initial_mass)
         if start == 0:
             writer.append(float(times[0]), obs, stepper.restart_state())
+            if on_snapshot is not None:
+                on_snapshot(0, float(times[0]), obs)
         t = float(times[start])
         if bar is not None:
             bar.update(t)
@@ -119,6 +122,8 @@ def run(stepper: Stepper, times: np.ndarray, writer: SnapshotWriter, dt: float |
             obs = stepper.observe()
             record(t, obs, initial_mass)
             writer.append(float(t_next), obs, stepper.restart_state())
+            if on_snapshot is not None:
+                on_snapshot(int(np.searchsorted(times, t_next)), float(t_next), obs)
     finally:
         if bar is not None:
             bar.close()

@@ -65,6 +65,13 @@ class SnapshotWriter:
                 w = f.create_dataset("weights", data=np.asarray(weights, dtype="f8"))
                 w.dims[0].attach_scale(particle)
 
+    @classmethod
+    def reopen(cls, path: str | Path, extras: tuple[str, ...] = ()) -> SnapshotWriter:
+        """Append to an existing run file (gflow run --resume)."""
+        writer = cls.__new__(cls)
+        writer.path, writer.extras = Path(path), tuple(extras)
+        return writer
+
     def append(self, t: float, obs: Observation, restart: dict | None = None) -> None:
         """Add one snapshot; `restart` (a stepper's `restart_state`) replaces the last one's."""
         with h5py.File(self.path, "a") as f:

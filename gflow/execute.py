@@ -1,0 +1,128 @@
+"""Run a checked case with each of its solvers: the work behind `gflow run` (and sweeps).
+
+Before any work: every output file is checked (an existing run is never overwritten
+without `force`, and is continued with `resume`) and locked, so a second run writing the
+same file at the same time is refused instead of corrupting it.
+"""
+from __future__ import annotations
+
+import tomllib
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gflow.case import Case, SolverSpec
+from gflow.errors import InputError
+from gflow.problem import Problem, build_problem
+from gflow.runloop import RunSummary, run
+from gflow.snapshots import SnapshotWriter, read_run
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX: no locking
+    fcntl = None
+
+
+@dataclass
+class SolverRun:
+    kind: str
+    path: Path
+    summary: RunSummary | None      # None when a resumed run was already complete
+    resumed_from: float | None = None
+
+
+@contextmanager
+def output_lock(path: Path):
+    """Hold an exclusive lock beside `path` for the whole run, or refuse at once."""
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(f".{path.name}.lock")
+    handle = open(lock_path, "w")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{path}: another gflow run is writing this file right now") from None
+        yield
+        lock_path.unlink(missing_ok=True)
+    finally:
+        handle.close()
+
+
+def _first_difference(a, b, prefix="") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.ndarray) -> int:
+    """Restore `stepper` from the last snapshot of `path`; return that snapshot's index."""
+    done = read_run(path)
+    stored = tomllib.loads(done.case_text)
+    wanted = tomllib.loads(case.text_for(spec))
+    differs = _first_difference(stored, wanted)
+    if differs:
+        raise InputError(f"{path}: made by a different case ({differs} differs); "
+                         "run with --force to start again")
+    n = len(done.time)
+    if n == 0:
+        raise InputError(f"{path}: holds no snapshot to resume from; run with --force to start again")
+    if not np.allclose(done.time, times[:n], rtol=1e-12, atol=0):
+        raise InputError(f"{path}: its snapshot times do not match the case")
+    state = done.restart()
+    if state is None and stepper.restart_state():
+        raise InputError(f"{path}: the solver state of the last snapshot is missing; cannot resume exactly")
+    stepper.restore(done.density(n - 1), done.positions(n - 1), state or {})
+    return n - 1
+
+
+def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = False,
+             progress: bool | None = None, on_snapshot=None, echo=print) -> list[SolverRun]:
+    """Run every solver of `case`, writing `out_dir/<kind>.h5` for each."""
+    from solvers import make_stepper
+
+    problem: Problem = build_problem(case)
+    times = np.linspace(0.0, case.end, case.snapshots)
+    paths = {spec.kind: Path(out_dir) / f"{spec.kind}.h5" for spec in case.solvers}
+    for path in paths.values():
+        if path.exists() and not (force or resume):
+            raise InputError(f"{path}: a run is already there; use --force to overwrite it or --resume "
+                             "to continue it")
+    results = []
+    with ExitStack() as stack:
+        for path in paths.values():
+            stack.enter_context(output_lock(path))
+        for spec in case.solvers:
+            path = paths[spec.kind]
+            try:
+                stepper = make_stepper(spec.kind, problem, spec.options)
+            except (KeyError, ValueError) as exc:
+                raise InputError(f"{case.source}: solver {spec.kind}: {exc.args[0]}") from None
+            start = 0
+            if resume and path.exists():
+                start = _resume_point(path, case, spec, stepper, times)
+                if start == len(times) - 1:
+                    echo(f"{spec.kind}: already complete ({path})")
+                    results.append(SolverRun(spec.kind, path, None, float(times[start])))
+                    continue
+                writer = SnapshotWriter.reopen(path, stepper.extra_names())
+            else:
+                weights = stepper.weights
+                writer = SnapshotWriter(path, case_text=case.text_for(spec), solver=spec.kind, axes=case.axes,
+                                        coordinates=problem.grid.centres,
+                                        n_particles=None if weights is None else len(weights),
+                                        weights=weights, extras=stepper.extra_names())
+            summary = run(stepper, times, writer, case.dt, progress, label=f"{case.name} [{spec.kind}]",
+                          axes=case.axes, start=start, on_snapshot=on_snapshot)
+            resumed = float(times[start]) if start else None
+            echo(summary.line(spec.kind, stepper.summary()) + (f" (resumed at t = {resumed:g})" if resumed else ""))
+            results.append(SolverRun(spec.kind, path, summary, resumed))
+    return results
