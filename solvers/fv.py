@@ -43,6 +43,7 @@ class FiniteVolumeStepper(Stepper):
         if self.fused:
             self._buffers = [np.empty_like(self.rho) for _ in range(3)]
             self._moments = [np.empty(self._view(self.rho).shape[1:]) for _ in range(3)]
+            self._m1 = None   # a-moment of rho (no da); the last stage returns the next one
 
     # ------------------------------------------------------------------ numpy path
     def rhs(self, rho: np.ndarray, velocities=None) -> np.ndarray:
@@ -98,8 +99,9 @@ class FiniteVolumeStepper(Stepper):
 
     def _step_fused(self, dt_max: float) -> float:
         u = self._view(self.rho)
-        m1 = np.tensordot(self.operator.a, u, axes=(0, 0))
-        args = self._kernel_args(m1)
+        if self._m1 is None:
+            self._m1 = np.tensordot(self.operator.a, u, axes=(0, 0))
+        args = self._kernel_args(self._m1)
         dt = min(dt_max, self.cfl * self._fused_stable_dt(args))
         h = self._kernel_spacing()
         stage_in = u
@@ -113,7 +115,13 @@ class FiniteVolumeStepper(Stepper):
         result = self._buffers[2]
         self._buffers[2] = self.rho
         self.rho = result
+        self._m1, self._moments[2] = self._moments[2], self._m1
         return dt
+
+    def restore(self, density, positions, state) -> None:
+        super().restore(density, positions, state)
+        if self.fused:
+            self._m1 = None
 
     # ------------------------------------------------------------------ interface
     def step(self, dt_max: float) -> float:

@@ -24,13 +24,10 @@ except ImportError:  # pragma: no cover - the numpy path serves without numba
 
 
 def _minmod3(a, b, c):
+    # branch-free, so the inner loops vectorise: lo if all > 0, hi if all < 0, else 0
     lo = min(a, min(b, c))
     hi = max(a, max(b, c))
-    if lo > 0.0:
-        return lo
-    if hi < 0.0:
-        return hi
-    return 0.0
+    return max(lo, 0.0) + min(hi, 0.0)
 
 
 def _slope(left, right, theta):
@@ -43,7 +40,8 @@ def _upwind(v, minus, plus):
 
 def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T):  # noqa: PLR0913
     n0, n1, n2 = u.shape
-    h0, h1, h2 = h[0], h[1], h[2]
+    r0, r1, r2 = 1.0 / h[0], 1.0 / h[1], 1.0 / h[2]
+    d0, d1, d2 = T * r0, T * r1, T * r2
     sx_cur = np.zeros((n1, n2))
     sx_next = np.zeros((n1, n2))
     fx_lo = np.zeros((n1, n2))
@@ -68,36 +66,30 @@ def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T): 
                 for k in range(n2):
                     v = -(G[j, k] + lam_face)
                     f = _upwind(v, u[i, j, k] + 0.5 * sx_cur[j, k], u[i + 1, j, k] - 0.5 * sx_next[j, k])
-                    fx_hi[j, k] = f - T / h0 * (u[i + 1, j, k] - u[i, j, k])
+                    fx_hi[j, k] = f - d0 * (u[i + 1, j, k] - u[i, j, k])
         else:
             fx_hi[:, :] = 0.0
         a = ac[i]
-        # axis 1: slopes, then fluxes through interior faces j + 1/2
-        for j in range(n1):
+        # axis 1: slopes (zero in the boundary rows, never written), then interior face fluxes
+        for j in range(1, n1 - 1):
             for k in range(n2):
-                if 0 < j < n1 - 1:
-                    sy[j, k] = _slope(u[i, j, k] - u[i, j - 1, k], u[i, j + 1, k] - u[i, j, k], theta)
-                else:
-                    sy[j, k] = 0.0
+                sy[j, k] = _slope(u[i, j, k] - u[i, j - 1, k], u[i, j + 1, k] - u[i, j, k], theta)
         for j in range(n1 - 1):
             for k in range(n2):
                 v = -(a * H1[j + 1, k] + L1[j + 1])
                 f = _upwind(v, u[i, j, k] + 0.5 * sy[j, k], u[i, j + 1, k] - 0.5 * sy[j + 1, k])
-                fy[j + 1, k] = f - T / h1 * (u[i, j + 1, k] - u[i, j, k])
+                fy[j + 1, k] = f - d1 * (u[i, j + 1, k] - u[i, j, k])
         # axis 2, row by row, then the stage update
         for j in range(n1):
-            for k in range(n2):
-                if 0 < k < n2 - 1:
-                    sz[k] = _slope(u[i, j, k] - u[i, j, k - 1], u[i, j, k + 1] - u[i, j, k], theta)
-                else:
-                    sz[k] = 0.0
+            for k in range(1, n2 - 1):
+                sz[k] = _slope(u[i, j, k] - u[i, j, k - 1], u[i, j, k + 1] - u[i, j, k], theta)
             for k in range(n2 - 1):
                 v = -(a * H2[j, k + 1] + L2[k + 1])
                 f = _upwind(v, u[i, j, k] + 0.5 * sz[k], u[i, j, k + 1] - 0.5 * sz[k + 1])
-                fz[j, k + 1] = f - T / h2 * (u[i, j, k + 1] - u[i, j, k])
+                fz[j, k + 1] = f - d2 * (u[i, j, k + 1] - u[i, j, k])
             for k in range(n2):
-                div = ((fx_hi[j, k] - fx_lo[j, k]) / h0 + (fy[j + 1, k] - fy[j, k]) / h1
-                       + (fz[j, k + 1] - fz[j, k]) / h2)
+                div = ((fx_hi[j, k] - fx_lo[j, k]) * r0 + (fy[j + 1, k] - fy[j, k]) * r1
+                       + (fz[j, k + 1] - fz[j, k]) * r2)
                 value = c0 * u0[i, j, k] + c1 * (u[i, j, k] - dt * div)
                 out[i, j, k] = value
                 m1[j, k] += a * value
