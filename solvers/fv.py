@@ -100,7 +100,8 @@ class FiniteVolumeStepper(Stepper):
     def _step_fused(self, dt_max: float) -> float:
         u = self._view(self.rho)
         if self._m1 is None:
-            self._m1 = np.tensordot(self.operator.a, u, axes=(0, 0))
+            self._m1 = np.empty(u.shape[1:])
+            fv_kernels.a_moment(u, self.operator.a, self._m1)
         args = self._kernel_args(self._m1)
         dt = min(dt_max, self.cfl * self._fused_stable_dt(args))
         h = self._kernel_spacing()
