@@ -3,11 +3,17 @@
 pyFFTW's builders hand back their internal output array, so a second call would overwrite
 the first result (BACKGROUND.md, pitfalls): this class owns its FFTW objects and arrays and
 returns copies only where the caller keeps the result.
+
+FFTW wisdom (the measured plans) is cached in the user's cache directory
+(`$XDG_CACHE_HOME/gflow/fftw_wisdom.json`, else `~/.cache/gflow/...`), so FFTW_MEASURE
+planning is paid once per shape and machine; a missing or unreadable cache is ignored.
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +30,49 @@ def available_threads() -> int:
         return os.cpu_count() or 1
 
 
+def wisdom_path() -> Path:
+    """Where FFTW wisdom is cached (JSON list of FFTW's text wisdom strings)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gflow" / "fftw_wisdom.json"
+
+
+#: the wisdom last read from or written to the cache (None: cache not read yet)
+_cached_wisdom: tuple[bytes, ...] | None = None
+
+
+def load_wisdom() -> None:
+    """Import cached FFTW wisdom once per process; a missing or bad cache changes nothing."""
+    global _cached_wisdom
+    if pyfftw is None or _cached_wisdom is not None:
+        return
+    _cached_wisdom = ()
+    try:
+        wisdom = tuple(w.encode("ascii") for w in json.loads(wisdom_path().read_text(encoding="ascii")))
+        pyfftw.import_wisdom(wisdom)
+        _cached_wisdom = wisdom
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+
+
+def save_wisdom() -> None:
+    """Write FFTW's wisdom to the cache if it grew; failure (read-only home, ...) is ignored."""
+    global _cached_wisdom
+    if pyfftw is None:
+        return
+    wisdom = pyfftw.export_wisdom()
+    if wisdom == _cached_wisdom:
+        return
+    path = wisdom_path()
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps([w.decode("ascii") for w in wisdom]), encoding="ascii")
+        os.replace(tmp, path)   # atomic: concurrent runs never read a half-written file
+        _cached_wisdom = wisdom
+    except (OSError, ValueError):
+        pass
+
+
 class RealFFT:
     """rfftn / irfftn over all axes of real arrays of `shape`."""
 
@@ -34,6 +83,7 @@ class RealFFT:
         if use_fftw and pyfftw is None:
             warnings.warn("pyFFTW is not installed: using scipy.fft (slower)", RuntimeWarning, stacklevel=2)
         if self.fftw:
+            load_wisdom()
             self._real = pyfftw.empty_aligned(self.shape, dtype="float64")
             self._spec = pyfftw.empty_aligned(self.spectral_shape, dtype="complex128")
             axes = tuple(range(len(self.shape)))
@@ -41,6 +91,7 @@ class RealFFT:
             self._forward = pyfftw.FFTW(self._real, self._spec, axes=axes, threads=threads, flags=flags)
             self._backward = pyfftw.FFTW(self._spec, self._real, axes=axes, direction="FFTW_BACKWARD",
                                          threads=threads, flags=flags)
+            save_wisdom()
         else:
             import scipy.fft
             self._sfft = scipy.fft

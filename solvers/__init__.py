@@ -10,6 +10,8 @@ from importlib import import_module
 #: kind -> "module:Class"
 REGISTRY = {
     "fv": "solvers.fv:FiniteVolumeStepper",
+    "spectral": "solvers.spectral:SpectralStepper",
+    "fipy": "solvers.fipy_solver:FiPyStepper",
 }
 
 

@@ -1,0 +1,1 @@
+"""Timing scripts: run each as `python -m benchmarks.NAME`."""

@@ -1,0 +1,216 @@
+"""Implicit finite volume on FiPy: backward Euler with the nonlocal velocity refreshed by sweeps.
+
+The case grid becomes a FiPy `Grid1D/2D/3D` (same cells, translated to the box), the density
+a `CellVariable`, and the equation d_t rho = div(rho grad V[rho]) + T lap rho is written in
+FiPy's convention (ConvectionTerm(u) is +div(u rho)) as
+
+    TransientTerm() + ConvectionTerm(coeff=v) == DiffusionTerm(coeff=T),   v = -grad V[rho],
+
+with v the exact face velocities of the model (`grid_operator.face_velocities`) on the
+interior faces and zero on the boundary faces (zero flux: mass never leaves the box; FiPy's
+diffusion default is zero flux too). Each step is backward Euler; V depends on rho, so the
+step is a nonlinear system solved by Picard sweeps: the velocity is re-evaluated from the
+current iterate and the linear system solved again, until the iterate changes by less than
+`tolerance` (relative, max norm) or `sweeps` solves were made. With sweeps = 1 the velocity
+is lagged (semi-implicit); where V does not depend on rho (a potential model without
+interaction) one solve is exact and the sweeps stop there. This is the implicit scheme of
+BACKGROUND.md ("Finite volume (implicit, FiPy)"), an independent check on the explicit solver
+`fv`: first order in space and time, but the implicit upwind matrix is an M-matrix, so rho
+stays >= 0 and the step may exceed the explicit CFL limit.
+
+Options (`[solver]` table, kind = "fipy"):
+
+sweeps : int
+    Most Picard sweeps (linear solves) per step.
+tolerance : float
+    Sweeps stop once max|rho_k - rho_(k-1)| <= tolerance * max|rho_k|.
+cfl : float
+    The step as a multiple of the explicit limit `solvers.fv_flux.stable_dt` (the forward-Euler
+    positivity step of the explicit scheme, re-evaluated from the current velocity every step);
+    a case `[time].dt` caps it.
+    The fv solver steps at 0.8 of the same limit, so cfl = 5 is 6.25 fv steps.
+convection : "exponential" | "upwind"
+    FiPy's convection term. "exponential" (Scharfetter-Gummel) blends upwind and central by
+    the cell Peclet number v h / T, exact for the flux between two cells at constant velocity,
+    so steady states exp(-V / T) / Z come out nearly exact (OU on 32 cells: L1 error 5e-6,
+    upwind's 0.13; `tests/test_fipy.py`); with T = 0 it is plain upwind. Both are implicit and
+    keep rho >= 0 at any step (BACKGROUND.md: the explicit VanLeer term does not beyond ~8x CFL).
+linear_solver : "lu" | "bicgstab"
+    "lu" (default): SciPy's sparse LU through FiPy, exact to round-off, so mass is conserved
+    to round-off. "bicgstab": SciPy's unpreconditioned BiCGSTAB to a relative residual of
+    1e-12, which mass conservation at the run loop's 1e-10 needs; BACKGROUND.md found BiCGSTAB
+    ~2.5x faster than LU at FiPy's default tolerance, but at 1e-12 it was no faster here
+    (quickstart 192 x 128: 1.6 s per step against LU's 1.4 s).
+
+Cost: about half of each sweep is FiPy assembling the matrix from its variable expressions,
+half the linear solve; the velocity is negligible. It buys steps beyond the explicit limit
+and an independent implementation, not speed (see `benchmarks/eulerian_steps.py`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import fipy
+from fipy.solvers.scipy import LinearBicgstabSolver, LinearLUSolver
+
+from solvers.base import Observation, Stepper
+from solvers.fv_flux import stable_dt
+
+CONVECTION = {"exponential": fipy.ExponentialConvectionTerm, "upwind": fipy.UpwindConvectionTerm}
+#: relative residual of the iterative linear solver
+KRYLOV_TOLERANCE = 1e-12
+
+
+def fipy_mesh(grid):
+    """The case grid as a uniform FiPy mesh with the same cells, at the same place."""
+    h, n = grid.spacing, grid.cells
+    origin = tuple((lo,) for lo, _ in grid.bounds)
+    if grid.ndim == 1:
+        mesh = fipy.Grid1D(dx=h[0], nx=n[0])
+    elif grid.ndim == 2:
+        mesh = fipy.Grid2D(dx=h[0], dy=h[1], nx=n[0], ny=n[1])
+    else:
+        mesh = fipy.Grid3D(dx=h[0], dy=h[1], dz=h[2], nx=n[0], ny=n[1], nz=n[2])
+    return mesh + origin
+
+
+def cell_order(mesh, grid) -> np.ndarray:
+    """index[i] = the C-order position in the case grid of FiPy cell i."""
+    x = np.asarray(mesh.cellCenters.value).reshape(grid.ndim, -1)
+    lo = np.array([b[0] for b in grid.bounds])[:, None]
+    index = np.rint((x - lo) / grid.spacing[:, None] - 0.5).astype(int)
+    flat = np.ravel_multi_index(tuple(index), grid.shape)
+    if not np.array_equal(np.sort(flat), np.arange(grid.size)):
+        raise RuntimeError("FiPy's cells do not match the case grid")
+    return flat
+
+
+def face_orders(mesh, grid) -> list[np.ndarray]:
+    """ids[k][j] = the FiPy face holding entry j (C order) of gflow's face array for axis k.
+
+    gflow's face array for axis k has the grid's shape with n_k + 1 along axis k
+    (`grid.face_mesh(k)`); FiPy numbers all faces of all orientations in one list.
+    """
+    D = grid.ndim
+    x = np.asarray(mesh.faceCenters.value).reshape(D, -1)
+    normal_axis = np.abs(np.asarray(mesh.faceNormals).reshape(D, -1)).argmax(axis=0)
+    lo = np.array([b[0] for b in grid.bounds])
+    out = []
+    for k in range(D):
+        ids = np.flatnonzero(normal_axis == k)
+        # along k a face sits at lo + i h; across, at cell centres lo + (i + 1/2) h
+        index = tuple(np.rint((x[j, ids] - lo[j]) / grid.spacing[j] - (0.0 if j == k else 0.5)).astype(int)
+                      for j in range(D))
+        shape = list(grid.shape)
+        shape[k] += 1
+        flat = np.ravel_multi_index(index, shape)
+        if len(ids) != np.prod(shape) or not np.array_equal(np.sort(flat), np.arange(len(ids))):
+            raise RuntimeError(f"FiPy's faces normal to axis {k} do not match the case grid")
+        order = np.empty(len(ids), dtype=int)
+        order[flat] = ids
+        out.append(order)
+    return out
+
+
+class FiPyStepper(Stepper):
+    """Backward Euler on FiPy with Picard sweeps for the nonlocal velocity."""
+
+    kind = "fipy"
+
+    def __init__(self, problem, options):
+        super().__init__(problem, options)
+        grid = self.grid = problem.grid
+        if grid.ndim > 3:
+            raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {grid.ndim}")
+        self.operator = problem.grid_operator()
+        self.sweeps = options.get("sweeps", 8)
+        self.tolerance = options.get("tolerance", 1e-8)
+        self.cfl = options.get("cfl", 5.0)
+        self.temperature = problem.temperature
+        self.mesh = fipy_mesh(grid)
+        self.cells = cell_order(self.mesh, grid)
+        self.faces = face_orders(self.mesh, grid)
+        # boundary faces carry no flux: their velocity stays zero
+        self.interior = []
+        for k in range(grid.ndim):
+            shape = list(grid.shape)
+            shape[k] += 1
+            mask = np.ones(shape, dtype=bool)
+            np.moveaxis(mask, k, 0)[[0, -1]] = False
+            self.interior.append(mask.ravel())
+        self.rho = fipy.CellVariable(mesh=self.mesh, value=self._to_fipy(problem.initial_density()), hasOld=True)
+        self._velocity_value = np.zeros((grid.ndim, self.mesh.numberOfFaces))
+        self.velocity = fipy.FaceVariable(mesh=self.mesh, rank=1, value=self._velocity_value)
+        term = CONVECTION[options.get("convection", "exponential")]
+        rhs = fipy.DiffusionTerm(coeff=self.temperature) if self.temperature > 0 else 0.0
+        self.equation = fipy.TransientTerm() + term(coeff=self.velocity) == rhs
+        if options.get("linear_solver", "lu") == "lu":
+            self.solver = LinearLUSolver(tolerance=1e-15, iterations=10)
+        else:
+            self.solver = LinearBicgstabSolver(tolerance=KRYLOV_TOLERANCE, iterations=10000)
+        self.steps = self.total_sweeps = self.unconverged = self.limited_steps = 0
+
+    # ------------------------------------------------------------------ layout
+    def _to_fipy(self, rho: np.ndarray) -> np.ndarray:
+        return rho.ravel()[self.cells]
+
+    def density(self) -> np.ndarray:
+        out = np.empty(self.grid.size)
+        out[self.cells] = np.asarray(self.rho.value)
+        return out.reshape(self.grid.shape)
+
+    def set_velocity(self, velocities) -> None:
+        """Put gflow's per-axis face velocities into FiPy's face variable (zero at the boundary)."""
+        value = self._velocity_value
+        for k, v in enumerate(velocities):
+            if v is not None:
+                value[k, self.faces[k]] = np.where(self.interior[k], np.ravel(v), 0.0)
+        self.velocity.setValue(value)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, dt_max: float) -> float:
+        rho = self.density()
+        velocities = self.operator.face_velocities(rho)
+        dt = min(dt_max, self.cfl * stable_dt(velocities, self.grid.spacing, self.temperature))
+        if dt < dt_max:
+            self.limited_steps += 1
+        self.rho.updateOld()
+        previous = np.asarray(self.rho.value).copy()
+        converged = False
+        for sweep in range(self.sweeps):
+            self.set_velocity(velocities)
+            self.equation.sweep(var=self.rho, dt=dt, solver=self.solver)
+            self.total_sweeps += 1
+            current = np.asarray(self.rho.value)
+            change = np.abs(current - previous).max()
+            previous = current.copy()
+            if sweep and change <= self.tolerance * np.abs(current).max():
+                converged = True
+                break
+            if sweep + 1 < self.sweeps:
+                refreshed = self.operator.face_velocities(self.density())
+                if all(v is w or np.array_equal(v, w) for v, w in zip(refreshed, velocities)):
+                    converged = True      # V does not depend on rho (no interaction): done
+                    break
+                velocities = refreshed
+        self.unconverged += not converged and self.sweeps > 1
+        self.steps += 1
+        return dt
+
+    def observe(self) -> Observation:
+        rho = self.density()
+        risk = self.operator.risk(rho)
+        return Observation(rho, risk, self.operator.energy(rho, risk), self.grid.mass(rho))
+
+    def restore(self, density: np.ndarray, positions, state) -> None:
+        """Continue from a snapshot: the density is the whole state of a backward-Euler step."""
+        self.rho.setValue(self._to_fipy(np.asarray(density, dtype=float)))
+        self.rho.updateOld()
+
+    def summary(self) -> str:
+        if not self.steps:
+            return ""
+        text = f"{self.total_sweeps / self.steps:.2f} sweeps per step"
+        if self.unconverged:
+            text += f", {self.unconverged} steps stopped at {self.sweeps} sweeps above tolerance"
+        return text

@@ -1,0 +1,356 @@
+"""The pseudo-spectral solver: spectral convergence, exact diffusion, exact mass, honest undershoot."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+from conftest import check_snapshot, run_gflow
+from gflow import fft
+from gflow.case import case_from_text
+from gflow.errors import RunError
+from gflow.problem import build_problem
+from gflow.runloop import run
+from gflow.snapshots import SnapshotWriter, read_run
+from gflow.solver_options import SOLVER_OPTIONS
+from solvers.spectral import SpectralStepper, default_threads
+
+#: the quickstart case as first bundled (box [-4, 4] x [-5, 5]), pinned here so that the
+#: figures measured on it stay valid whatever becomes of cases/quickstart.toml
+TANH_TEACHER = """
+name = "tanh_teacher"
+[model]
+kind = "two_layer"
+activation = "tanh"
+bias = false
+input_dim = 1
+[target]
+neurons = [{ a = 1.5, w = 2.0 }]
+[data]
+distribution = "uniform"
+low = -1.0
+high = 1.0
+nodes = 32
+[initial]
+distribution = "gaussian"
+mean = [0.0, 0.0]
+std = [0.5, 0.8]
+[grid]
+bounds = [[-4.0, 4.0], [-5.0, 5.0]]
+cells = [128, 128]
+[time]
+end = 10.0
+snapshots = 21
+[solver]
+kind = "fv"
+"""
+
+PI = math.pi
+#: a smooth problem that is periodic on its box: P = -cos x - cos(y/2) on [-pi, pi] x [-2pi, 2pi]
+PERIODIC = f"""
+[model]
+kind = "potential"
+axes = ["x", "y"]
+potential = "-cos(x) - cos(0.5*y)"
+[regularization]
+temperature = 0.2
+[initial]
+distribution = "gaussian"
+mean = [0.3, -0.5]
+std = [0.3, 0.5]
+[grid]
+bounds = [[{-PI!r}, {PI!r}], [{-2 * PI!r}, {2 * PI!r}]]
+cells = [32, 32]
+[time]
+end = 0.5
+snapshots = 2
+"""
+
+
+def options(**changes):
+    opts = {k: o.default for k, o in SOLVER_OPTIONS["spectral"].items()}
+    opts.update(changes)
+    return opts
+
+
+def advance(stepper, end: float, dt: float | None = None) -> None:
+    t = 0.0
+    while t < end * (1 - 1e-14):
+        wanted = end - t if dt is None else min(dt, end - t)
+        t += stepper.step(wanted)
+
+
+def block_average(a: np.ndarray, factor: int) -> np.ndarray:
+    """Cell averages on a grid `factor` times coarser (the fine faces nest in the coarse ones)."""
+    shape = [s for n in a.shape for s in (n // factor, factor)]
+    return a.reshape(shape).mean(axis=tuple(range(1, 2 * a.ndim, 2)))
+
+
+def periodic_run(n: int, filter: str = "exponential"):
+    problem = build_problem(case_from_text(PERIODIC, overrides=[f"grid.cells=[{n},{n}]"]))
+    stepper = SpectralStepper(problem, options(filter=filter))
+    advance(stepper, 0.5, dt=0.005)   # one fixed step for all N: the spatial error is what differs
+    return stepper.observe()
+
+
+@pytest.fixture(scope="module")
+def periodic_reference():
+    return periodic_run(256)
+
+
+@pytest.mark.parametrize("filter", ["exponential", "dealias"])
+def test_spectral_convergence_on_a_smooth_periodic_problem(periodic_reference, filter):
+    """Error against N = 256 falls by >= 100x from N = 32 to 64 (measured: 1e8x, 4e6x)."""
+    errors = {}
+    for n in (32, 64):
+        obs = periodic_run(n, filter)
+        errors[n] = np.abs(obs.density - block_average(periodic_reference.density, 256 // n)).max()
+    assert errors[32] < 1e-3
+    assert errors[64] <= errors[32] / 100, errors
+
+
+def test_diffusion_is_integrated_exactly_in_one_step():
+    """Heat equation from a Gaussian: one step of length t is exact (the integrating factor)."""
+    text = PERIODIC.replace('potential = "-cos(x) - cos(0.5*y)"', 'potential = "0"').replace(
+        "temperature = 0.2", "temperature = 0.3")
+    problem = build_problem(case_from_text(text, overrides=["grid.cells=[64, 64]"]))
+    stepper = SpectralStepper(problem, options())
+    assert stepper.step(0.7) == 0.7      # no velocity: nothing limits the step
+    grid, mean, std0 = problem.grid, np.array([0.3, -0.5]), np.array([0.3, 0.5])
+    std = np.sqrt(std0**2 + 2 * 0.3 * 0.7)
+    # the periodic solution: the Gaussian and its images, scaled as the initial data was (mass 1 on the box)
+    masses = np.ones(())
+    for faces, (lo, hi), mu, s0, s in zip(grid.faces, grid.bounds, mean, std0, std):
+        images = sum(np.diff(ndtr((faces - mu - m * (hi - lo)) / s)) for m in range(-3, 4))
+        masses = np.multiply.outer(masses, images / (ndtr((hi - mu) / s0) - ndtr((lo - mu) / s0)))
+    exact = masses / grid.cell_volume
+    assert np.abs(stepper.observe().density - exact).max() < 1e-12 * exact.max()
+
+
+def test_ornstein_uhlenbeck_moments():
+    """P = x^2/2 with T: mean0 e^-t, var = T + (var0 - T) e^-2t (BACKGROUND.md)."""
+    text = """
+[model]
+kind = "potential"
+axes = ["x"]
+potential = "0.5*x**2"
+[regularization]
+temperature = 0.5
+[initial]
+distribution = "gaussian"
+mean = [1.0]
+std = [0.4]
+[grid]
+bounds = [[-7.0, 7.0]]
+cells = [128]
+[time]
+end = 1.0
+"""
+    problem = build_problem(case_from_text(text))
+    stepper = SpectralStepper(problem, options())
+    advance(stepper, 1.0)
+    rho, x, h = stepper.observe().density, problem.grid.centres[0], problem.grid.spacing[0]
+    mean = (x * rho).sum() * h
+    # variance of cell averages = point variance + h^2/12 (the average over a cell adds it)
+    var = ((x - mean) ** 2 * rho).sum() * h - h * h / 12
+    assert mean == pytest.approx(np.exp(-1.0), abs=1e-7)
+    assert var == pytest.approx(0.5 + (0.16 - 0.5) * np.exp(-2.0), abs=1e-7)
+
+
+def test_two_layer_run_writes_valid_snapshots_with_exact_mass(tmp_path):
+    problem = build_problem(case_from_text(TANH_TEACHER, overrides=["grid.cells=[32, 32]", "time.end=2.0"]))
+    stepper = SpectralStepper(problem, options())
+    names = stepper.extra_names()
+    assert names[:2] == ("min_density", "negative_mass")
+    path = tmp_path / "spectral.h5"
+    writer = SnapshotWriter(path, case_text=TANH_TEACHER, solver="spectral", axes=problem.axes,
+                            coordinates=problem.grid.centres, extras=names)
+    run(stepper, np.linspace(0.0, 2.0, 3), writer, progress=False)
+    check_snapshot(path)
+    result = read_run(path)
+    assert np.abs(result.mass - 1.0).max() < 1e-13
+    minimum, negative = result.dataset("min_density"), result.dataset("negative_mass")
+    density = result.dataset("density")
+    # the undershoot is recorded, not hidden: it matches the stored density
+    vol = problem.grid.cell_volume
+    assert np.allclose(minimum, density.reshape(3, -1).min(axis=1))
+    assert np.allclose(negative, -np.minimum(density, 0).reshape(3, -1).sum(axis=1) * vol)
+    assert minimum[-1] < 0 < negative[-1]      # at 32^2 the split front does undershoot
+    assert negative[-1] < 1e-2
+
+
+def test_refuses_density_at_the_box_edge(write_case, tmp_path):
+    with pytest.raises(ValueError, match="box edge is .* of its maximum"):
+        problem = build_problem(case_from_text(TANH_TEACHER, overrides=["initial.std=[2.0, 2.0]",
+                                                                       "grid.cells=[16, 16]"]))
+        SpectralStepper(problem, options())
+    path = write_case(TANH_TEACHER.replace("std = [0.5, 0.8]", "std = [2.0, 2.0]"), "wide")
+    result = run_gflow("run", path, "--solver", "spectral", "--set", "grid.cells=[16,16]", "-o", tmp_path / "out")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "solver spectral" in lines[0] and "box edge" in lines[0]
+
+
+def test_refuses_a_grid_that_does_not_resolve_the_initial_density():
+    problem = build_problem(case_from_text(TANH_TEACHER, overrides=["grid.cells=[8, 16]"]))
+    with pytest.raises(ValueError, match="does not resolve the initial density"):
+        SpectralStepper(problem, options())
+
+
+def test_cli_run_and_summary(tmp_path, write_case):
+    path = write_case(TANH_TEACHER, "tanh_teacher")
+    result = run_gflow("run", path, "--solver", "spectral", "--set", "grid.cells=[32,32]",
+                       "--set", "time.end=0.5", "--set", "time.snapshots=2", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "filter exponential" in result.stdout
+    check_snapshot(tmp_path / "out" / "spectral.h5")
+
+
+def test_scipy_fallback_warns_and_agrees(monkeypatch):
+    problem = build_problem(case_from_text(TANH_TEACHER, overrides=["grid.cells=[32, 32]"]))
+    fast = SpectralStepper(problem, options())
+    advance(fast, 0.3)
+    monkeypatch.setattr(fft, "pyfftw", None)
+    with pytest.warns(RuntimeWarning, match="pyFFTW is not installed"):
+        slow = SpectralStepper(problem, options())
+    assert not slow.fft.fftw
+    advance(slow, 0.3)
+    assert np.abs(fast.observe().density - slow.observe().density).max() < 1e-12
+
+
+@pytest.mark.skipif(fft.pyfftw is None, reason="needs pyFFTW")
+def test_fftw_wisdom_is_cached_and_a_bad_cache_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(fft, "_cached_wisdom", None)
+    fft.pyfftw.forget_wisdom()
+    fft.RealFFT((24, 20))
+    path = tmp_path / "gflow" / "fftw_wisdom.json"
+    assert path.is_file() and "fftw_wisdom" in path.read_text()
+    # a fresh process (simulated) imports it; a corrupt file changes nothing and raises nothing
+    monkeypatch.setattr(fft, "_cached_wisdom", None)
+    fft.load_wisdom()
+    assert fft._cached_wisdom == fft.pyfftw.export_wisdom()
+    path.write_text("{not json")
+    monkeypatch.setattr(fft, "_cached_wisdom", None)
+    fft.RealFFT((24, 20))
+    x = np.random.default_rng(0).random((24, 20))
+    f = fft.RealFFT((24, 20))
+    assert np.allclose(f.backward(f.forward(x)), x)
+
+
+def test_threads_default_is_serial_for_small_grids():
+    assert default_threads(128 * 128) == 1
+    assert default_threads(512 * 512) == fft.available_threads()
+    assert default_threads(128 * 128, requested=2) == 2
+
+
+# --------------------------------------------------------------- centre velocities (shared operators)
+
+def test_two_layer_centre_velocities_are_the_model_velocity_at_the_centres():
+    problem = build_problem(case_from_text(TANH_TEACHER, overrides=["grid.cells=[24, 20]"]))
+    grid = problem.grid
+    op = problem.grid_operator()
+    rho = problem.initial_density()
+    centre = op.centre_velocities(rho)
+    q = rho.ravel() * grid.cell_volume
+    points = grid.points()
+    expected = problem.model.velocity(points, problem.model.residual(points, q))
+    for k in range(grid.ndim):
+        assert np.allclose(centre[k].ravel(), expected[:, k], rtol=1e-12, atol=1e-13)
+
+
+def test_two_layer_centre_velocities_with_bias_decay_and_frozen_axes():
+    text = TANH_TEACHER.replace("bias = false", 'bias = true\ntrain = ["a", "b"]').replace(
+        "neurons = [{ a = 1.5, w = 2.0 }]", "neurons = [{ a = 1.5, w = 2.0, b = 0.3 }]")
+    text += "\n[regularization]\nweight_decay = 0.3\n"
+    text = text.replace("mean = [0.0, 0.0]", "mean = [0.0, 0.0, 0.0]").replace(
+        "std = [0.5, 0.8]", "std = [0.5, 0.8, 0.6]")
+    problem = build_problem(case_from_text(text, overrides=["grid.bounds=[[-4.0,4.0],[-5.0,5.0],[-3.0,3.0]]",
+                                                            "grid.cells=[10, 12, 8]"]))
+    grid, op, rho = problem.grid, problem.grid_operator(), problem.initial_density()
+    centre = op.centre_velocities(rho)
+    assert centre[1] is None
+    points = grid.points()
+    expected = problem.model.velocity(points, problem.model.residual(points, rho.ravel() * grid.cell_volume))
+    for k in (0, 2):
+        assert np.allclose(centre[k].ravel(), expected[:, k], rtol=1e-12, atol=1e-13)
+
+
+def test_potential_centre_velocities_match_faces_to_second_order():
+    """With an interaction, the centre velocity and the face average differ by O(h^2)."""
+    text = """
+[model]
+kind = "potential"
+axes = ["x", "y"]
+potential = "0.5*x**2 + 0.25*y**2"
+interaction = "0.5*r**2 - log(r)"
+[initial]
+distribution = "gaussian"
+mean = [0.2, -0.1]
+std = [0.4, 0.5]
+[grid]
+bounds = [[-3.0, 3.0], [-3.0, 3.0]]
+cells = [16, 16]
+[time]
+end = 1.0
+"""
+    gaps = []
+    for n in (32, 64):
+        problem = build_problem(case_from_text(text, overrides=[f"grid.cells=[{n}, {n}]"]))
+        op, rho = problem.grid_operator(), problem.initial_density()
+        centre, faces = op.centre_velocities(rho), op.face_velocities(rho)
+        inner = (slice(3, -3), slice(3, -3))    # where the faces' own difference is interior
+        gap = max(np.abs(centre[k] - 0.5 * (np.take(f, range(n), axis=k) + np.take(f, range(1, n + 1), axis=k)))
+                  [inner].max() for k, f in enumerate(faces))
+        gaps.append(gap)
+    assert gaps[1] < gaps[0] / 3.0, gaps      # measured 3.5
+    # without an interaction the centre velocity is the exact -grad P
+    plain = build_problem(case_from_text(text.replace('interaction = "0.5*r**2 - log(r)"\n', "")))
+    x, y = plain.grid.mesh()
+    v = plain.grid_operator().centre_velocities(plain.initial_density())
+    assert np.allclose(v[0], -x + 0 * y) and np.allclose(v[1], -0.5 * y + 0 * x)
+
+
+
+def test_unresolved_fronts_stop_the_run_with_a_reason(tmp_path):
+    """The 1D aggregation steady state (1/pi) sqrt(2 - x^2) has sqrt edges: the undershoot grows
+    until it would feed back and blow up; the run stops with the reason, snapshots kept."""
+    text = """
+[model]
+kind = "potential"
+axes = ["x"]
+interaction = "0.5*r**2 - log(r)"
+[initial]
+distribution = "gaussian"
+mean = [0.3]
+std = [0.5]
+[grid]
+bounds = [[-4.0, 4.0]]
+cells = [100]
+[time]
+end = 10.0
+snapshots = 21
+"""
+    problem = build_problem(case_from_text(text))
+    stepper = SpectralStepper(problem, options())
+    path = tmp_path / "spectral.h5"
+    writer = SnapshotWriter(path, case_text=text, solver="spectral", axes=problem.axes,
+                            coordinates=problem.grid.centres, extras=stepper.extra_names())
+    with pytest.raises(RunError, match="negative mass .* does not resolve"):
+        run(stepper, np.linspace(0.0, 10.0, 21), writer, progress=False)
+    check_snapshot(path)
+    negative = read_run(path).dataset("negative_mass")
+    assert 2 <= len(negative) < 21 and negative[-1] > 1e-3     # recorded on the way
+
+
+def test_restore_from_a_snapshot_continues_exactly():
+    problem = build_problem(case_from_text(TANH_TEACHER, overrides=["grid.cells=[32, 32]"]))
+    straight = SpectralStepper(problem, options())
+    advance(straight, 0.3, dt=0.01)
+    resumed = SpectralStepper(problem, options())
+    resumed.restore(straight.observe().density, None, straight.restart_state())
+    advance(straight, 0.2, dt=0.01)
+    advance(resumed, 0.2, dt=0.01)
+    assert np.abs(straight.observe().density - resumed.observe().density).max() < 1e-13
