@@ -16,7 +16,13 @@ _MISSING = object()
 
 
 def fail(source: str, key: str, problem: str) -> InputError:
+    # values echoed back are the user's: keep the line readable whatever they hold
+    key, problem = _shorten(key, 80), _shorten(problem.replace("\n", " "), 240)
     return InputError(f"{source}: {key}: {problem}")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _describe(value: Any) -> str:
