@@ -101,12 +101,16 @@ def _describe(run: Run, grid, name: str) -> str:
 
 
 def _coarsened(runs, grids, limit: int, min_cells: int) -> list:
-    """Halve the largest grid's cells until n_A n_B <= limit or no grid may be coarsened further."""
+    """Halve the grids' cells (together when they are one grid) until n_A n_B <= limit or
+    no grid may be coarsened further."""
     grids = list(grids)
     while _support(runs[0], grids[0]) * _support(runs[1], grids[1]) > limit:
         coarsenable = [k for k in (0, 1) if grids[k] is not None and max(len(f) - 1 for f in grids[k]) > min_cells]
         if not coarsenable:
             break
+        if grids[0] is grids[1]:
+            grids = [tuple(coarsen_faces(f) for f in grids[0])] * 2
+            continue
         k = max(coarsenable, key=lambda k: _support(runs[k], grids[k]))
         grids[k] = tuple(coarsen_faces(f) for f in grids[k])
     return grids
@@ -128,8 +132,12 @@ def plan_transport(run_a: Run, run_b: Run) -> Transport:
         # particles as points beside grids at full resolution; failing that, every run as a
         # density on a coarsened grid: one coarse grid's centres against points would add its
         # whole quantisation error to W, where two coarse densities share it and it cancels
-        grids = _coarsened(runs, [faces(r) for r in runs], PAIR_MAX, MIN_CELLS)
-        if _support(run_a, as_points[0]) * _support(run_b, as_points[1]) <= PAIR_MAX:
+        # both on one grid: identical densities then give exactly W = 0, where two different
+        # coarse grids would add their quantisation error even between equal runs
+        shared = _coarsened(runs, [common_grid(faces(run_a), faces(run_b))] * 2, PAIR_MAX, MIN_CELLS)[0]
+        grids = [shared, shared]
+        both_grids = not (run_a.has_particles or run_b.has_particles)
+        if not both_grids and _support(run_a, as_points[0]) * _support(run_b, as_points[1]) <= PAIR_MAX:
             method, grids = "emd", as_points
         elif _support(run_a, grids[0]) * _support(run_b, grids[1]) <= PAIR_MAX:
             method = "emd"

@@ -144,6 +144,7 @@ def test_runs_on_different_grids_compare(fv_runs, capsys, tmp_path):
     assert [float(r["time"]) for r in rows] == [0.0, 0.5, 1.0]
     # at t = 0 both hold exact cell averages of one Gaussian: on the coarser grid they agree
     assert float(rows[0]["L1"]) < 1e-12
+    assert float(rows[0]["W1"]) < 1e-8     # one transport grid: equal densities are 0 apart
     assert float(rows[-1]["L1"]) > 1e-4 and float(rows[-1]["risk_diff"]) != 0.0
     assert all(r["W_method"] == "emd" for r in rows)
 
