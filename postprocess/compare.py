@@ -16,7 +16,8 @@ Which representation each number uses, the output states once:
   enters them through its binned `density` dataset.
 - 1D: W_p exactly, through quantile functions, for any size.
 - D > 1: exact optimal transport (POT's network simplex, `ot.emd2`) when the two supports
-  are small enough (n_A n_B <= PAIR_MAX): particles and full-resolution cells as they are;
+  are small enough (n_A n_B <= PAIR_MAX): two grid runs on their common grid (so equal
+  densities are exactly 0 apart); a particle run as its particles beside the other run;
   failing that, both runs as densities (a particle run's binned one) coarsened conservatively,
   halving the cells, down to MIN_CELLS on their longest axis if that is what it takes. Beyond
   that, the sliced Wasserstein distance (Bonneel et al., J. Math. Imaging Vis. 51, 2015, eq. 4),
