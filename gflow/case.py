@@ -94,6 +94,8 @@ class Case:
     output_dir: Path
     source: str
     document: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: `[sweep]` table (docs/sweeps.md): dotted key -> the values `gflow sweep` runs it with
+    sweep: dict[str, list] = field(default_factory=dict)
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -105,7 +107,8 @@ class Case:
 
     def text_for(self, solver: SolverSpec) -> str:
         """The case as TOML with only `solver`: enough to rebuild this one run."""
-        doc = {k: v for k, v in self.document.items() if k not in ("solver", "solvers")}
+        # one run is not a study: its [sweep] table stays with the case file
+        doc = {k: v for k, v in self.document.items() if k not in ("solver", "solvers", "sweep")}
         doc["solver"] = dict(solver.table, kind=solver.kind)
         if self.data.file is not None:   # the file must be found again from anywhere
             doc["data"] = dict(doc["data"], file=str(self.data.file.resolve()))
@@ -245,9 +248,10 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "case"
     output_dir = Path(out_t.string("dir", f"runs/{slug}"))
     out_t.done()
+    sweep = _sweep(top.table("sweep", required=False))
     top.done()
     return Case(name, description, model, target, data, weight_decay, temperature, initial,
-                bounds, cells, end, snapshots, dt, solvers, output_dir, source, copy.deepcopy(doc))
+                bounds, cells, end, snapshots, dt, solvers, output_dir, source, copy.deepcopy(doc), sweep)
 
 
 def _two_layer_model(t: Table) -> ModelSpec:
@@ -405,6 +409,32 @@ def _cells(t: Table, ndim: int) -> tuple[int, ...]:
     if math.prod(raw) > MAX_CELLS:
         raise t.error("cells", f"{raw} makes {math.prod(raw)} cells, more than the {MAX_CELLS} allowed")
     return tuple(raw)
+
+
+def _sweep(t: Table) -> dict[str, list]:
+    """`[sweep]`: dotted key -> non-empty list of values (docs/sweeps.md).
+
+    An unquoted `solver.particles = [...]` is a nested table in TOML, so nested tables are
+    flattened into dotted keys; each key is checked against the case only when a sweep
+    applies it, as a `--set` override would be.
+    """
+    axes: dict[str, list] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            if isinstance(value, dict) and value:
+                walk(value, f"{key}.")
+            elif not (isinstance(value, list) and value):
+                raise fail(t.source, f"sweep.{key}", f"must be a non-empty list of values, got {value!r:.60}")
+            else:
+                axes[key] = value
+
+    walk(t.data, "")
+    for name in t.data:
+        t.raw(name)
+    t.done()
+    return axes
 
 
 def _solvers(top: Table) -> tuple[SolverSpec, ...]:

@@ -33,6 +33,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="print a line as each snapshot is written")
     run.set_defaults(func=cmd_run)
 
+    sweep = sub.add_parser("sweep", help="run a case over the product of lists of values (on Dask), see docs/sweeps.md")
+    sweep.add_argument("case", help="case file (TOML)")
+    sweep.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of one key (dotted path, values parsed as TOML); repeatable: every combination "
+                            "runs (with the case's [sweep] table)")
+    sweep.add_argument("-o", "--output", help="sweep directory (default: [output].dir/sweep)")
+    sweep.add_argument("--solver", help="run only these solver kinds, comma-separated")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a case key in every run; repeatable")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 "
+                                                              "(default: a local cluster)")
+    sweep.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    sweep.add_argument("--reference", metavar="RUN.h5",
+                       help="measure every run against this run (default: each group's finest run)")
+    sweep.add_argument("--force", action="store_true", help="rerun every run, overwriting complete ones")
+    sweep.set_defaults(func=cmd_sweep)
+
     info = sub.add_parser("info", help="summarise a snapshot file")
     info.add_argument("run", help="snapshot file (.h5)")
     info.set_defaults(func=cmd_info)
@@ -71,6 +88,20 @@ def cmd_run(args) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from gflow.sweep import run_sweep
+
+    if args.scheduler and args.workers is not None:
+        raise InputError("--workers sizes the local cluster; with --scheduler the cluster's own workers run the sweep")
+    kinds = [k.strip() for k in args.solver.split(",")] if args.solver else None
+    result = run_sweep(args.case, vary=args.vary, overrides=args.set, solver_kinds=kinds, out_dir=args.output,
+                       scheduler=args.scheduler, workers=args.workers, reference=args.reference, force=args.force,
+                       echo=lambda line: print(line, flush=True))
+    if any(row.get("risk_error", "") != "" for row in result.rows):
+        print(f"plot it with: gflow plot {result.csv_path}")
+    return 1 if result.failed else 0
 
 
 def cmd_info(args) -> int:

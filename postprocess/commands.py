@@ -26,7 +26,7 @@ def register_compare(sub) -> None:
 
 def register_plot(sub) -> None:
     p = sub.add_parser("plot", help="figure of a run: densities, f(x) against the target, risk and energy")
-    p.add_argument("run", help="snapshot file (.h5)")
+    p.add_argument("run", help="snapshot file (.h5), or a sweep.csv (error against resolution and wall time)")
     p.add_argument("-o", "--output", metavar="FILE", help="figure file (default: RUN with .png)")
     p.add_argument("--movie", metavar="FILE", help="also write an animation of the density (.gif, or .mp4 with ffmpeg)")
     p.add_argument("--columns", type=int, default=4, help="snapshot times shown (default 4)")
@@ -75,6 +75,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    if Path(args.run).suffix.lower() == ".csv":
+        from postprocess.sweep_plot import cmd_plot_sweep
+        return cmd_plot_sweep(args)
     from postprocess.plot import check_image_path, movie_writer, run_figure, save, write_movie
     from postprocess.runs import open_run
 
