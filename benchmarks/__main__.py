@@ -1,0 +1,117 @@
+"""Measure gflow on this machine in one run: `python -m benchmarks [--quick] [--only NAME ...]`.
+
+Every ratio is taken against a baseline measured in the same run (the copy bandwidth, numpy's
+FFT, FiPy, PyTorch, particles), so results from different machines compare. Prints a table
+and writes benchmarks/results/latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
+
+#: key -> (goal, "<=" or ">=") as the issue fixes them
+GOALS = {
+    "fv_step_over_floor_512": (5, "<="),
+    "fv_step_over_floor_128cubed": (10, "<="),
+    "fv_speedup_vs_fipy": (30, ">="),
+    "particle_ns_per_particle_datum": (3, "<="),
+    "particle_speedup_vs_torch": (1, ">="),
+    "fftw_speedup_vs_numpy": (5, ">="),
+    "fv_cost_advantage_vs_particles": (30, ">="),
+}
+
+
+def _measures(quick: bool):
+    """name -> zero-argument function returning a dict of results (imported lazily)."""
+    def stream():
+        from benchmarks.timing import stream_gbps
+        return {"stream_gbps": stream_gbps(repeats=5 if quick else 11)}
+
+    def fv(key):
+        def run():
+            from benchmarks.fv_floor import measure
+            return measure(ROOT, key, results["stream_gbps"], 10 if quick else 30)
+        return run
+
+    def fft():
+        from benchmarks.fft_pair import measure
+        return measure(50 if quick else 300)
+
+    def fipy():
+        from benchmarks.accuracy import fv_vs_fipy
+        return fv_vs_fipy(ROOT, quick)
+
+    measures = {"stream": stream, "fv512": fv("512"), "fv128cubed": fv("128cubed"), "fft": fft,
+                "fipy": fipy}
+    try:
+        from benchmarks import particles
+    except ImportError:
+        pass
+    else:
+        measures.update(particles.measures(ROOT, quick, results))
+    return measures
+
+
+results: dict = {}
+
+
+def _verdict(key: str, value) -> str:
+    if key not in GOALS or not isinstance(value, (int, float, list)):
+        return ""
+    goal, sense = GOALS[key]
+    values = value if isinstance(value, list) else [value]
+    if any(v is None for v in values):
+        return "skipped"
+    ok = all((v <= goal) if sense == "<=" else (v >= goal) for v in values)
+    return f"{'meets' if ok else 'MISSES'} {sense} {goal}"
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+        return "[" + ", ".join(f"{v:.3g}" for v in value) + "]"
+    return str(value)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a ~2-minute version (fewer repeats, smaller studies)")
+    parser.add_argument("--only", nargs="*", help="run only these measures (stream always runs)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    measures = _measures(args.quick)
+    chosen = ["stream"] + [m for m in measures if m != "stream" and (not args.only or m in args.only)]
+    started = time.perf_counter()
+    for name in chosen:
+        t0 = time.perf_counter()
+        try:
+            results.update(measures[name]())
+        except Exception as exc:  # noqa: BLE001 - one failed measure must not lose the others
+            results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"  [{name}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+    results["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
+                          "cores": os.cpu_count(), "python": platform.python_version(),
+                          "quick": args.quick, "wall_s": time.perf_counter() - started,
+                          "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        if isinstance(value, dict):
+            continue
+        print(f"{key:<{width}}  {_format(value):>24}  {_verdict(key, value)}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Accuracy per cost: the wall time each solver needs to reach a relative risk error.
+
+The reference is fv on two fine grids with Richardson extrapolation (the scheme is second
+order): R_ref = R_h/2 + (R_h/2 - R_h) / 3. A solver's cost at a tolerance is the wall time
+of its cheapest level (grid, particle count) from which every finer level tried also meets
+the tolerance, so a lucky crossing of the error through zero does not count.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from gflow.case import load_case
+from gflow.problem import build_problem
+from solvers import make_stepper
+
+#: the 2D comparison case: the quickstart, stopped at t = 2 while the risk still falls fast
+OVERRIDES = ["time.end=2.0"]
+
+
+def integrate(kind: str, root, overrides: Sequence[str]) -> tuple[float, float]:
+    """(final risk, wall seconds) of one run from the stepper's construction to the end."""
+    case = load_case(root / "cases" / "quickstart.toml", [*OVERRIDES, *overrides], [kind])
+    start = time.perf_counter()
+    problem = build_problem(case)
+    stepper = make_stepper(kind, problem, case.solvers[0].options)
+    t = 0.0
+    while t < case.end:
+        taken = stepper.step(case.end - t)
+        t = case.end if taken >= case.end - t else t + taken
+    risk = stepper.observe().risk
+    return risk, time.perf_counter() - start
+
+
+def grid(n: int) -> list[str]:
+    """The quickstart box (12 x 10) with square-ish cells: n cells along w."""
+    return [f"grid.cells=[{round(1.2 * n)}, {n}]"]
+
+
+def reference_risk(root, n_fine: int) -> float:
+    coarse, _ = integrate("fv", root, grid(n_fine // 2))
+    fine, _ = integrate("fv", root, grid(n_fine))
+    return fine + (fine - coarse) / 3.0
+
+
+def cost_at(tolerance: float, levels: Sequence, run: Callable[[object], tuple[float, float]],
+            reference: float) -> dict:
+    """Errors and times over `levels` (coarse to fine), and the cost at `tolerance`."""
+    errors, times = [], []
+    for level in levels:
+        risk, wall = run(level)
+        errors.append(abs(risk - reference) / abs(reference))
+        times.append(wall)
+    ok = np.array(errors) <= tolerance
+    cost = None
+    for i in range(len(levels)):
+        if ok[i:].all():
+            cost = times[i]
+            break
+    return {"levels": list(levels), "errors": errors, "times": times, "cost": cost}
+
+
+def fv_vs_fipy(root, quick: bool) -> dict:
+    reference = reference_risk(root, 192 if quick else 256)
+    integrate("fv", root, grid(16))   # compile the numba kernel outside the timings
+    levels = [16, 24, 32, 48, 64] if quick else [16, 24, 32, 48, 64, 96]
+    fv = cost_at(1e-3, levels, lambda n: integrate("fv", root, grid(n)), reference)
+    fipy = cost_at(1e-3, levels, lambda n: integrate("fipy", root, grid(n)), reference)
+    result = {"fv_vs_fipy_detail": {"reference_risk": reference, "fv": fv, "fipy": fipy}}
+    if fv["cost"] is not None and fipy["cost"] is not None:
+        result["fv_speedup_vs_fipy"] = fipy["cost"] / fv["cost"]
+    elif fv["cost"] is not None:
+        # fipy never got there on the grids tried: its finest run bounds the ratio from below
+        result["fv_speedup_vs_fipy"] = fipy["times"][-1] / fv["cost"]
+        result["fv_speedup_vs_fipy_is_lower_bound"] = True
+    return result
