@@ -12,6 +12,8 @@ REGISTRY = {
     "fv": "solvers.fv:FiniteVolumeStepper",
     "spectral": "solvers.spectral:SpectralStepper",
     "fipy": "solvers.fipy_solver:FiPyStepper",
+    "particle": "solvers.particle:ParticleStepper",
+    "blob": "solvers.blob:BlobStepper",
 }
 
 

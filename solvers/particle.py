@@ -1,0 +1,261 @@
+"""Particles: gradient descent, SGD and Langevin dynamics as the Lagrangian discretisation.
+
+m particles u_j with weights q_j (1/m for random draws) follow the characteristics of
+d_t rho = div(rho grad V[rho]) + T lap rho for the empirical measure rho_m = sum_j q_j delta_{u_j}:
+
+    du_j = -grad V(u_j; rho_m) dt + sqrt(2 T) dW_j                  (BACKGROUND.md, "Particles")
+
+V comes from the same model code as the grid solvers (`TwoLayerModel.gradient`,
+`PotentialModel.velocity`): one implementation of V, several discretisations. For the
+two-layer model with q_j = 1/m, the loss L(u_1..u_m) = 1/2 E_x (f_m - f*)^2 of the network
+f_m = (1/m) sum_j a_j sigma(w_j.x + b_j) has dL/du_j = (1/m) grad V(u_j) (add lam/(2m) sum|u_j|^2
+to L for weight decay), so one forward-Euler step u_j <- u_j - dt grad V(u_j) is one step of
+plain gradient descent on m L with learning rate dt (Mei, Montanari, Nguyen, PNAS 2018, eq. 5).
+
+Options (`gflow.solver_options`, kind "particle"):
+
+- integrator: "euler" (gradient descent), "rk4" (classical Runge-Kutta), "adaptive"
+  (Dormand-Prince 5(4) with the standard step-size controller of Hairer, Norsett, Wanner,
+  Solving ODEs I, section II.4; atol = rtol = `tolerance`, first trial step `lr`). Its error
+  norm is the q-weighted RMS over particles, sqrt(sum_j q_j |e_j|^2 / D): a bound on the W2
+  error of the step's empirical measure, not on the worst particle.
+- step: the case's [time].dt when given; otherwise `lr` for euler and rk4, and the
+  controller's choice for adaptive (never beyond the next snapshot time). For potential
+  models with an interaction W (singular ones such as -log r included) every integrator also
+  caps the step so that no particle moves more than NEIGHBOUR_CFL of the distance to its
+  nearest neighbour: explicit steps on a repulsive pair force are stable only below
+  ~ distance^2 / (q |W'|) (particles would jump past each other).
+- batch > 0: minibatch SGD; each step draws `batch` data points i.i.d. from the data measure
+  (weights p_m) and uses the unbiased estimate (1/batch) sum of the batch in place of E_x,
+  for every stage of that step.
+- temperature T > 0: Euler-Maruyama noise sqrt(2 T dt) N(0, 1) on every coordinate after
+  the deterministic step (exact Euler-Maruyama for euler; a Lie splitting otherwise). Like
+  the grid solvers' T lap rho, the noise acts on every axis, frozen ones included.
+- scaling: "mean_field" (the default) uses q_j = 1/m in the network. "conventional" uses the
+  plain sum f = sum_j a_j sigma(w_j.x + b_j) (network weights 1) and moves each particle by
+  -dt dL/du_j = -dt grad V(u_j; r) with the residual r of that plain sum (and weight decay
+  lam/2 sum |u_j|^2 in L). At initialisation f is then O(sqrt(m)) and each particle's velocity
+  grows with m, so with a fixed dt the dynamics has no m -> infinity limit (it blows up, or,
+  with dt ~ 1/m, freezes into the lazy/kernel regime): the contrast the mean-field scaling
+  removes. The snapshot's `weights` stay 1/m (the empirical measure of the neurons), and its
+  risk and energy are those of the plain-sum network. Two-layer models only.
+
+Observation: density by cloud-in-cell binning on the case grid (`solvers.deposit`; particles
+outside the box are clipped into it so the binned mass equals the total weight, reported as
+`mass`); risk = R[rho_m]; energy = R + lam/2 sum_j q_j |u_j|^2. For T > 0 the entropy of an
+empirical measure is not defined, so the particle energy leaves the T int rho log rho term
+out (the blob solver reports a mollified one). The extra `outside_mass` is the weight of the
+particles outside the box.
+
+Random streams: one `np.random.SeedSequence(seed)` spawns independent streams for the
+initial draw, the minibatches and the noise, so changing `batch` or T never changes the
+initial particles, and a seed gives bitwise identical runs; `restart_state` saves the
+streams' states so a resumed run continues bitwise as if never stopped.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from gflow.errors import RunError
+from solvers.base import Observation, Stepper
+from solvers.deposit import cloud_in_cell, outside_mass
+
+#: fraction of the nearest-neighbour distance a particle may move per step (pair interactions)
+NEIGHBOUR_CFL = 0.25
+
+#: Dormand-Prince 5(4) (autonomous, so no nodes c): stages a, 5th-order weights b, error weights b - b*
+DP_A = [
+    [],
+    [1 / 5],
+    [3 / 40, 9 / 40],
+    [44 / 45, -56 / 15, 32 / 9],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+]
+DP_B = np.array([35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
+DP_E = np.array([71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40])
+
+
+def initial_particles(problem, options) -> tuple[np.ndarray, np.ndarray, list[np.random.Generator]]:
+    """Initial positions (m, D), weights q (m,) and two generators (minibatches, noise).
+
+    Every path downstream uses q, never 1/m, so that quadrature weights can flow through.
+    """
+    if options.get("init", "random") == "quadrature":
+        raise ValueError("init = quadrature is not implemented yet")
+    m = options["particles"]
+    init_seq, batch_seq, noise_seq = np.random.SeedSequence(options.get("seed", 0)).spawn(3)
+    u = problem.sample_initial(m, np.random.default_rng(init_seq))
+    q = np.full(m, 1.0 / m)
+    return u, q, [np.random.default_rng(batch_seq), np.random.default_rng(noise_seq)]
+
+
+def particle_velocity(model, u: np.ndarray, q: np.ndarray, batch=None) -> np.ndarray:
+    """-grad V(u_j; rho) for rho = sum_j q_j delta_{u_j}, frozen axes held still.
+
+    All the per-step work of the particle methods is here, so a compiled kernel can
+    replace this one function. `batch` = (x, p, y) replaces the data measure (SGD).
+    """
+    if model.kind == "potential":
+        return model.velocity(u, q)
+    if batch is None:
+        grad = model.gradient(u, model.residual(u, q))
+    else:
+        x, p, y = batch
+        grad = model.gradient(u, model.network(u, q, x) - y, p, x)
+    return -grad * model.trained
+
+
+def neighbour_step_limit(u: np.ndarray, v: np.ndarray) -> float:
+    """The largest step in which no particle moves more than NEIGHBOUR_CFL of the distance to
+    its nearest neighbour: the particle-crossing (CFL) limit of pair interactions.
+
+    Coincident particles do not interact (the model skips r = 0), so they impose nothing.
+    """
+    if len(u) < 2:
+        return np.inf
+    dist = cKDTree(u).query(u, k=2)[0][:, 1]
+    speed = np.sqrt(np.einsum("ij,ij->i", v, v))
+    moving = (speed > 0) & (dist > 0)
+    if not moving.any():
+        return np.inf
+    return NEIGHBOUR_CFL * float(np.min(dist[moving] / speed[moving]))
+
+
+class ParticleStepper(Stepper):
+    kind = "particle"
+
+    def __init__(self, problem, options):
+        super().__init__(problem, options)
+        self.model = problem.model
+        self.grid = problem.grid
+        self.u, self.weights, (self.batch_rng, self.noise_rng) = initial_particles(problem, options)
+        self.integrator = options.get("integrator", "euler")
+        self.scaling = options.get("scaling", "mean_field")
+        self.batch = options.get("batch", 0)
+        self.lr = options.get("lr", 0.05)
+        self.tolerance = options.get("tolerance", 1e-6)
+        self.temperature = problem.temperature
+        #: the case fixes the step; else lr (euler, rk4) or the controller (adaptive)
+        self.fixed_dt = problem.case.dt is not None
+        if self.model.kind == "potential" and (self.batch or self.scaling != "mean_field"):
+            raise ValueError("batch and scaling = conventional apply to two_layer models only")
+        #: the network's weights: q (mean field) or 1 (the plain-sum network)
+        self.q_net = self.weights if self.scaling == "mean_field" else np.ones_like(self.weights)
+        self.h_next = self.lr
+        #: pair interactions (possibly singular, -log r) need the nearest-neighbour step cap
+        self.interacting = self.model.kind == "potential" and self.model.W is not None
+        self.rejected = 0
+        self._first_stage = None     # FSAL: the drift at the current positions, if still valid
+
+    # ------------------------------------------------------------------ dynamics
+    def _draw_batch(self):
+        if not self.batch:
+            return None
+        model = self.model
+        idx = self.batch_rng.choice(len(model.p), size=self.batch, p=model.p)
+        return model.x[idx], np.full(self.batch, 1.0 / self.batch), model.y[idx]
+
+    def drift(self, u: np.ndarray, batch=None) -> np.ndarray:
+        return particle_velocity(self.model, u, self.q_net, batch)
+
+    def step(self, dt_max: float) -> float:
+        batch = self._draw_batch()
+        if self.integrator == "adaptive":
+            h = self._adaptive_step(dt_max, batch)
+        else:
+            k1 = self.drift(self.u, batch)
+            h = dt_max if self.fixed_dt else min(self.lr, dt_max)
+            h = min(h, self._interaction_limit(k1))
+            if self.integrator == "euler":
+                self.u += h * k1
+            else:
+                self._rk4_step(h, k1, batch)
+        if self.temperature > 0:
+            self.u += np.sqrt(2.0 * self.temperature * h) * self.noise_rng.standard_normal(self.u.shape)
+            self._first_stage = None
+        return h
+
+    def _interaction_limit(self, v: np.ndarray) -> float:
+        return neighbour_step_limit(self.u, v) if self.interacting else np.inf
+
+    def _rk4_step(self, h: float, k1: np.ndarray, batch) -> None:
+        u = self.u
+        total = k1.copy()
+        k = self.drift(u + (0.5 * h) * k1, batch)
+        total += 2.0 * k
+        k = self.drift(u + (0.5 * h) * k, batch)
+        total += 2.0 * k
+        k = self.drift(u + h * k, batch)
+        total += k
+        u += (h / 6.0) * total
+
+    def _adaptive_step(self, dt_max: float, batch) -> float:
+        """One accepted Dormand-Prince step of at most dt_max; rejected tries are retried smaller."""
+        u, tol = self.u, self.tolerance
+        k0 = self._first_stage if self._first_stage is not None else self.drift(u, batch)
+        h_max = min(dt_max, self._interaction_limit(k0))
+        while True:
+            h = min(self.h_next, h_max)
+            ks = [k0]
+            for i in range(1, 6):
+                stage = u.copy()
+                for a, k in zip(DP_A[i], ks):
+                    stage += (h * a) * k
+                ks.append(self.drift(stage, batch))
+            new = u.copy()
+            for b, k in zip(DP_B, ks):
+                if b:
+                    new += (h * b) * k
+            ks.append(self.drift(new, batch))
+            err_vec = sum((h * e) * k for e, k in zip(DP_E, ks) if e)
+            scale = tol + tol * np.maximum(np.abs(u), np.abs(new))
+            # q-weighted RMS: sum_j q_j |e_j|^2 bounds the squared W2 error of the step's measure
+            err = float(np.sqrt(self.weights @ np.mean((err_vec / scale) ** 2, axis=1) / self.weights.sum()))
+            factor = 10.0 if err == 0 else min(10.0, max(0.2, 0.9 * err ** -0.2))
+            if err <= 1.0:
+                # a step cut short to land on a snapshot time says nothing against h_next
+                self.h_next = max(self.h_next, h * factor) if h < self.h_next else h * factor
+                self.u = new
+                self._first_stage = ks[-1] if batch is None else None
+                return h
+            self.rejected += 1
+            self.h_next = h * factor
+            if not self.h_next > 1e-14 * max(1.0, dt_max):
+                raise RunError(f"the adaptive step fell to {self.h_next:g} (tolerance {tol:g})")
+
+    # ------------------------------------------------------------------ output
+    def observe(self) -> Observation:
+        u, q = self.u, self.weights
+        density = cloud_in_cell(self.grid, u, q)
+        risk = self.model.risk(u, self.q_net)
+        energy = self.model.energy(risk, u, self.q_net)
+        return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
+                           extras={"outside_mass": outside_mass(self.grid, u, q)})
+
+    def extra_names(self) -> tuple[str, ...]:
+        return ("outside_mass",)
+
+    def restart_state(self) -> dict:
+        """The random streams' states and the controller's step (positions are in the snapshot)."""
+        return {"batch_rng": json.dumps(self.batch_rng.bit_generator.state),
+                "noise_rng": json.dumps(self.noise_rng.bit_generator.state),
+                "h_next": float(self.h_next), "rejected": int(self.rejected)}
+
+    def restore(self, density, positions, state) -> None:
+        self.u = np.array(positions, dtype=float)
+        self.batch_rng.bit_generator.state = json.loads(state["batch_rng"])
+        self.noise_rng.bit_generator.state = json.loads(state["noise_rng"])
+        self.h_next, self.rejected = float(state["h_next"]), int(state["rejected"])
+        self._first_stage = None
+
+    def summary(self) -> str:
+        text = f"m = {len(self.weights)}, {self.integrator}, {self.scaling} scaling"
+        if self.batch:
+            text += f", batch {self.batch}"
+        if self.integrator == "adaptive":
+            text += f", {self.rejected} rejected steps"
+        return text
