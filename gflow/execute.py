@@ -85,8 +85,11 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
 
 
 def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = False,
-             progress: bool | None = None, on_snapshot=None, echo=print) -> list[SolverRun]:
-    """Run every solver of `case`, writing `out_dir/<kind>.h5` for each."""
+             progress: bool | None = None, on_snapshot=None, echo=print, warn=None) -> list[SolverRun]:
+    """Run every solver of `case`, writing `out_dir/<kind>.h5` for each.
+
+    `echo` receives the one-line summaries, `warn` the run loop's warnings (default: stderr).
+    """
     from solvers import make_stepper
 
     problem: Problem = build_problem(case)
@@ -121,7 +124,7 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                                         n_particles=None if weights is None else len(weights),
                                         weights=weights, extras=stepper.extra_names())
             summary = run(stepper, times, writer, case.dt, progress, label=f"{case.name} [{spec.kind}]",
-                          axes=case.axes, start=start, on_snapshot=on_snapshot)
+                          axes=case.axes, start=start, on_snapshot=on_snapshot, warn=warn)
             resumed = float(times[start]) if start else None
             echo(summary.line(spec.kind, stepper.summary()) + (f" (resumed at t = {resumed:g})" if resumed else ""))
             results.append(SolverRun(spec.kind, path, summary, resumed))
