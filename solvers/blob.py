@@ -54,8 +54,8 @@ from solvers.base import Observation, Stepper
 from solvers.deposit import gaussian_blobs, outside_mass
 from solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
 
-#: ordered neighbour pairs per chunk of the blob sums (a few tens of MB of temporaries)
-PAIR_CHUNK = 1 << 20
+#: ordered neighbour pairs per chunk of the blob sums (temporaries of a few MB each)
+PAIR_CHUNK = 1 << 18
 #: most neighbours (within the cutoff) of the average blob under the default epsilon
 MAX_NEIGHBOURS = 512
 #: forward-Euler step limits, as fractions of eps / T and of sqrt(eps) / max speed
@@ -116,30 +116,41 @@ class BlobKernel:
         self.norm = (2 * np.pi * epsilon) ** (-dim / 2)
 
     def pair_chunks(self, u: np.ndarray, tree: cKDTree | None = None):
-        """Yield (start, stop, i, j, r): the chunk u[start:stop], local i, global j, |u_i - u_j|."""
+        """Chunks (start, stop, i, j, r): points u[start:stop], local i, global j, |u_i - u_j|.
+
+        A list (reusable by a second pass) when all pairs fit in one chunk, else a generator
+        that searches each chunk as it is consumed.
+        """
         tree = cKDTree(u) if tree is None else tree
         chunk = max(1, int(PAIR_CHUNK / mean_neighbours(tree, u, self.radius)))
+        chunks = self._search(u, tree, chunk)
+        return list(chunks) if chunk >= len(u) else chunks
+
+    def _search(self, u: np.ndarray, tree: cKDTree, chunk: int):
         for start in range(0, len(u), chunk):
             stop = min(start + chunk, len(u))
             pairs = cKDTree(u[start:stop]).sparse_distance_matrix(tree, self.radius, output_type="ndarray")
-            yield start, stop, pairs["i"], pairs["j"], pairs["v"]
+            yield (start, stop, *(np.ascontiguousarray(pairs[name]) for name in ("i", "j", "v")))
 
     def phi(self, r: np.ndarray) -> np.ndarray:
         return self.norm * np.exp(-(r * r) / (2 * self.epsilon))
 
-    def density(self, u: np.ndarray, q: np.ndarray, tree: cKDTree | None = None) -> np.ndarray:
+    def density(self, u: np.ndarray, q: np.ndarray, chunks=None) -> np.ndarray:
         """rho_eps(u_i) = sum_j q_j phi_eps(u_i - u_j), the self term included."""
         rho = np.empty(len(u))
-        for start, stop, i, j, r in self.pair_chunks(u, tree):
+        for start, stop, i, j, r in self.pair_chunks(u) if chunks is None else chunks:
             rho[start:stop] = np.bincount(i, q[j] * self.phi(r), minlength=stop - start)
         return rho
 
     def diffusion_velocity(self, u: np.ndarray, q: np.ndarray, temperature: float) -> np.ndarray:
         """-T sum_j q_j grad phi_eps(u_i - u_j) [1/rho_eps(u_i) + 1/rho_eps(u_j)] for each i."""
         tree = cKDTree(u)
-        inv_rho = 1.0 / self.density(u, q, tree)
+        chunks = self.pair_chunks(u, tree)
+        inv_rho = 1.0 / self.density(u, q, chunks)
+        if not isinstance(chunks, list):
+            chunks = self.pair_chunks(u, tree)
         v = np.empty_like(u)
-        for start, stop, i, j, r in self.pair_chunks(u, tree):
+        for start, stop, i, j, r in chunks:
             gi = i + start
             # -grad phi_eps(d) = phi_eps(d) d / eps: each pair pushes its two points apart
             push = q[j] * self.phi(r) * (inv_rho[gi] + inv_rho[j])
