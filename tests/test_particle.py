@@ -340,11 +340,8 @@ CASES = sorted((ROOT / "cases").glob("*.toml"))
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_cases_run_with_lagrangian_solvers(case: Path, tmp_path, capsys):
     """`gflow run CASE --solver particle,blob` at a smoke size writes files the checker accepts."""
-    # `--set solver.particles=...` reaches only the case's own solver table, which --solver
-    # drops here, so the sizes go in as whole solver tables
-    tables = 'solvers=[{kind="particle", particles=400}, {kind="blob", particles=400}]'
-    code = gflow_main(["run", str(case), "--solver", "particle,blob", "-o", str(tmp_path), "--set", tables,
-                       "--set", "time.end=0.2", "--set", "time.snapshots=3"])
+    code = gflow_main(["run", str(case), "--solver", "particle,blob", "-o", str(tmp_path), "--set",
+                       "solver.particles=400", "--set", "time.end=0.2", "--set", "time.snapshots=3"])
     assert code == 0, capsys.readouterr().err
     for kind in ("particle", "blob"):
         check_snapshot(tmp_path / f"{kind}.h5")
