@@ -127,6 +127,9 @@ class FiPyStepper(Stepper):
         self.tolerance = options.get("tolerance", 1e-8)
         self.cfl = options.get("cfl", 5.0)
         self.temperature = problem.temperature
+        if self.temperature > 0 and not np.all(getattr(problem.model, "trained", True)):
+            raise ValueError("diffusion along trained axes only (a frozen axis with temperature > 0) "
+                             "is not supported by the fipy solver; use fv")
         self.mesh = fipy_mesh(grid)
         self.cells = cell_order(self.mesh, grid)
         self.faces = face_orders(self.mesh, grid)

@@ -35,7 +35,9 @@ class FiniteVolumeStepper(Stepper):
         self.rho = problem.initial_density()
         self.theta = options.get("theta", 2.0)
         self.cfl = options.get("cfl", 0.8)
-        self.temperature = problem.temperature
+        # frozen axes (train) neither drift nor diffuse: T acts along trained axes only
+        trained = getattr(problem.model, "trained", np.ones(self.grid.ndim, dtype=bool))
+        self.temperature = np.where(trained, problem.temperature, 0.0)
         self.spacing = self.grid.spacing
         self.limited_steps = 0
         self.fused = (options.get("kernel", "numba") == "numba" and fv_kernels.numba is not None
@@ -90,8 +92,12 @@ class FiniteVolumeStepper(Stepper):
                 rates.append(0.0)
         h = self._kernel_spacing()
         rate = sum(2.0 * r / hk for r, hk in zip(rates, h) if hk > 0)
-        rate += sum(2.0 * self.temperature / (hk * hk) for hk in self.spacing)
+        rate += sum(2.0 * T / (hk * hk) for T, hk in zip(self.temperature, self.spacing))
         return np.inf if rate == 0 else 1.0 / rate
+
+    def _kernel_temperature(self) -> np.ndarray:
+        T = self.temperature
+        return T if len(T) == 3 else np.array([T[0], 0.0, T[1]])
 
     def _kernel_spacing(self) -> np.ndarray:
         h = self.spacing
@@ -109,7 +115,7 @@ class FiniteVolumeStepper(Stepper):
         for (c0, c1), buf, mom in zip(_SSPRK3, self._buffers, self._moments):
             out = self._view(buf)
             fv_kernels.stage(stage_in, u, out, mom, c0, c1, dt, *args[:2], self.operator.a, *args[2:],
-                             h, self.theta, self.temperature)
+                             h, self.theta, self._kernel_temperature())
             stage_in = out
             args = self._kernel_args(mom)
         # rotate buffers: the result becomes rho, the old rho a scratch buffer

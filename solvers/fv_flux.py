@@ -38,27 +38,33 @@ def axis_flux(rho: np.ndarray, v: np.ndarray | None, h: float, theta: float, tem
     return flux
 
 
-def fv_rhs(rho: np.ndarray, velocities: list, spacing, theta: float, temperature: float) -> np.ndarray:
-    """-div(flux): the time derivative of the cell averages."""
+def fv_rhs(rho: np.ndarray, velocities: list, spacing, theta: float, temperature) -> np.ndarray:
+    """-div(flux): the time derivative of the cell averages.
+
+    `temperature` is a number or one per axis (frozen axes of a two-layer model neither
+    drift nor diffuse).
+    """
     out = np.zeros_like(rho)
+    temperatures = np.broadcast_to(temperature, (rho.ndim,))
     for axis, v in enumerate(velocities):
-        if v is None and temperature == 0:
+        if v is None and temperatures[axis] == 0:
             continue
         r = np.moveaxis(rho, axis, 0)
         vv = None if v is None else np.moveaxis(v, axis, 0)
-        flux = axis_flux(r, vv, spacing[axis], theta, temperature) / spacing[axis]
+        flux = axis_flux(r, vv, spacing[axis], theta, temperatures[axis]) / spacing[axis]
         o = np.moveaxis(out, axis, 0)
         o[:-1] -= flux
         o[1:] += flux
     return out
 
 
-def stable_dt(velocities: list, spacing, temperature: float) -> float:
-    """The forward-Euler positivity limit: dt * sum_k (2 max|v_k| / h_k + 2 T / h_k^2) <= 1."""
+def stable_dt(velocities: list, spacing, temperature) -> float:
+    """The forward-Euler positivity limit: dt * sum_k (2 max|v_k| / h_k + 2 T_k / h_k^2) <= 1."""
     rate = 0.0
+    temperatures = np.broadcast_to(temperature, (len(velocities),))
     for axis, v in enumerate(velocities):
         h = spacing[axis]
         if v is not None:
             rate += 2.0 * float(np.abs(v).max()) / h
-        rate += 2.0 * temperature / (h * h)
+        rate += 2.0 * temperatures[axis] / (h * h)
     return np.inf if rate == 0 else 1.0 / rate

@@ -8,7 +8,8 @@ this kernel makes one. It uses that the two-layer face velocities are separable
     v_1(i, j+1/2, k) = -(ac[i] H1[j+1, k] + L1[j+1])         (along the second axis)
     v_2(i, j, k+1/2) = -(ac[i] H2[j, k+1] + L2[k+1])         (along the third axis)
 
-so velocities are formed on the fly from arrays of size N_wb, never stored on the grid.
+so velocities are formed on the fly from arrays of size N_wb, never stored on the grid;
+T holds the temperature along each axis (zero along frozen ones).
 A 2D (a, w) grid runs as shape (n_a, 1, n_w). The kernel writes
 out = c0 u0 + c1 (u + dt L(u)) and, in the same pass, the a-moment of `out` that the next
 stage's velocities need. It is tested against `fv_flux.fv_rhs` to round-off.
@@ -41,7 +42,7 @@ def _upwind(v, minus, plus):
 def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T):  # noqa: PLR0913
     n0, n1, n2 = u.shape
     r0, r1, r2 = 1.0 / h[0], 1.0 / h[1], 1.0 / h[2]
-    d0, d1, d2 = T * r0, T * r1, T * r2
+    d0, d1, d2 = T[0] * r0, T[1] * r1, T[2] * r2
     sx_cur = np.zeros((n1, n2))
     sx_next = np.zeros((n1, n2))
     fx_lo = np.zeros((n1, n2))

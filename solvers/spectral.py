@@ -153,7 +153,9 @@ class SpectralStepper(Stepper):
         k = wavenumbers(grid.cells, grid.spacing)
         self.derivative = [1j * kk * spectral_filter(self.filter, kk, n, h)
                            for kk, n, h in zip(k, grid.cells, grid.spacing)]
-        self.decay = -problem.temperature * sum(kk * kk for kk in k)      # the exact linear part
+        # the exact linear part; frozen axes of a two-layer model do not diffuse
+        trained = getattr(problem.model, "trained", np.ones(grid.ndim, dtype=bool))
+        self.decay = -problem.temperature * sum(kk * kk for kk, moves in zip(k, trained) if moves)
         # cell average = point value * prod sinc(k h / 2) (np.sinc(x) = sin(pi x) / (pi x))
         self.to_average = np.ones(self.fft.spectral_shape)
         for kk, h in zip(k, grid.spacing):

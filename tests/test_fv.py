@@ -175,3 +175,15 @@ def test_given_unstable_dt_is_shortened_not_run():
     stepper = FiniteVolumeStepper(problem, {})
     taken = stepper.step(0.5)
     assert 0 < taken < 0.05 and stepper.limited_steps == 1
+
+
+def test_frozen_axes_neither_drift_nor_diffuse():
+    """Random-feature Langevin: with train = ["a"] the w-marginal stays exactly as it was."""
+    text = LANGEVIN.format(n=24).replace('activation = "tanh"', 'activation = "tanh"\ntrain = ["a"]')
+    problem = build_problem(case_from_text(text))
+    for kernel in ("numba", "numpy"):
+        stepper = FiniteVolumeStepper(problem, {"kernel": kernel})
+        before = stepper.rho.sum(axis=0)
+        advance(stepper, 1.0)
+        np.testing.assert_allclose(stepper.rho.sum(axis=0), before, rtol=1e-12, atol=1e-15)
+        assert np.abs(stepper.rho - problem.initial_density()).max() > 1e-3   # a did move

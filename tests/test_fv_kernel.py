@@ -45,6 +45,8 @@ def make(bias, act="tanh", lam=0.0, T=0.0, train=""):
     (False, "tanh", 0.0, 0.0, ""),
     (False, "relu", 0.5, 0.05, ""),
     (False, "tanh", 0.1, 0.0, 'train = ["a"]'),
+    (False, "tanh", 0.1, 0.05, 'train = ["a"]'),
+    (True, "relu", 0.1, 0.05, 'train = ["a", "b"]'),
     (False, "tanh", 0.1, 0.0, 'train = ["w"]'),
     (True, "tanh", 0.2, 0.02, ""),
     (True, "sigmoid", 0.0, 0.0, 'train = ["a", "b"]'),
