@@ -69,3 +69,11 @@ class Stepper(ABC):
         if not hasattr(self, "rho"):
             raise NotImplementedError(f"the {self.kind} solver cannot resume")
         self.rho = np.array(density, dtype=float)
+
+
+def grid_of(problem):
+    """The case grid, refused in one line where a grid solver cannot work on it (D > 3)."""
+    grid = problem.grid
+    if grid.ndim > 3:
+        raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {grid.ndim}")
+    return grid

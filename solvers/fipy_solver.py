@@ -53,7 +53,7 @@ import numpy as np
 import fipy
 from fipy.solvers.scipy import LinearBicgstabSolver, LinearLUSolver
 
-from solvers.base import Observation, Stepper
+from solvers.base import Observation, Stepper, grid_of
 from solvers.fv_flux import stable_dt
 
 CONVECTION = {"exponential": fipy.ExponentialConvectionTerm, "upwind": fipy.UpwindConvectionTerm}
@@ -119,9 +119,7 @@ class FiPyStepper(Stepper):
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
-        grid = self.grid = problem.grid
-        if grid.ndim > 3:
-            raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {grid.ndim}")
+        grid = self.grid = grid_of(problem)
         self.operator = problem.grid_operator()
         self.sweeps = options.get("sweeps", 8)
         self.tolerance = options.get("tolerance", 1e-8)

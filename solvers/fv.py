@@ -16,7 +16,7 @@ import numpy as np
 
 from gflow.two_layer_grid import TwoLayerGridOperator
 from solvers import fv_kernels
-from solvers.base import Observation, Stepper
+from solvers.base import Observation, Stepper, grid_of
 from solvers.fv_flux import fv_rhs, stable_dt
 
 #: SSP-RK3 (Shu-Osher) stages: u_next = c0 u_n + c1 (u_stage + dt L(u_stage))
@@ -28,9 +28,7 @@ class FiniteVolumeStepper(Stepper):
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
-        self.grid = problem.grid
-        if self.grid.ndim > 3:
-            raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {self.grid.ndim}")
+        self.grid = grid_of(problem)
         self.operator = problem.grid_operator()
         self.rho = problem.initial_density()
         self.theta = options.get("theta", 2.0)

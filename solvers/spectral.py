@@ -62,7 +62,7 @@ import numpy as np
 
 from gflow.errors import RunError
 from gflow.fft import RealFFT, available_threads
-from solvers.base import Observation, Stepper
+from solvers.base import Observation, Stepper, grid_of
 
 #: largest initial density on the box's boundary cells, relative to its maximum, that the
 #: periodic box may wrap around: the jump it leaves in the periodic extension perturbs the
@@ -135,9 +135,7 @@ class SpectralStepper(Stepper):
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
-        grid = self.grid = problem.grid
-        if grid.ndim > 3:
-            raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {grid.ndim}")
+        grid = self.grid = grid_of(problem)
         averages = problem.initial_density()
         edge = edge_fraction(averages)
         if edge > EDGE_TOLERANCE:
