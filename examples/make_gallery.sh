@@ -1,0 +1,12 @@
+#!/bin/sh
+# Regenerate every picture of docs/gallery.md, from the repository root:
+#     sh examples/make_gallery.sh
+# Each example prints the `gflow` commands it runs ($ gflow ...) and its headline numbers.
+# The runs go to runs/examples/<name>/; about 3 minutes in all on 2 cores.
+set -e
+cd "$(dirname "$0")/.."
+out=docs/images/gallery
+for name in scaling particles_to_pde random_feature sgd_noise langevin aggregation; do
+    echo "== $name"
+    python examples/$name.py -o $out/$name.png --runs runs/examples/$name
+done

@@ -1,0 +1,123 @@
+"""The literature cases at smoke size: each study's headline claim, asserted.
+
+Every example in examples/ reproduces a known result of the mean-field theory of two-layer
+networks or of aggregation-diffusion equations (docs/gallery.md). Here each one runs through
+its own `study` function, at sizes that take seconds, and its claim is checked as a number:
+a fitted rate, an ordering of risks, an L1 distance. The `slow` tests repeat the two rate
+studies at the sizes of the gallery.
+"""
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "examples"))
+
+import aggregation  # noqa: E402
+import langevin  # noqa: E402
+import particles_to_pde  # noqa: E402
+import random_feature  # noqa: E402
+import scaling  # noqa: E402
+import sgd_noise  # noqa: E402
+
+SMALL_2D = ["grid.cells=[48,32]"]
+
+
+def draws(module, result, tmp_path):
+    """The study's report and picture work on its result."""
+    module.report(result)
+    module.draw(result, tmp_path / "picture.png")
+    assert (tmp_path / "picture.png").stat().st_size > 0
+
+
+def test_mean_field_scaling_converges_and_the_plain_sum_does_not(tmp_path):
+    result = scaling.study(tmp_path, [*SMALL_2D, "time.end=1", "time.snapshots=5"],
+                           ["solver.particles=10,100,1000"])
+    mean_field, conventional = result["curves"]["mean_field"], result["curves"]["conventional"]
+    gaps = [c.gap for c in mean_field.values()]
+    assert all(c.stopped is None for c in mean_field.values())
+    assert gaps[0] > gaps[1] > gaps[2] and -0.8 < result["slope"] < -0.3, (gaps, result["slope"])
+    # the plain sum: the gap grows with m, and the same learning rate diverges at m = 1000
+    assert conventional[100].gap > conventional[10].gap > gaps[0]
+    assert conventional[100].gap > 100 * gaps[1]
+    assert conventional[1000].stopped is not None and conventional[1000].stopped <= 0.5
+    # and its neurons hardly move (the lazy regime), unlike the mean-field ones
+    assert conventional[100].moved < 0.3 * mean_field[100].moved
+    draws(scaling, result, tmp_path)
+
+
+def test_particles_converge_to_the_pde_at_the_monte_carlo_rate(tmp_path):
+    # the grid reference at 96 x 64 is within 4e-4 of the finer ones in risk at t = 1
+    result = particles_to_pde.study(tmp_path, ["grid.cells=[96,64]", "time.end=1", "time.snapshots=3"],
+                                    ["solver.particles=100,400,1600", "solver.seed=0,1,2,3,4,5,6,7"])
+    for name, rate in result["slopes"].items():
+        mean = result[name][0]
+        assert mean[0] > mean[-1] and -0.85 < rate < -0.3, (name, mean, rate)
+    assert result["W1_a"][0][-1] < 0.03 and result["risk"][0][-1] < 0.01
+    draws(particles_to_pde, result, tmp_path)
+
+
+def test_sgd_fluctuation_falls_like_batch_to_the_minus_half(tmp_path):
+    result = sgd_noise.study(tmp_path, ["grid.cells=[24,16]", "time.end=2", "time.snapshots=21"],
+                             ["solver.particles=200", "solver.batch=0,1,4,16,64", "solver.seed=0,1"])
+    mean = result["rms"][0]
+    assert np.all(np.diff(mean) < 0), mean
+    assert -0.75 < result["slope"] < -0.3, result["slope"]
+    draws(sgd_noise, result, tmp_path)
+
+
+def test_random_features_move_along_a_only_and_stop_higher(tmp_path):
+    result = random_feature.study(tmp_path, [*SMALL_2D, "time.end=3", "time.snapshots=4"])
+    two_layer, features = result["two-layer"], result["random features"]
+    assert features["w_moved"] < 1e-12 and two_layer["w_moved"] > 0.3
+    assert features["a_moved"] > 0.3
+    assert features["risk"] > 1.5 * two_layer["risk"]
+    draws(random_feature, result, tmp_path)
+
+
+def test_langevin_reaches_the_gibbs_fixed_point_at_both_temperatures(tmp_path):
+    coarse = langevin.study(tmp_path / "32", ["grid.cells=[32,32]", "time.end=8", "time.snapshots=5"])
+    assert sorted(coarse) == [0.1, 0.3]
+    for T, r in coarse.items():
+        assert r["residual"][-1] < 0.05 * r["residual"][0] and r["residual"][-1] < 0.05, (T, r["residual"])
+    # the hotter fixed point is the wider one
+    assert coarse[0.3]["std_a"] > 1.4 * coarse[0.1]["std_a"] and coarse[0.3]["std_w"] > 1.4 * coarse[0.1]["std_w"]
+    # what is left is the grid's error: second order, about 4x smaller on a grid twice as fine
+    fine = langevin.study(tmp_path / "64", ["grid.cells=[64,64]", "time.end=8", "time.snapshots=2"],
+                          ["regularization.temperature=0.3"])
+    assert fine[0.3]["residual"][-1] < coarse[0.3]["residual"][-1] / 3
+    draws(langevin, coarse, tmp_path)
+
+
+def test_aggregation_reaches_the_semicircle_and_the_disk(tmp_path):
+    result = aggregation.study(tmp_path, ["grid.cells=100", "time.end=6", "time.snapshots=4"], ["semicircle"])
+    semicircle = result["semicircle"]
+    assert semicircle["L1"] < 1e-3 and semicircle["L1_in_time"][0] > 0.4
+    assert abs(semicircle["centre"][0] - 0.3) < 1e-3
+    # the disk's edge is a jump: its L1 error is first order in the cell size
+    l1 = {}
+    for cells in (24, 48):
+        disk = aggregation.study(tmp_path / str(cells), [f"grid.cells={cells}", "time.end=4", "time.snapshots=3"],
+                                 ["aggregation_disk"])
+        l1[cells] = disk["aggregation_disk"]["L1"]
+    assert l1[48] < 0.03 and l1[24] / l1[48] > 1.6, l1
+    draws(aggregation, {**result, **disk}, tmp_path)
+
+
+@pytest.mark.slow
+def test_gallery_size_particle_rates(tmp_path):
+    """The particles-to-PDE study at the case's own sizes (one to three minutes)."""
+    result = particles_to_pde.study(tmp_path)
+    for name, rate in result["slopes"].items():
+        assert -0.65 < rate < -0.35, (name, rate)
+
+
+@pytest.mark.slow
+def test_gallery_size_scaling(tmp_path):
+    """The scaling study at the case's own sizes (about a minute)."""
+    result = scaling.study(tmp_path)
+    assert -0.7 < result["slope"] < -0.4
+    conventional = result["curves"]["conventional"]
+    assert conventional[10].stopped is None and conventional[10000].stopped is not None
