@@ -49,7 +49,8 @@ def check(obs: Observation, t: float, initial_mass: float, conserves_mass: bool)
         raise RunError(f"t = {t:.6g}: mass drifted from {initial_mass:.15g} to {obs.mass:.15g}")
     outside = obs.extras.get("outside_mass", 0.0)
     if outside > OUTSIDE_TOLERANCE:
-        raise RunError(f"t = {t:.6g}: {outside:.3g} of the mass has left the box (enlarge [grid].bounds)")
+        raise RunError(f"t = {t:.6g}: {outside:.3g} of the mass has left the box (risk {obs.risk:.3g}): "
+                       "the run diverged, or [grid].bounds is too small")
 
 
 def boundary_mass(density: np.ndarray) -> list[float]:
