@@ -39,6 +39,7 @@ _PARTICLE_INIT = {
     "seed": _int(0, 0, "seed of the initial draw, minibatches and noise", maximum=2**63),
     "init": _choice("random", "random", "quadrature", doc="random draws or quadrature nodes"),
     "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles", maximum=4096),
+    "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the numpy path (two_layer models)"),
 }
 
 #: kind -> key -> Option. `kind` itself is read by the case reader.
@@ -63,7 +64,7 @@ SOLVER_OPTIONS: dict[str, dict[str, Option]] = {
     "particle": {
         **_PARTICLE_INIT,
         "batch": _int(0, 0, "data points per step (SGD); 0: full batch"),
-        "integrator": _choice("euler", "euler", "rk4", "adaptive"),
+        "integrator": _choice("auto", "auto", "euler", "rk4", "adaptive", doc="auto: euler (GD) for random, rk4 for quadrature particles"),
         "scaling": _choice("mean_field", "mean_field", "conventional"),
         "tolerance": _float(1e-6, doc="error tolerance of the adaptive integrator"),
         "lr": _float(0.05, doc="step (learning rate) when the case gives no dt"),
