@@ -16,7 +16,10 @@ the grid solvers' T lap rho, diffusion acts on every axis, frozen ones included.
 
 epsilon: the published working rule eps = 4 (0.4 h^0.99)^2 (BACKGROUND.md) was made for
 particles on a lattice of spacing h (with quadrature weights); pass that h to
-`epsilon_rule` there. For i.i.d. draws (init = "random") the default takes
+`epsilon_rule` there. For quadrature particles (init = "quadrature", weighted blobs: the
+deterministic way to add the entropy term to a quadrature run, which noise would spoil) the
+default takes h = `solvers.quadrature.lattice_spacing`, the mass-weighted nearest-node
+distance. For i.i.d. draws (init = "random") the default takes
 h = `random_spacing` = s m^(-1/(D+4)): random points leave gaps far wider than
 (volume / m)^(1/D), above all in the tails, and blobs that do not overlap across a gap do
 not diffuse (with h = (volume / m)^(1/D), 400 random blobs in 1D lost 12% of the heat
@@ -53,6 +56,7 @@ from scipy.spatial import cKDTree
 from solvers.base import Observation, Stepper
 from solvers.deposit import gaussian_blobs, outside_mass
 from solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
+from solvers.quadrature import lattice_spacing
 
 #: ordered neighbour pairs per chunk of the blob sums (temporaries of a few MB each)
 PAIR_CHUNK = 1 << 18
@@ -169,13 +173,18 @@ class BlobStepper(Stepper):
         self.u, self.weights, _ = initial_particles(problem, options)
         self.temperature = problem.temperature
         cutoff = options.get("cutoff", 4.0)
-        epsilon = options.get("epsilon", 0.0) or default_epsilon(self.u, self.weights, cutoff)
+        epsilon = options.get("epsilon", 0.0)
+        if not epsilon and options.get("init", "random") == "quadrature":
+            epsilon = epsilon_rule(lattice_spacing(self.u, self.weights))
+        elif not epsilon:
+            epsilon = default_epsilon(self.u, self.weights, cutoff)
+        self.particle_kernel = options.get("kernel", "numba")
         self.kernel = BlobKernel(self.u.shape[1], epsilon, cutoff)
         self.limited_steps = 0
         self.interacting = self.model.kind == "potential" and self.model.W is not None
 
     def velocity(self, u: np.ndarray) -> np.ndarray:
-        v = particle_velocity(self.model, u, self.weights)
+        v = particle_velocity(self.model, u, self.weights, kernel=self.particle_kernel)
         if self.temperature > 0:
             v += self.kernel.diffusion_velocity(u, self.weights, self.temperature)
         return v

@@ -350,10 +350,11 @@ def test_cases_run_with_lagrangian_solvers(case: Path, tmp_path, capsys):
             assert f.attrs["solver"] == kind
 
 
-def test_quadrature_init_is_refused_in_one_line(write_case, capsys):
-    path = write_case(QUICKSTART)
+def test_quadrature_with_noise_is_refused_in_one_line(write_case, capsys):
+    """Langevin noise would undo the quadrature: the particle solver sends T > 0 to the blob solver."""
+    path = write_case(SGD_CASE)
     code = gflow_main(["run", str(path), "--solver", "particle", "--set",
                        'solvers=[{kind="particle", init="quadrature"}]'])
     assert code == 2
     err = capsys.readouterr().err
-    assert "init = quadrature is not implemented yet" in err and err.count("\n") == 1
+    assert "init = quadrature with temperature > 0: use the blob solver" in err and err.count("\n") == 1
