@@ -16,10 +16,12 @@ the grid solvers' T lap rho, diffusion acts on every axis, frozen ones included.
 
 epsilon: the published working rule eps = 4 (0.4 h^0.99)^2 (BACKGROUND.md) was made for
 particles on a lattice of spacing h (with quadrature weights); pass that h to
-`epsilon_rule` there. For quadrature particles (init = "quadrature", weighted blobs: the
-deterministic way to add the entropy term to a quadrature run, which noise would spoil) the
-default takes h = `solvers.quadrature.lattice_spacing`, the mass-weighted nearest-node
-distance. For i.i.d. draws (init = "random") the default takes
+`epsilon_rule` there. init = "quadrature" makes exactly such particles (weighted blobs: the
+deterministic way to add the entropy term to a quadrature run, which noise would spoil): the
+midpoint rule of `solvers.quadrature` on the case grid (or on `nodes` cells per axis) for any
+initial density, Gaussians included (Gauss-Hermite nodes are unevenly spaced, and their blobs
+did not converge), and the default h = `solvers.quadrature.lattice_spacing`, the coarsest
+axis's spacing. For i.i.d. draws (init = "random") the default takes
 h = `random_spacing` = s m^(-1/(D+4)): random points leave gaps far wider than
 (volume / m)^(1/D), above all in the tails, and blobs that do not overlap across a gap do
 not diffuse (with h = (volume / m)^(1/D), 400 random blobs in 1D lost 12% of the heat
@@ -170,7 +172,7 @@ class BlobStepper(Stepper):
         super().__init__(problem, options)
         self.model = problem.model
         self.grid = problem.grid
-        self.u, self.weights, _ = initial_particles(problem, options)
+        self.u, self.weights, _ = initial_particles(problem, options, lattice=True)
         self.temperature = problem.temperature
         cutoff = options.get("cutoff", 4.0)
         epsilon = options.get("epsilon", 0.0)

@@ -97,15 +97,15 @@ DP_B = np.array([35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
 DP_E = np.array([71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40])
 
 
-def initial_particles(problem, options) -> tuple[np.ndarray, np.ndarray, list[np.random.Generator]]:
+def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarray, np.ndarray, list[np.random.Generator]]:
     """Initial positions (m, D), weights q (m,) and two generators (minibatches, noise).
 
     init = "random": m i.i.d. draws with q = 1/m; "quadrature": the nodes and weights of
-    `solvers.quadrature`. Every path downstream uses q, never 1/m.
+    `solvers.quadrature` (on a uniform lattice if `lattice`). Every path downstream uses q, never 1/m.
     """
     init_seq, batch_seq, noise_seq = np.random.SeedSequence(options.get("seed", 0)).spawn(3)
     if options.get("init", "random") == "quadrature":
-        u, q = quadrature_particles(problem, options)
+        u, q = quadrature_particles(problem, options, lattice)
     else:
         m = options["particles"]
         u = problem.sample_initial(m, np.random.default_rng(init_seq))
