@@ -30,6 +30,7 @@ never 'nnan' / 'ninf'. Tested against the numpy path to round-off (tests/test_pa
 from __future__ import annotations
 
 import math
+import types
 import weakref
 
 import numpy as np
@@ -276,22 +277,30 @@ def _velocity(u, xt, pr, bias, act, chunk, lam, trained, v):
                 v[j, D - 1] = -(a * sb + lam * b) * trained[D - 1]
 
 
+def _renamed(function, name: str):
+    """A copy of `function` under another name (and so another numba cache entry)."""
+    copy = types.FunctionType(function.__code__.replace(co_name=name, co_qualname=name), function.__globals__,
+                              name, function.__defaults__, function.__closure__)
+    copy.__qualname__ = name
+    return copy
+
+
 if numba is not None:
     from llvmlite import ir
-    from numba.core import types
+    from numba.core import types as nb_types
     from numba.extending import intrinsic
 
     @intrinsic
     def _as_int(typingctx, x):  # noqa: F811 - the bits of a double as an int64
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], ir.IntType(64))
-        return types.int64(types.float64), codegen
+        return nb_types.int64(nb_types.float64), codegen
 
     @intrinsic
     def _as_float(typingctx, k):  # noqa: F811 - an int64's bits as a double
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], ir.DoubleType())
-        return types.float64(types.int64), codegen
+        return nb_types.float64(nb_types.int64), codegen
 
     _opts = dict(fastmath=_FASTMATH, error_model="numpy", boundscheck=False)
     # compiled on its own with 'contract' only; LLVM inlines it with those flags kept
@@ -301,9 +310,11 @@ if numba is not None:
     _moments = numba.njit(inline="always", **_opts)(_moments)
     network_kernel = numba.njit(cache=True, parallel=True, **_opts)(_network)
     velocity_kernel = numba.njit(cache=True, parallel=True, **_opts)(_velocity)
-    # the same loops on one thread, for small problems (prange runs as range)
-    network_serial = numba.njit(cache=True, **_opts)(_network)
-    velocity_serial = numba.njit(cache=True, **_opts)(_velocity)
+    # the same loops on one thread, for small problems (prange runs as range); renamed copies,
+    # since numba's cache keys on the function's name and line, not on `parallel`: under one
+    # name the two variants would overwrite each other's cache entry
+    network_serial = numba.njit(cache=True, **_opts)(_renamed(_network, "_network_serial"))
+    velocity_serial = numba.njit(cache=True, **_opts)(_renamed(_velocity, "_velocity_serial"))
 else:  # pragma: no cover
     network_kernel = velocity_kernel = network_serial = velocity_serial = None
 

@@ -135,7 +135,12 @@ def test_blow_up_stays_visible():
 
 
 def test_thread_count_does_not_change_results():
-    """Fixed chunks summed in order: 1 thread and 2 threads give bitwise equal velocities."""
+    """Fixed chunks summed in order: 1 thread and 2 threads give bitwise equal velocities.
+    (The one-thread variants have names of their own: numba's cache keys on name and line,
+    and under one name the serial build overwrote the threaded one in the cache.)"""
+    for serial, threaded in ((particle_kernels.network_serial, particle_kernels.network_kernel),
+                             (particle_kernels.velocity_serial, particle_kernels.velocity_kernel)):
+        assert serial.py_func.__qualname__ != threaded.py_func.__qualname__
     model = problem("tanh", True, 2).model
     u, q = particles(model.ndim, m=20000, seed=3)
     kernel = ParticleKernel(model)
