@@ -129,16 +129,21 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _one_line(exc: Exception) -> str:
+    """Errors are one line, whatever user text (a key, a --set value) they echo."""
+    return " ".join(str(exc).split("\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except InputError as exc:
-        print(f"gflow: {exc}", file=sys.stderr)
+        print(f"gflow: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RunError as exc:
-        print(f"gflow: run stopped: {exc}", file=sys.stderr)
+        print(f"gflow: run stopped: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("gflow: interrupted; snapshots written so far are kept", file=sys.stderr)

@@ -17,8 +17,13 @@ _MISSING = object()
 
 def fail(source: str, key: str, problem: str) -> InputError:
     # values echoed back are the user's: keep the line readable whatever they hold
-    key, problem = _shorten(key, 80), _shorten(problem.replace("\n", " "), 240)
+    key, problem = _shorten(_one_line(key), 80), _shorten(_one_line(problem), 240)
     return InputError(f"{source}: {key}: {problem}")
+
+
+def _one_line(text: str) -> str:
+    # a key or value may hold any character TOML allows, line breaks included
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _shorten(text: str, limit: int) -> str:
