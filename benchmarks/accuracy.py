@@ -45,14 +45,19 @@ def reference_risk(root, n_fine: int) -> float:
     return fine + (fine - coarse) / 3.0
 
 
-def cost_at(tolerance: float, levels: Sequence, run: Callable[[object], tuple[float, float]],
+def cost_at(tolerance: float, levels: Sequence, run: Callable[[object], tuple[float, float] | list],
             reference: float) -> dict:
-    """Errors and times over `levels` (coarse to fine), and the cost at `tolerance`."""
+    """Errors and times over `levels` (coarse to fine), and the cost at `tolerance`.
+
+    `run(level)` gives (risk, wall seconds), or a list of them (random particles, one per
+    seed): the level's error is then the mean relative error and its time the mean time.
+    """
     errors, times = [], []
     for level in levels:
-        risk, wall = run(level)
-        errors.append(abs(risk - reference) / abs(reference))
-        times.append(wall)
+        result = run(level)
+        runs = result if isinstance(result, list) else [result]
+        errors.append(float(np.mean([abs(risk - reference) for risk, _ in runs])) / abs(reference))
+        times.append(float(np.mean([wall for _, wall in runs])))
     ok = np.array(errors) <= tolerance
     cost = None
     for i in range(len(levels)):

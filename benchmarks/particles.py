@@ -1,0 +1,242 @@
+"""Particle benchmarks: the step's speed (issue 7), random particles against fv (issue 7) and
+quadrature particles against fv (issue 10).
+
+- `particles`: the Euler (GD) step of the quickstart with 64 data nodes at m = 10^3, 10^5,
+  10^6: `particle_ns_per_particle_datum` = step time / (m x data nodes) at 10^6, and
+  `particle_speedup_vs_torch` = PyTorch CPU time of the same step (`benchmarks.torch_step`,
+  checked to give the same particles) over gflow's, per m. Medians of repeated steps.
+- `particles_vs_fv`: `fv_cost_advantage_vs_particles` = the wall time random particles
+  need to reach relative risk error 1e-3 on the accuracy study's 2D case (quickstart to
+  t = 2, `benchmarks.accuracy`) over the time fv needs. The particles' error at each m is the
+  mean over seeds; they step with RK4 at the largest step whose time error stays below 1/20
+  of the tolerance (`particle_step`: lr = 0.5 here, 4 steps), their cheapest accurate
+  setting: Euler's O(dt) error would keep them from 1e-3 at any affordable step.
+  Runs shorter than 0.5 s are timed as the median of three.
+- `quadrature`: `quadrature_cost_advantage_vs_fv_tanh` and `..._relu` = fv's wall time over
+  quadrature particles' (init = "quadrature", rk4) at relative risk error 1e-4 on the same
+  tanh case and 1e-3 on its ReLU version (activation and teacher ReLU). Below 1: fv wins.
+  References: tanh, 64^2 Gauss-Hermite nodes (spectrally converged: 48^2 and 64^2 agree to
+  1e-9), cross-checked against the fv Richardson reference; ReLU, whose kink limits
+  quadrature to first order in the nodes per axis, Richardson at order 1 from 512^2 and
+  1024^2 nodes, cross-checked against fv (also first order there) on 256 and 512 cells.
+"""
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+from benchmarks.accuracy import cost_at, grid, integrate, reference_risk
+from benchmarks.timing import median_time
+
+#: particle counts of the step timings
+STEP_PARTICLES = (1_000, 100_000, 1_000_000)
+DATA_NODES = 64
+RELU = ['model.activation="relu"']
+
+
+def _particle_stepper(root, m: int, **options):
+    from gflow.case import load_case
+    from gflow.problem import build_problem
+    from gflow.solver_options import SOLVER_OPTIONS
+    from solvers.particle import ParticleStepper
+
+    case = load_case(root / "cases" / "quickstart.toml", [f"data.nodes={DATA_NODES}"], ["particle"])
+    problem = build_problem(case)
+    opts = {k: o.default for k, o in SOLVER_OPTIONS["particle"].items()}
+    return ParticleStepper(problem, {**opts, "particles": m, "integrator": "euler", **options})
+
+
+def step_speed(root, quick: bool) -> dict:
+    """gflow's Euler step against PyTorch's, per m."""
+    try:
+        from benchmarks import torch_step
+    except ImportError:
+        torch_step = None
+    dt = 0.01
+    ours, theirs, detail = [], [], {}
+    for m in STEP_PARTICLES:
+        repeats = {1_000: 201, 100_000: 21, 1_000_000: 7}[m] // (3 if quick else 1)
+        stepper = _particle_stepper(root, m)
+        u0 = stepper.u.copy()
+        stepper.step(dt)                                   # compile / warm outside the timing
+        ours.append(median_time(lambda: stepper.step(dt), repeats))
+        if m == STEP_PARTICLES[-1]:
+            tracemalloc.start()
+            stepper.step(dt)
+            detail["particle_step_temp_mb_1e6"] = tracemalloc.get_traced_memory()[1] / 1e6
+            tracemalloc.stop()
+            detail["particle_state_mb_1e6"] = stepper.u.nbytes / 1e6
+        if torch_step is None:
+            theirs.append(None)
+            continue
+        model = stepper.model
+        step = torch_step.TorchStep(u0, model.x, model.p, model.y, dt, model.spec.activation, model.bias)
+        check = _particle_stepper(root, m)
+        check.step(dt)
+        step()
+        detail.setdefault("particle_max_diff_vs_torch", 0.0)
+        detail["particle_max_diff_vs_torch"] = max(detail["particle_max_diff_vs_torch"],
+                                                   float(np.abs(step.positions() - check.u).max()))
+        theirs.append(median_time(step, max(3, repeats // 3)))
+    result = {
+        "particle_ns_per_particle_datum": ours[-1] / (STEP_PARTICLES[-1] * DATA_NODES) * 1e9,
+        "particle_speedup_vs_torch": [None if t is None else t / o for t, o in zip(theirs, ours)],
+        "particle_step_ms": [1e3 * t for t in ours],
+        "particle_steps_per_s_1e5": 1.0 / ours[1],
+        "particle_steps_per_s_1e6": 1.0 / ours[2],
+        **detail,
+    }
+    if torch_step is not None:
+        result["torch_step_ms"] = [1e3 * t for t in theirs]
+        result["torch_threads_version"] = f"{torch_step.threads()} threads, torch {torch_step.version()}"
+        # the same step: both start from the same particles, so they must end there too
+        assert detail["particle_max_diff_vs_torch"] < 1e-10, detail
+    import numba
+    result["particle_numba_threads"] = numba.get_num_threads()
+    return result
+
+
+def _particle_table(**options) -> list[str]:
+    items = ", ".join(f"{k}={v!r}".replace("'", '"') for k, v in options.items())
+    return [f'solvers=[{{kind="particle", {items}}}]']
+
+
+def _ratio(numerator: dict, denominator: dict) -> tuple[float | None, bool]:
+    """numerator cost / denominator cost; when the numerator never got there, its finest time
+    bounds the ratio from below (flagged)."""
+    if denominator["cost"] is None:
+        return None, False
+    if numerator["cost"] is None:
+        return numerator["times"][-1] / denominator["cost"], True
+    return numerator["cost"] / denominator["cost"], False
+
+
+def timed(run: Callable[[], tuple[float, float]], short: float = 0.5, repeats: int = 3) -> tuple[float, float]:
+    """(risk, wall) of `run`, the wall the median of `repeats` runs when one takes under
+    `short` seconds: a single run of a few ms is at the mercy of the scheduler."""
+    risk, wall = run()
+    if wall < short:
+        wall = float(np.median([wall] + [run()[1] for _ in range(repeats - 1)]))
+    return risk, wall
+
+
+def particle_step(root, tolerance: float) -> tuple[float, dict]:
+    """The largest RK4 step (of 1, 1/2, 1/4) whose time error of the risk at t = 2 is below
+    tolerance / 20, measured with 24^2 quadrature particles (no sampling noise) against
+    lr = 0.05: the particles' cheapest step that costs them no accuracy."""
+    reference = _quadrature(root, 24)[0]
+    errors = {}
+    for lr in (1.0, 0.5, 0.25):
+        risk = integrate("particle", root, _particle_table(init="quadrature", nodes=24, lr=lr))[0]
+        errors[lr] = abs(risk - reference) / reference
+        if errors[lr] < tolerance / 20:
+            return lr, errors
+    return 0.1, errors
+
+
+def particles_vs_fv(root, quick: bool, cache: dict) -> dict:
+    """Random particles' cost to 1e-3 over fv's on the 2D accuracy case."""
+    tolerance = 1e-3
+    reference = _fv_reference(root, quick, cache)
+    integrate("fv", root, grid(16))          # compile the numba kernels outside the timings
+    integrate("particle", root, _particle_table(particles=1000))
+    fv = cost_at(tolerance, [16, 24, 32, 48, 64, 96], lambda n: timed(lambda: integrate("fv", root, grid(n))),
+                 reference)
+    lr, time_errors = particle_step(root, tolerance)
+    seeds = range(4 if quick else 8)
+    levels = [10_000, 30_000, 100_000, 200_000, 300_000, 500_000] + ([] if quick else [1_000_000])
+
+    def particles(m):
+        return [integrate("particle", root, _particle_table(particles=m, seed=s, integrator="rk4", lr=lr))
+                for s in seeds]
+
+    part = cost_at(tolerance, levels, particles, reference)
+    ratio, bound = _ratio(part, fv)
+    check = _quadrature(root, 64)[0]
+    # the seed-mean error is itself noisy near the tolerance: fit err = C m^(-1/2) over all levels,
+    # and the wall time linearly in m, for the m and time at which the law crosses the tolerance
+    m = np.array(levels, dtype=float)
+    c = float(np.exp(np.mean(np.log(np.array(part["errors"]) * np.sqrt(m)))))
+    m_star = (c / tolerance) ** 2
+    slope, intercept = np.polyfit(m, part["times"], 1)
+    fitted = (slope * m_star + intercept) / fv["cost"] if fv["cost"] else None
+    result = {"fv_cost_advantage_vs_particles": ratio,
+              "fv_cost_advantage_vs_particles_fitted": fitted,
+              "particles_m_at_1e-3_fitted": m_star,
+              "particles_vs_fv_detail": {
+                  "reference_risk": reference, "fv": fv, "particles": part, "seeds": len(seeds),
+                  "integrator": f"rk4, lr = {lr}", "rk4_time_errors": time_errors,
+                  "reference_check_quadrature_64": check,
+                  "reference_check_relative_difference": abs(check - reference) / reference}}
+    if bound:
+        result["fv_cost_advantage_vs_particles_is_lower_bound"] = True
+    return result
+
+
+def _fv_reference(root, quick: bool, cache: dict) -> float:
+    key = ("fv", quick)
+    if key not in cache:
+        cache[key] = reference_risk(root, 192 if quick else 256)
+    return cache[key]
+
+
+def _quadrature(root, n: int, extra=()) -> tuple[float, float]:
+    """(risk, wall seconds) of a quadrature run with n nodes per axis (rk4, lr = 0.05)."""
+    return integrate("particle", root, [*extra, *_particle_table(init="quadrature", nodes=n)])
+
+
+def quadrature_vs_fv(root, quick: bool, cache: dict) -> dict:
+    """Quadrature particles' cost against fv's: tanh at 1e-4, ReLU at 1e-3."""
+    result, detail = {}, {}
+    fv_levels = [32, 48, 64, 96, 128, 192, 256, 384] if not quick else [32, 64, 128, 256, 384]
+    integrate("fv", root, grid(16))
+    integrate("particle", root, _particle_table(init="quadrature", nodes=8))
+    for name, extra, tolerance in (("tanh", [], 1e-4), ("relu", RELU, 1e-3)):
+        if name == "tanh":
+            reference = _quadrature(root, 64)[0]
+            check = _fv_reference(root, quick, cache)
+            levels = [6, 8, 10, 12, 16, 20, 24, 32]
+            fv_levels_here = fv_levels
+        else:
+            # first order in n (measured): Richardson at order 1 from 512^2 and 1024^2 nodes
+            coarse, fine = _quadrature(root, 512, extra)[0], _quadrature(root, 1024, extra)[0]
+            reference = 2 * fine - coarse
+            check = None
+            if not quick:
+                fv_coarse, fv_fine = (integrate("fv", root, [*extra, *grid(n)])[0] for n in (256, 512))
+                check = 2 * fv_fine - fv_coarse
+            levels = [16, 24, 32, 48, 64, 96, 128, 192]
+            fv_levels_here = [n for n in fv_levels if n <= 256] + ([384] if not quick else [])
+        quad = cost_at(tolerance, levels, lambda n: timed(lambda: _quadrature(root, n, extra)), reference)
+        fv = cost_at(tolerance, fv_levels_here,
+                     lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)])), reference)
+        ratio, bound = _ratio(fv, quad)
+        result[f"quadrature_cost_advantage_vs_fv_{name}"] = ratio
+        if bound:
+            result[f"quadrature_cost_advantage_vs_fv_{name}_is_lower_bound"] = True
+        detail[name] = {"tolerance": tolerance, "reference_risk": reference,
+                        "reference_check": check,
+                        "reference_check_relative_difference": None if check is None else abs(check - reference) / reference,
+                        "quadrature": quad, "fv": fv}
+    result["quadrature_vs_fv_detail"] = detail
+    return result
+
+
+def measures(root, quick: bool, results: dict) -> dict:
+    """name -> zero-argument function returning a dict of results (`python -m benchmarks`)."""
+    cache: dict = {}
+    return {
+        "particles": lambda: step_speed(root, quick),
+        "particles_vs_fv": lambda: particles_vs_fv(root, quick, cache),
+        "quadrature": lambda: quadrature_vs_fv(root, quick, cache),
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - a quick look without the full suite
+    from pathlib import Path
+    started = time.perf_counter()
+    print(step_speed(Path(__file__).resolve().parents[1], quick=True))
+    print(f"{time.perf_counter() - started:.1f} s")
