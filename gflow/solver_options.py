@@ -38,7 +38,7 @@ _PARTICLE_INIT = {
     "particles": _int(10000, 1, "number of particles m", maximum=10**8),
     "seed": _int(0, 0, "seed of the initial draw, minibatches and noise", maximum=2**63),
     "init": _choice("random", "random", "quadrature", doc="random draws or quadrature nodes"),
-    "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles", maximum=4096),
+    "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles (Gauss-Hermite) or the case grid (midpoint)", maximum=4096),
     "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the numpy path (two_layer models)"),
 }
 

@@ -51,6 +51,15 @@ def test_gauss_hermite_rule_is_exact_to_degree_2n_minus_1():
     assert abs(q @ z[:, 0] ** 12 - 10395) > 1
 
 
+@pytest.mark.parametrize("n", [200, 201, 600])
+def test_large_rules_stay_finite_and_exact(n):
+    """numpy's hermegauss gives NaN weights at n = 384; the rules used beyond n = 200 do not."""
+    u, q = gauss_hermite([1.0], [2.0], n)
+    assert np.all(np.isfinite(q)) and q.sum() == pytest.approx(1.0, abs=1e-14)
+    assert q @ u[:, 0] == pytest.approx(1.0, rel=1e-12)
+    assert q @ (u[:, 0] - 1.0) ** 4 == pytest.approx(3 * 2.0 ** 4, rel=1e-12)
+
+
 def test_pruning_drops_tiny_weights_and_renormalises():
     u, q = gauss_hermite([0.0, 0.0], [1.0, 1.0], 48)
     kept_u, kept_q = prune(u, q)
