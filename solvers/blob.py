@@ -188,7 +188,8 @@ class BlobStepper(Stepper):
     def velocity(self, u: np.ndarray) -> np.ndarray:
         v = particle_velocity(self.model, u, self.weights, kernel=self.particle_kernel)
         if self.temperature > 0:
-            v += self.kernel.diffusion_velocity(u, self.weights, self.temperature)
+            # frozen axes (train) neither drift nor diffuse, as on the grids
+            v += self.kernel.diffusion_velocity(u, self.weights, self.temperature) * self.model.trained
         return v
 
     def step(self, dt_max: float) -> float:

@@ -39,7 +39,7 @@ Options (`gflow.solver_options`, kind "particle"):
 - batch > 0: minibatch SGD; each step draws `batch` data points i.i.d. from the data measure
   (weights p_m) and uses the unbiased estimate (1/batch) sum of the batch in place of E_x,
   for every stage of that step.
-- temperature T > 0: Euler-Maruyama noise sqrt(2 T dt) N(0, 1) on every coordinate after
+- temperature T > 0: Euler-Maruyama noise sqrt(2 T dt) N(0, 1) on every trained coordinate after
   the deterministic step (exact Euler-Maruyama for euler; a Lie splitting otherwise). Like
   the grid solvers' T lap rho, the noise acts on every axis, frozen ones included.
 - scaling: "mean_field" (the default) uses q_j = 1/m in the network. "conventional" uses the
@@ -216,7 +216,9 @@ class ParticleStepper(Stepper):
             else:
                 self._rk4_step(h, k1, batch)
         if self.temperature > 0:
-            self.u += np.sqrt(2.0 * self.temperature * h) * self.noise_rng.standard_normal(self.u.shape)
+            # frozen axes (train) neither drift nor diffuse, as on the grids
+            noise = self.noise_rng.standard_normal(self.u.shape) * self.model.trained
+            self.u += np.sqrt(2.0 * self.temperature * h) * noise
             self._first_stage = None
         return h
 

@@ -358,3 +358,20 @@ def test_quadrature_with_noise_is_refused_in_one_line(write_case, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "init = quadrature with temperature > 0: use the blob solver" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["particle", "blob"])
+def test_frozen_axes_neither_drift_nor_diffuse(kind):
+    """Random-feature Langevin: with train = ["a"] no particle moves along w, noise or not."""
+    from gflow.case import case_from_text
+    from gflow.problem import build_problem
+    from solvers import make_stepper
+    text = (ROOT / "cases" / "quickstart.toml").read_text().replace('input_dim = 1', 'input_dim = 1\ntrain = ["a"]')
+    case = case_from_text(text, "rf", ["regularization.temperature=0.05", "solver.particles=300"], [kind])
+    stepper = make_stepper(kind, build_problem(case), case.solvers[0].options)
+    before = stepper.u.copy()
+    for _ in range(3):
+        stepper.step(0.05)
+    # (the blob's Runge-Kutta stages recombine u itself: round-off, no motion)
+    np.testing.assert_allclose(stepper.u[:, 1], before[:, 1], rtol=0, atol=1e-14)
+    assert np.abs(stepper.u[:, 0] - before[:, 0]).max() > 1e-3
