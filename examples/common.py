@@ -149,3 +149,12 @@ def parser(doc: str, name: str) -> argparse.ArgumentParser:
     p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="replace the values of a key of the case's [sweep] table")
     return p
+
+
+def run_study(doc: str, name: str, study, report, draw, argv=None) -> int:
+    """An example's command line: run the study, print its headline, draw its picture."""
+    args = parser(doc, name).parse_args(argv)
+    result = study(Path(args.runs), args.set, args.vary)
+    report(result)
+    draw(result, args.output)
+    return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CASES, figure, parser, sweep, write
+from common import CASES, figure, run_study, sweep, write
 from gflow.problem import problem_from_text
 from postprocess.plot import density_panel
 from postprocess.runs import faces, marginal, snapshot
@@ -92,11 +92,7 @@ def draw(result: dict, path) -> None:
 
 
 def main(argv=None) -> int:
-    args = parser(__doc__, "langevin").parse_args(argv)
-    result = study(Path(args.runs), args.set, args.vary)
-    report(result)
-    draw(result, args.output)
-    return 0
+    return run_study(__doc__, "langevin", study, report, draw, argv)
 
 
 if __name__ == "__main__":

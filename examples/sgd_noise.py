@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CASES, figure, group, parser, run, slope, sweep, write
+from common import CASES, figure, group, run, run_study, slope, sweep, write
 from gflow.snapshots import read_run
 
 CASE = CASES / "sgd_noise.toml"
@@ -69,11 +69,7 @@ def draw(result: dict, path) -> None:
 
 
 def main(argv=None) -> int:
-    args = parser(__doc__, "sgd_noise").parse_args(argv)
-    result = study(Path(args.runs), args.set, args.vary)
-    report(result)
-    draw(result, args.output)
-    return 0
+    return run_study(__doc__, "sgd_noise", study, report, draw, argv)
 
 
 if __name__ == "__main__":
