@@ -57,5 +57,36 @@ snapshots = 3
 """
 
 
+#: the quickstart case as first bundled (box [-4, 4] x [-5, 5]), pinned here so that the
+#: figures measured on it stay valid whatever becomes of cases/quickstart.toml
+TANH_TEACHER = """
+name = "tanh_teacher"
+[model]
+kind = "two_layer"
+activation = "tanh"
+bias = false
+input_dim = 1
+[target]
+neurons = [{ a = 1.5, w = 2.0 }]
+[data]
+distribution = "uniform"
+low = -1.0
+high = 1.0
+nodes = 32
+[initial]
+distribution = "gaussian"
+mean = [0.0, 0.0]
+std = [0.5, 0.8]
+[grid]
+bounds = [[-4.0, 4.0], [-5.0, 5.0]]
+cells = [128, 128]
+[time]
+end = 10.0
+snapshots = 21
+[solver]
+kind = "fv"
+"""
+
+
 def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None

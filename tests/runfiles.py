@@ -7,30 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from conftest import TWO_LAYER_2D
 from gflow.snapshots import SnapshotWriter
 from grids import CartesianGrid, gaussian_cell_average
 from solvers.base import Observation
 
-CASE_2D = """
-name = "synthetic"
-[model]
-kind = "two_layer"
-activation = "tanh"
-[target]
-neurons = [{ a = 1.5, w = 2.0 }]
-[data]
-nodes = 16
-[initial]
-distribution = "gaussian"
-mean = [0.0, 0.0]
-std = [0.5, 0.8]
-[grid]
-bounds = [[-4.0, 4.0], [-4.0, 4.0]]
-cells = [32, 32]
-[time]
-end = 1.0
-snapshots = 3
-"""
+# the shared small case on a square box
+CASE_2D = TWO_LAYER_2D.replace('name = "small"', 'name = "synthetic"').replace("[-5.0, 5.0]]", "[-4.0, 4.0]]")
 
 CASE_1D = """
 name = "synthetic_1d"

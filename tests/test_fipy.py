@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import check_snapshot, has_module
+from conftest import TANH_TEACHER, check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.runloop import run
@@ -14,36 +14,6 @@ from gflow.solver_options import SOLVER_OPTIONS
 from grids import CartesianGrid
 
 pytestmark = pytest.mark.skipif(not has_module("fipy"), reason="needs FiPy")
-
-#: the quickstart case as first bundled (box [-4, 4] x [-5, 5]), pinned here so that the
-#: figures measured on it stay valid whatever becomes of cases/quickstart.toml
-TANH_TEACHER = """
-name = "tanh_teacher"
-[model]
-kind = "two_layer"
-activation = "tanh"
-bias = false
-input_dim = 1
-[target]
-neurons = [{ a = 1.5, w = 2.0 }]
-[data]
-distribution = "uniform"
-low = -1.0
-high = 1.0
-nodes = 32
-[initial]
-distribution = "gaussian"
-mean = [0.0, 0.0]
-std = [0.5, 0.8]
-[grid]
-bounds = [[-4.0, 4.0], [-5.0, 5.0]]
-cells = [128, 128]
-[time]
-end = 10.0
-snapshots = 21
-[solver]
-kind = "fv"
-"""
 
 ONE_D = """
 [model]

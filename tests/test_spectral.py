@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from conftest import check_snapshot, run_gflow
+from conftest import TANH_TEACHER, check_snapshot, run_gflow
 from gflow import fft
 from gflow.case import case_from_text
 from gflow.errors import RunError
@@ -16,36 +16,6 @@ from gflow.runloop import run
 from gflow.snapshots import SnapshotWriter, read_run
 from gflow.solver_options import SOLVER_OPTIONS
 from solvers.spectral import SpectralStepper, default_threads
-
-#: the quickstart case as first bundled (box [-4, 4] x [-5, 5]), pinned here so that the
-#: figures measured on it stay valid whatever becomes of cases/quickstart.toml
-TANH_TEACHER = """
-name = "tanh_teacher"
-[model]
-kind = "two_layer"
-activation = "tanh"
-bias = false
-input_dim = 1
-[target]
-neurons = [{ a = 1.5, w = 2.0 }]
-[data]
-distribution = "uniform"
-low = -1.0
-high = 1.0
-nodes = 32
-[initial]
-distribution = "gaussian"
-mean = [0.0, 0.0]
-std = [0.5, 0.8]
-[grid]
-bounds = [[-4.0, 4.0], [-5.0, 5.0]]
-cells = [128, 128]
-[time]
-end = 10.0
-snapshots = 21
-[solver]
-kind = "fv"
-"""
 
 PI = math.pi
 #: a smooth problem that is periodic on its box: P = -cos x - cos(y/2) on [-pi, pi] x [-2pi, 2pi]
