@@ -14,7 +14,7 @@ import numpy as np
 
 from gflow.case import load_case
 from gflow.problem import build_problem
-from solvers import make_stepper
+from gflow.solvers import make_stepper
 
 #: the 2D comparison case: the quickstart, stopped at t = 2 while the risk still falls fast
 OVERRIDES = ["time.end=2.0"]

@@ -23,7 +23,7 @@ import numpy as np
 
 from gflow.case import load_case
 from gflow.problem import build_problem
-from solvers import make_stepper
+from gflow.solvers import make_stepper
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "cases" / "quickstart.toml"

@@ -13,7 +13,7 @@ import numpy as np
 from benchmarks.timing import floor_seconds, median_time
 from gflow.case import load_case
 from gflow.problem import build_problem
-from solvers.fv import FiniteVolumeStepper
+from gflow.solvers.fv import FiniteVolumeStepper
 
 CASES = {
     "512": ("quickstart.toml", ["grid.cells=[512,512]"]),

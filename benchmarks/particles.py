@@ -41,7 +41,7 @@ def _particle_stepper(root, m: int, **options):
     from gflow.case import load_case
     from gflow.problem import build_problem
     from gflow.solver_options import SOLVER_OPTIONS
-    from solvers.particle import ParticleStepper
+    from gflow.solvers.particle import ParticleStepper
 
     case = load_case(root / "cases" / "quickstart.toml", [f"data.nodes={DATA_NODES}"], ["particle"])
     problem = build_problem(case)

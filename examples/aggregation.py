@@ -20,9 +20,9 @@ from matplotlib.patches import Circle
 
 from common import CASES, figure, parser, run, write
 from gflow.snapshots import read_run
-from postprocess.plot import density_panel
-from postprocess.regrid import cell_volumes
-from postprocess.runs import faces, snapshot
+from gflow.postprocess.plot import density_panel
+from gflow.postprocess.regrid import cell_volumes
+from gflow.postprocess.runs import faces, snapshot
 
 #: sub-cells per axis for the exact cell averages (the disk's edge cuts cells)
 SUBCELLS = 16

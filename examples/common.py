@@ -1,7 +1,7 @@
 """What the literature examples share: running `gflow` commands, a case's sweep, fits, figures.
 
 Every run of an example is an ordinary `gflow run` command, executed in this process by the
-command line's own `gflow.cli.main` and echoed as `$ gflow ...`, so the printed lines are the
+command line's own `gflow.app.cli.main` and echoed as `$ gflow ...`, so the printed lines are the
 exact commands that made the files. A study over several values (particle counts, seeds, batch
 sizes) runs the case's `[sweep]` table the way `gflow sweep` would, one run after another: each
 run goes to `OUT/<name>/<kind>.h5` with the name `gflow sweep` gives it (docs/sweeps.md), so
@@ -19,13 +19,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gflow import cli
+from gflow.app import cli
 from gflow.case import load_case
 from gflow.snapshots import Run, read_run
-from gflow.sweep import expand, parse_vary, sweep_axes
-from postprocess.plot import save
-from postprocess.runs import faces, marginal
-from postprocess.sweep_plot import fit_slope
+from gflow.app.sweep import expand, parse_vary, sweep_axes
+from gflow.postprocess.plot import save
+from gflow.postprocess.runs import faces, marginal
+from gflow.postprocess.sweep_plot import fit_slope
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"

@@ -22,8 +22,8 @@ import numpy as np
 
 from common import CASES, figure, run_study, sweep, write
 from gflow.problem import problem_from_text
-from postprocess.plot import density_panel
-from postprocess.runs import faces, marginal, snapshot
+from gflow.postprocess.plot import density_panel
+from gflow.postprocess.runs import faces, marginal, snapshot
 
 CASE = CASES / "langevin.toml"
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from common import CASES, figure, parser, run, write
 from gflow.snapshots import read_run
-from postprocess.plot import curve_panel, density_panel
-from postprocess.runs import faces, marginal, snapshot
+from gflow.postprocess.plot import curve_panel, density_panel
+from gflow.postprocess.runs import faces, marginal, snapshot
 
 MODELS = {"two-layer": "quickstart", "random features": "random_feature"}
 

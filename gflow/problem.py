@@ -10,14 +10,14 @@ from functools import cached_property
 import numpy as np
 
 from gflow.case import Case, TargetSpec, case_from_text
-from gflow.activations import ACTIVATIONS
-from gflow.data import build_data
+from gflow.models.units import ACTIVATIONS
+from gflow.models.data import build_data
 from gflow.errors import InputError
 from gflow.expr import parse_expression
-from gflow.potential import PotentialGridOperator, PotentialModel
-from gflow.two_layer import TwoLayerModel
-from gflow.two_layer_grid import TwoLayerGridOperator
-from grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average
+from gflow.models.potential import PotentialGridOperator, PotentialModel
+from gflow.models.two_layer import TwoLayerModel
+from gflow.models.two_layer_grid import TwoLayerGridOperator
+from gflow.grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average
 
 
 def target_function(spec: TargetSpec, activation: str, input_dim: int):

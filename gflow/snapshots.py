@@ -14,13 +14,25 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from gflow import __version__
+from gflow.version import __version__
 from gflow.errors import InputError
-from solvers.base import Observation
 
 FORMAT = "gflow"
 FORMAT_VERSION = 1
 _SCALARS = ("risk", "energy", "mass")
+
+
+@dataclass
+class Observation:
+    """What one snapshot stores (SPEC.md): the density on the case grid and its functionals."""
+
+    density: np.ndarray
+    risk: float
+    energy: float
+    mass: float
+    positions: np.ndarray | None = None
+    #: solver-specific per-snapshot numbers, stored as extra datasets of shape (T,)
+    extras: dict[str, float] = field(default_factory=dict)
 
 
 class SnapshotWriter:

@@ -2,7 +2,7 @@
 
 This package imports nothing else of gflow: a grid is plain geometry.
 """
-from grids.cartesian import CartesianGrid
-from grids.initial import gaussian_cell_average, mixture_cell_average, uniform_cell_average
+from gflow.grids.cartesian import CartesianGrid
+from gflow.grids.initial import gaussian_cell_average, mixture_cell_average, uniform_cell_average
 
 __all__ = ["CartesianGrid", "gaussian_cell_average", "mixture_cell_average", "uniform_cell_average"]

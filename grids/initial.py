@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from grids.cartesian import CartesianGrid
+from gflow.grids.cartesian import CartesianGrid
 
 
 # erf on the few faces of one axis (O(n), not O(n^D)): cheaper than importing scipy.special,

@@ -1,4 +1,4 @@
-"""The `compare` and `plot` subcommands; `gflow.cli` adds each `register(subparsers)` in REGISTER.
+"""The `compare` and `plot` subcommands; `gflow.app.cli` adds each `register(subparsers)` in REGISTER.
 
 Each command returns an exit status; bad input (an unreadable run, an unknown image type)
 is an `InputError`, which the CLI prints as one line with exit status 2.
@@ -46,13 +46,13 @@ def _emit(text: str, target: str, note) -> None:
 
 
 def cmd_compare(args) -> int:
-    from postprocess.compare import compare_runs, table, to_csv, to_json
-    from postprocess.runs import open_run
+    from gflow.postprocess.compare import compare_runs, table, to_csv, to_json
+    from gflow.postprocess.runs import open_run
 
     if args.json == "-" and args.csv == "-":
         raise InputError("--json and --csv cannot both write to stdout; give one a FILE")
     if args.plot:
-        from postprocess.plot import check_image_path
+        from gflow.postprocess.plot import check_image_path
         check_image_path(args.plot)
     run_a, run_b = open_run(args.a), open_run(args.b)
     comparison = compare_runs(run_a, run_b)
@@ -69,17 +69,17 @@ def cmd_compare(args) -> int:
     if args.csv:
         _emit(to_csv(comparison), args.csv, note)
     if args.plot:
-        from postprocess.plot import comparison_figure, save
+        from gflow.postprocess.plot import comparison_figure, save
         note(f"wrote {save(comparison_figure([run_a, run_b], [comparison]), args.plot)}")
     return 0
 
 
 def cmd_plot(args) -> int:
     if Path(args.run).suffix.lower() == ".csv":
-        from postprocess.sweep_plot import cmd_plot_sweep
+        from gflow.postprocess.sweep_plot import cmd_plot_sweep
         return cmd_plot_sweep(args)
-    from postprocess.plot import check_image_path, movie_writer, run_figure, save, write_movie
-    from postprocess.runs import open_run
+    from gflow.postprocess.plot import check_image_path, movie_writer, run_figure, save, write_movie
+    from gflow.postprocess.runs import open_run
 
     if args.columns < 1:
         raise InputError(f"--columns {args.columns}: must be at least 1")

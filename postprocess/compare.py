@@ -38,8 +38,8 @@ import ot
 
 from gflow.errors import InputError
 from gflow.snapshots import Run
-from postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid
-from postprocess.runs import faces, grid_label, grid_points, marginal, snapshot
+from gflow.postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid
+from gflow.postprocess.runs import faces, grid_label, grid_points, marginal, snapshot
 
 #: largest n_A * n_B solved exactly (~0.1-0.5 s per distance)
 PAIR_MAX = 1 << 20

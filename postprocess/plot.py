@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from gflow.errors import InputError
 from gflow.snapshots import Run
-from postprocess.runs import Snapshot, cell_masses, faces, grid_points, marginal, snapshot
+from gflow.postprocess.runs import Snapshot, cell_masses, faces, grid_points, marginal, snapshot
 
 #: particles drawn over a density at most (a fixed subsample beyond)
 MAX_DRAWN = 3000
@@ -61,7 +61,7 @@ def _subsample(points: np.ndarray) -> np.ndarray:
 def network_model(run: Run):
     """The run's two-layer model when f(x) can be drawn (input_dim 1), else (None, why not)."""
     from gflow.problem import problem_from_text
-    from gflow.two_layer import TwoLayerModel
+    from gflow.models.two_layer import TwoLayerModel
 
     try:
         problem = problem_from_text(run.case_text, str(run.path))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postprocess.compare import compare_runs, table
-from postprocess.plot import comparison_figure, run_labels, save
-from postprocess.runs import open_run
+from gflow.postprocess.compare import compare_runs, table
+from gflow.postprocess.plot import comparison_figure, run_labels, save
+from gflow.postprocess.runs import open_run
 
 
 def write_report(paths, out_dir) -> list[Path]:

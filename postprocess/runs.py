@@ -12,7 +12,7 @@ import numpy as np
 
 from gflow.errors import InputError
 from gflow.snapshots import Run, read_run
-from postprocess.regrid import cell_volumes, centres
+from gflow.postprocess.regrid import cell_volumes, centres
 
 #: what h5py and numpy raise on a damaged file (h5py reports some corruption as RuntimeError)
 _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)

@@ -14,7 +14,6 @@ at a given cost is the better buy.
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from gflow.errors import InputError
-from gflow.sweep import COLUMNS, PARTICLE_KINDS, group_key, resolution_keys
+from gflow.sweep_table import PARTICLE_KINDS, group_key, read_csv, resolution_keys
 
 #: error columns drawn, with their axis labels
 ERRORS = {"risk_error": "|R - R_ref| at the final time", "W1": "W1 to the reference at the final time"}
@@ -41,19 +40,8 @@ class Line:
 
 
 def read_sweep(path) -> tuple[list[dict], list[str]]:
-    """The rows of a sweep.csv and its varied keys (the columns that are not COLUMNS)."""
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    missing = [c for c in ("run", "solver", "status", "resolution", "wall_time", *ERRORS) if c not in fields]
-    if missing:
-        raise InputError(f"{path}: not a gflow sweep.csv (no column {missing[0]!r})")
-    return rows, [f for f in fields if f not in COLUMNS]
+    """The rows of a sweep.csv and its varied keys, with the columns this figure needs."""
+    return read_csv(path, ("run", "solver", "status", "resolution", "wall_time", *ERRORS))
 
 
 def _number(text: str) -> float:
@@ -160,7 +148,7 @@ def sweep_figure(path, dpi: float = 100):
 
 def cmd_plot_sweep(args) -> int:
     """`gflow plot sweep.csv [-o FILE]`: the figure, and the fitted slopes printed."""
-    from postprocess.plot import check_image_path, save
+    from gflow.postprocess.plot import check_image_path, save
 
     if args.movie:
         raise InputError(f"--movie: a sweep.csv has no density to animate ({args.run})")

@@ -9,11 +9,11 @@ from importlib import import_module
 
 #: kind -> "module:Class"
 REGISTRY = {
-    "fv": "solvers.fv:FiniteVolumeStepper",
-    "spectral": "solvers.spectral:SpectralStepper",
-    "fipy": "solvers.fipy_solver:FiPyStepper",
-    "particle": "solvers.particle:ParticleStepper",
-    "blob": "solvers.blob:BlobStepper",
+    "fv": "gflow.solvers.fv:FiniteVolumeStepper",
+    "spectral": "gflow.solvers.spectral:SpectralStepper",
+    "fipy": "gflow.solvers.fipy_solver:FiPyStepper",
+    "particle": "gflow.solvers.particle:ParticleStepper",
+    "blob": "gflow.solvers.blob:BlobStepper",
 }
 
 

@@ -1,29 +1,17 @@
 """The one small interface every solver implements: make a stepper, the run loop drives it.
 
 A stepper owns its discrete state (a grid density, particles, ...). The run loop
-(`gflow.runloop`) asks it to `step` no further than a given time, and to `observe` the
+(`gflow.solvers.loop`) asks it to `step` no further than a given time, and to `observe` the
 quantities a snapshot stores; snapshots, progress and checks never live in a solver.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-
-@dataclass
-class Observation:
-    """What one snapshot stores (SPEC.md): the density on the case grid and its functionals."""
-
-    density: np.ndarray
-    risk: float
-    energy: float
-    mass: float
-    positions: np.ndarray | None = None
-    #: solver-specific per-snapshot numbers, stored as extra datasets of shape (T,)
-    extras: dict[str, float] = field(default_factory=dict)
+from gflow.snapshots import Observation
 
 
 class Stepper(ABC):

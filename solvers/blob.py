@@ -55,10 +55,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from solvers.base import Observation, Stepper
-from solvers.deposit import gaussian_blobs, outside_mass
-from solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
-from solvers.quadrature import lattice_spacing
+from gflow.solvers.base import Observation, Stepper
+from gflow.solvers.deposit import gaussian_blobs, outside_mass
+from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
+from gflow.solvers.quadrature import lattice_spacing
 
 #: ordered neighbour pairs per chunk of the blob sums (temporaries of a few MB each)
 PAIR_CHUNK = 1 << 18

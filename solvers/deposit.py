@@ -23,7 +23,7 @@ import itertools
 import numpy as np
 from scipy.special import ndtr
 
-from grids import CartesianGrid
+from gflow.grids import CartesianGrid
 
 
 def cloud_in_cell(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -53,8 +53,8 @@ import numpy as np
 import fipy
 from fipy.solvers.scipy import LinearBicgstabSolver, LinearLUSolver
 
-from solvers.base import Observation, Stepper, grid_of
-from solvers.fv_flux import stable_dt
+from gflow.solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.fv_flux import stable_dt
 
 CONVECTION = {"exponential": fipy.ExponentialConvectionTerm, "upwind": fipy.UpwindConvectionTerm}
 #: relative residual of the iterative linear solver

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gflow.two_layer_grid import TwoLayerGridOperator
-from solvers import fv_kernels
-from solvers.base import Observation, Stepper, grid_of
-from solvers.fv_flux import fv_rhs, stable_dt
+from gflow.models.two_layer_grid import TwoLayerGridOperator
+from gflow.solvers import fv_kernels
+from gflow.solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.fv_flux import fv_rhs, stable_dt
 
 #: SSP-RK3 (Shu-Osher) stages: u_next = c0 u_n + c1 (u_stage + dt L(u_stage))
 _SSPRK3 = ((0.0, 1.0), (0.75, 0.25), (1.0 / 3.0, 2.0 / 3.0))

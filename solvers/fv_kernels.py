@@ -2,7 +2,7 @@
 
 The plain numpy path (`fv_flux.fv_rhs`) makes about twenty passes over memory per stage;
 this kernel makes one. It uses that the two-layer face velocities are separable
-(`gflow.two_layer_grid`): on an (a, y, z) grid
+(`gflow.models.two_layer_grid`): on an (a, y, z) grid
 
     v_0(i+1/2, j, k) = -(G[j, k] + L0[i+1])                 (along a)
     v_1(i, j+1/2, k) = -(ac[i] H1[j+1, k] + L1[j+1])         (along the second axis)

@@ -76,10 +76,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from gflow.errors import RunError
-from solvers.base import Observation, Stepper
-from solvers.deposit import cloud_in_cell, outside_mass
-from solvers.particle_kernels import kernel_for
-from solvers.quadrature import quadrature_particles
+from gflow.solvers.base import Observation, Stepper
+from gflow.solvers.deposit import cloud_in_cell, outside_mass
+from gflow.solvers.particle_kernels import kernel_for
+from gflow.solvers.quadrature import quadrature_particles
 
 #: fraction of the nearest-neighbour distance a particle may move per step (pair interactions)
 NEIGHBOUR_CFL = 0.25

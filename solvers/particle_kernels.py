@@ -1,7 +1,7 @@
 """Fused numba kernel: the particle velocity -grad V(u_j; rho_m) of the two-layer model.
 
 For m particles u_j = (a_j, w_j[, b_j]) with weights q_j and M data nodes x_i (weights p_i,
-targets y_i) one velocity evaluation is two passes (`gflow.two_layer` holds the maths):
+targets y_i) one velocity evaluation is two passes (`gflow.models.two_layer` holds the maths):
 
     pass 1 (reduce over particles):  f(x_i) = sum_j q_j a_j sigma(w_j.x_i + b_j),  r_i = f(x_i) - y_i
     pass 2 (per particle, over data): dV/da_j = sum_i p_i r_i sigma(z_ji),

@@ -49,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-from grids import CartesianGrid
+from gflow.grids import CartesianGrid
 
 #: weights below this fraction of the largest are dropped (then the rest renormalised)
 WEIGHT_CUTOFF = 1e-14

@@ -62,7 +62,7 @@ import numpy as np
 
 from gflow.errors import RunError
 from gflow.fft import RealFFT, available_threads
-from solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.base import Observation, Stepper, grid_of
 
 #: largest initial density on the box's boundary cells, relative to its maximum, that the
 #: periodic box may wrap around: the jump it leaves in the periodic extension perturbs the

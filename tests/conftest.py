@@ -21,7 +21,7 @@ def check_snapshot(path) -> None:
 
 def run_gflow(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """Run the command line in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "gflow.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gflow.app.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from conftest import TWO_LAYER_2D
 from gflow.snapshots import SnapshotWriter
-from grids import CartesianGrid, gaussian_cell_average
-from solvers.base import Observation
+from gflow.grids import CartesianGrid, gaussian_cell_average
+from gflow.solvers.base import Observation
 
 # the shared small case on a square box
 CASE_2D = TWO_LAYER_2D.replace('name = "small"', 'name = "synthetic"').replace("[-5.0, 5.0]]", "[-4.0, 4.0]]")

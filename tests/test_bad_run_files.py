@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from gflow.cli import main
+from gflow.app.cli import main
 from runfiles import gaussian, write_grid_run
 from conftest import run_gflow
 

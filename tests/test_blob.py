@@ -9,9 +9,9 @@ from scipy.special import ndtr
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.solver_options import SOLVER_OPTIONS
-from grids import CartesianGrid
-from solvers.blob import MAX_NEIGHBOURS, BlobKernel, BlobStepper, epsilon_rule
-from solvers.deposit import gaussian_blobs
+from gflow.grids import CartesianGrid
+from gflow.solvers.blob import MAX_NEIGHBOURS, BlobKernel, BlobStepper, epsilon_rule
+from gflow.solvers.deposit import gaussian_blobs
 from test_particle import OU_CASE as OU_2D, advance       # the same OU case for both Lagrangian solvers
 
 HEAT_1D = """
@@ -110,7 +110,7 @@ def test_neighbour_sums_equal_the_plain_sums():
     phi = np.where(r <= kernel.radius, np.exp(-r ** 2 / 0.1) / (2 * np.pi * 0.05), 0.0)
     rho = phi @ q
     v = 0.7 / 0.05 * np.einsum("ij,ijk->ik", phi * q * (1 / rho[:, None] + 1 / rho[None, :]), d)
-    import solvers.blob as blob
+    import gflow.solvers.blob as blob
     chunk, blob.PAIR_CHUNK = blob.PAIR_CHUNK, 500      # several chunks
     try:
         np.testing.assert_allclose(kernel.density(u, q), rho, rtol=1e-12)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from gflow.convolution import GridConvolution, kernel_cell_integrals
+from gflow.models.convolution import GridConvolution, kernel_cell_integrals
 from gflow.expr import parse_expression
-from grids import CartesianGrid
+from gflow.grids import CartesianGrid
 
 
 def test_log_kernel_cell_integrals_1d():

@@ -9,9 +9,9 @@ import pytest
 from conftest import check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from gflow.runloop import run
+from gflow.solvers.loop import run
 from gflow.snapshots import SnapshotWriter, read_run
-from solvers import make_stepper
+from gflow.solvers import make_stepper
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = (ROOT / "cases" / "quickstart.toml").read_text()

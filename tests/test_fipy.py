@@ -8,10 +8,10 @@ import pytest
 from conftest import TANH_TEACHER, check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from gflow.runloop import run
+from gflow.solvers.loop import run
 from gflow.snapshots import SnapshotWriter, read_run
 from gflow.solver_options import SOLVER_OPTIONS
-from grids import CartesianGrid
+from gflow.grids import CartesianGrid
 
 pytestmark = pytest.mark.skipif(not has_module("fipy"), reason="needs FiPy")
 
@@ -62,7 +62,7 @@ def one_d(potential: str, temperature: float = 0.0, cells: int = 64):
     (((-1.0, 1.0), (0.0, 3.0), (-2.0, -1.0)), (3, 4, 2)),
 ])
 def test_mesh_cells_and_faces_map_onto_the_case_grid(bounds, cells):
-    from solvers.fipy_solver import cell_order, face_orders, fipy_mesh
+    from gflow.solvers.fipy_solver import cell_order, face_orders, fipy_mesh
 
     grid = CartesianGrid(bounds, cells)
     mesh = fipy_mesh(grid)
@@ -82,7 +82,7 @@ def test_velocity_sign_and_exact_drift():
 
     (Exact while the density is off the walls: the implicit upwind tail reaches downstream
     geometrically, so the steps are kept short enough for the tail to stay clear.)"""
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     problem = one_d("x")
     stepper = FiPyStepper(problem, options(cfl=1.0))     # short enough that the implicit tail stays off the wall
@@ -96,7 +96,7 @@ def test_velocity_sign_and_exact_drift():
 
 
 def test_zero_flux_boundary_keeps_the_mass():
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     problem = one_d("3*x", cells=32)
     stepper = FiPyStepper(problem, options(cfl=100.0))
@@ -109,7 +109,7 @@ def test_zero_flux_boundary_keeps_the_mass():
 def test_exponential_convection_reaches_the_gibbs_steady_state():
     """OU, P = x^2/2, T = 1/4: the steady state exp(-x^2 / 2T) / Z; Scharfetter-Gummel is
     ~1e4x closer to it than upwind (measured L1 5e-6 vs 0.13 on 32 cells)."""
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     errors = {}
     for convection in ("exponential", "upwind"):
@@ -136,8 +136,8 @@ def test_stable_and_accurate_at_five_times_the_explicit_step():
     below 0.15 (measured 0.117, the first-order upwind smearing), rho >= 0, mass to
     round-off, the energy falling at every step.
     """
-    from solvers.fipy_solver import FiPyStepper
-    from solvers.fv import FiniteVolumeStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fv import FiniteVolumeStepper
 
     problem = tanh_teacher(64, 1.0)
     stepper = FiPyStepper(problem, options(cfl=5.0))
@@ -156,8 +156,8 @@ def test_stable_and_accurate_at_five_times_the_explicit_step():
 
 def test_the_long_step_adds_less_error_than_the_grid():
     """At 32^2 the 5x step changes the risk by less than fipy's distance to fv (t = 1)."""
-    from solvers.fipy_solver import FiPyStepper
-    from solvers.fv import FiniteVolumeStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fv import FiniteVolumeStepper
 
     problem = tanh_teacher(32, 1.0)
     risks = {}
@@ -172,7 +172,7 @@ def test_the_long_step_adds_less_error_than_the_grid():
 
 
 def test_far_beyond_the_explicit_step_stays_positive_and_conservative():
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     problem = tanh_teacher(32, 2.0)
     stepper = FiPyStepper(problem, options(cfl=50.0))
@@ -185,7 +185,7 @@ def test_far_beyond_the_explicit_step_stays_positive_and_conservative():
 
 def test_sweeps_converge_to_the_implicit_solution():
     """After a step, one more sweep with the velocity of the result changes it by < tolerance."""
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     problem = tanh_teacher(32, 1.0)
     stepper = FiPyStepper(problem, options(tolerance=1e-9, sweeps=20))
@@ -200,7 +200,7 @@ def test_sweeps_converge_to_the_implicit_solution():
 
 
 def test_bicgstab_agrees_with_lu():
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     problem = tanh_teacher(32, 0.5)
     results = {}
@@ -214,7 +214,7 @@ def test_bicgstab_agrees_with_lu():
 
 def test_langevin_run_writes_valid_snapshots_and_conserves_mass(tmp_path):
     """T > 0 (the DiffusionTerm) and weight decay through the run loop and the snapshot writer."""
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     text = TANH_TEACHER + "\n[regularization]\nweight_decay = 1.0\ntemperature = 0.1\n"
     problem = build_problem(case_from_text(text, overrides=["grid.cells=[24, 24]"]))
@@ -231,7 +231,7 @@ def test_langevin_run_writes_valid_snapshots_and_conserves_mass(tmp_path):
 
 
 def test_restore_from_a_snapshot_continues_exactly():
-    from solvers.fipy_solver import FiPyStepper
+    from gflow.solvers.fipy_solver import FiPyStepper
 
     problem = tanh_teacher(16, 1.0)
     straight = FiPyStepper(problem, options())

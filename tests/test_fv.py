@@ -4,8 +4,8 @@ import pytest
 
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from grids import gaussian_cell_average
-from solvers.fv import FiniteVolumeStepper
+from gflow.grids import gaussian_cell_average
+from gflow.solvers.fv import FiniteVolumeStepper
 
 
 def potential_case(D, n, potential, temperature=0.0, mean=None, std=0.6, L=4.0, interaction=None):

@@ -4,8 +4,8 @@ import pytest
 
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from solvers import fv_kernels
-from solvers.fv import FiniteVolumeStepper
+from gflow.solvers import fv_kernels
+from gflow.solvers.fv import FiniteVolumeStepper
 
 pytestmark = pytest.mark.skipif(fv_kernels.numba is None, reason="numba not installed")
 

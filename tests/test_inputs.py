@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from gflow.case import DataSpec
-from gflow.data import build_data
+from gflow.models.data import build_data
 from gflow.errors import InputError
-from grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average
+from gflow.grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average
 
 
 def test_gauss_legendre_is_uniform_expectation():

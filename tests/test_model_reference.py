@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from gflow.activations import ACTIVATIONS
+from gflow.models.units import ACTIVATIONS
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from gflow.reference import two_layer_reference
+from gflow.models.reference import two_layer_reference
 
 
 def _problem(activation, bias, d, lam=0.3, train=None):

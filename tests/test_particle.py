@@ -10,12 +10,12 @@ import pytest
 
 from conftest import ROOT, check_snapshot
 from gflow.case import case_from_text
-from gflow.cli import main as gflow_main
+from gflow.app.cli import main as gflow_main
 from gflow.problem import build_problem
-from grids import CartesianGrid
-from solvers.deposit import cloud_in_cell
-from solvers.fv import FiniteVolumeStepper
-from solvers.particle import ParticleStepper, particle_velocity
+from gflow.grids import CartesianGrid
+from gflow.solvers.deposit import cloud_in_cell
+from gflow.solvers.fv import FiniteVolumeStepper
+from gflow.solvers.particle import ParticleStepper, particle_velocity
 from gflow.solver_options import SOLVER_OPTIONS
 
 QUICKSTART = (ROOT / "cases" / "quickstart.toml").read_text()
@@ -365,7 +365,7 @@ def test_frozen_axes_neither_drift_nor_diffuse(kind):
     """Random-feature Langevin: with train = ["a"] no particle moves along w, noise or not."""
     from gflow.case import case_from_text
     from gflow.problem import build_problem
-    from solvers import make_stepper
+    from gflow.solvers import make_stepper
     text = (ROOT / "cases" / "quickstart.toml").read_text().replace('input_dim = 1', 'input_dim = 1\ntrain = ["a"]')
     case = case_from_text(text, "rf", ["regularization.temperature=0.05", "solver.particles=300"], [kind])
     stepper = make_stepper(kind, build_problem(case), case.solvers[0].options)

@@ -11,9 +11,9 @@ import pytest
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.solver_options import SOLVER_OPTIONS
-from solvers import particle_kernels
-from solvers.particle import ParticleStepper, particle_velocity
-from solvers.particle_kernels import ParticleKernel, kernel_for
+from gflow.solvers import particle_kernels
+from gflow.solvers.particle import ParticleStepper, particle_velocity
+from gflow.solvers.particle_kernels import ParticleKernel, kernel_for
 
 CASE = """
 [model]

@@ -10,9 +10,9 @@ import pytest
 from matplotlib import animation
 from PIL import Image
 
-from gflow.cli import main
-from postprocess.plot import comparison_figure, save
-from postprocess.runs import open_run
+from gflow.app.cli import main
+from gflow.postprocess.plot import comparison_figure, save
+from gflow.postprocess.runs import open_run
 from runfiles import CASE_1D, CASE_2D, write_particle_run
 from conftest import TWO_LAYER_2D
 
@@ -111,7 +111,7 @@ def test_plot_default_output_is_beside_the_run(runs, tmp_path, capsys):
 
 def test_comparison_figure_of_a_grid_and_a_particle_run(runs, tmp_path):
     grid_run, particle_run = open_run(runs["2d"][0]), open_run(runs["particles_2d"][0])
-    from postprocess.compare import compare_runs
+    from gflow.postprocess.compare import compare_runs
     path = save(comparison_figure([grid_run, particle_run], [compare_runs(grid_run, particle_run)], dpi=DPI),
                 tmp_path / "c.png")
     with Image.open(path) as image:

@@ -10,12 +10,12 @@ import pytest
 
 from conftest import ROOT, check_snapshot
 from gflow.case import case_from_text
-from gflow.cli import main as gflow_main
+from gflow.app.cli import main as gflow_main
 from gflow.problem import build_problem
 from gflow.solver_options import SOLVER_OPTIONS
-from solvers.blob import BlobStepper
-from solvers.particle import ParticleStepper
-from solvers.quadrature import WEIGHT_CUTOFF, gauss_hermite, prune, quadrature_particles
+from gflow.solvers.blob import BlobStepper
+from gflow.solvers.particle import ParticleStepper
+from gflow.solvers.quadrature import WEIGHT_CUTOFF, gauss_hermite, prune, quadrature_particles
 from test_particle import OU_CASE, QUICKSTART, advance
 
 

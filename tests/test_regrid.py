@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid, uniform_faces
+from gflow.postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid, uniform_faces
 
 
 def test_regrid_keeps_mass_between_unaligned_grids():

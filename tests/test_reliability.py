@@ -16,7 +16,7 @@ QUICK = ["--set", "grid.cells=[48,32]", "--set", "time.end=10", "--set", "time.s
 
 
 def start_run(out, *extra):
-    return subprocess.Popen([sys.executable, "-m", "gflow.cli", "run", str(ROOT / "cases" / "quickstart.toml"),
+    return subprocess.Popen([sys.executable, "-m", "gflow.app.cli", "run", str(ROOT / "cases" / "quickstart.toml"),
                              "-o", str(out), "-v", *QUICK, *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, bufsize=1)
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gflow.cli import main
-from postprocess.report import write_report
-from postprocess.runs import open_run
+from gflow.app.cli import main
+from gflow.postprocess.report import write_report
+from gflow.postprocess.runs import open_run
 from runfiles import write_particle_run
-from solvers import REGISTRY
+from gflow.solvers import REGISTRY
 from conftest import TWO_LAYER_2D, check_snapshot
 
 

@@ -5,9 +5,9 @@ import pytest
 
 from conftest import check_snapshot
 from gflow.errors import RunError
-from gflow.runloop import run
+from gflow.solvers.loop import run
 from gflow.snapshots import SnapshotWriter, read_run
-from solvers.base import Observation, Stepper
+from gflow.solvers.base import Observation, Stepper
 
 
 class Toy(Stepper):

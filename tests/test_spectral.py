@@ -12,10 +12,10 @@ from gflow import fft
 from gflow.case import case_from_text
 from gflow.errors import RunError
 from gflow.problem import build_problem
-from gflow.runloop import run
+from gflow.solvers.loop import run
 from gflow.snapshots import SnapshotWriter, read_run
 from gflow.solver_options import SOLVER_OPTIONS
-from solvers.spectral import SpectralStepper, default_threads
+from gflow.solvers.spectral import SpectralStepper, default_threads
 
 PI = math.pi
 #: a smooth problem that is periodic on its box: P = -cos x - cos(y/2) on [-pi, pi] x [-2pi, 2pi]

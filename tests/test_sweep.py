@@ -17,9 +17,9 @@ import pytest
 
 from gflow.case import case_from_text, load_case
 from gflow.errors import InputError
-from gflow.execute import run_case
-from gflow.sweep import choose_references, expand, parse_vary, run_name, run_sweep, split_values, toml_value
-from postprocess.sweep_plot import fit_slope, read_sweep, sweep_lines
+from gflow.app.execute import run_case
+from gflow.app.sweep import choose_references, expand, parse_vary, run_name, run_sweep, split_values, toml_value
+from gflow.postprocess.sweep_plot import fit_slope, read_sweep, sweep_lines
 from tests.conftest import ROOT, TWO_LAYER_2D, run_gflow
 
 PARTICLES = TWO_LAYER_2D + """

@@ -5,7 +5,7 @@
 
 P and W are case-file expressions (parsed, never eval'd); grad P and W' are their exact
 symbolic derivatives. On a grid, W * rho is a zero-padded FFT convolution with the cell
-integrals of W (`gflow.convolution`), and the face velocity is -grad P - lam u at the face
+integrals of W (`gflow.models.convolution`), and the face velocity is -grad P - lam u at the face
 minus the difference of W * rho across it (Carrillo, Chertock, Huang 2015, eq. 2.4).
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 
 from gflow.case import ModelSpec
 from gflow.expr import parse_expression
-from gflow.two_layer_grid import entropy
-from grids import CartesianGrid
+from gflow.models.two_layer_grid import entropy
+from gflow.grids import CartesianGrid
 
 #: points per chunk of the O(m^2) particle interaction sum
 CHUNK = 1 << 11
@@ -104,7 +104,7 @@ class PotentialGridOperator:
             self.external_faces.append(np.ascontiguousarray(v))
         self.convolve = None
         if model.W is not None:
-            from gflow.convolution import GridConvolution   # pyFFTW loads only when needed
+            from gflow.models.convolution import GridConvolution   # pyFFTW loads only when needed
             self.convolve = GridConvolution(model.W, grid, threads)
         self.external_centres: list[np.ndarray] | None = None   # built on first `centre_velocities`
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from grids import CartesianGrid
-from gflow.two_layer import TwoLayerModel
+from gflow.grids import CartesianGrid
+from gflow.models.two_layer import TwoLayerModel
 
 
 class TwoLayerGridOperator:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gflow.fft import RealFFT
-from grids import CartesianGrid
+from gflow.grids import CartesianGrid
 
 _FAR_NODES = 2      # Gauss-Legendre nodes per axis away from the singularity (4th order)
 _NEAR_NODES = 10    # within _NEAR_CELLS of it, where the 2-node rule would lose digits

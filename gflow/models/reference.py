@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gflow.activations import ACTIVATIONS
+from gflow.models.units import ACTIVATIONS
 
 
 def two_layer_reference(activation: str, bias: bool, x: np.ndarray, p: np.ndarray, y: np.ndarray,

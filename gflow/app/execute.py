@@ -16,7 +16,7 @@ import numpy as np
 from gflow.case import Case, SolverSpec
 from gflow.errors import InputError
 from gflow.problem import Problem, build_problem
-from gflow.runloop import RunSummary, run
+from gflow.solvers.loop import RunSummary, run
 from gflow.snapshots import SnapshotWriter, read_run
 
 try:
@@ -90,7 +90,7 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
 
     `echo` receives the one-line summaries, `warn` the run loop's warnings (default: stderr).
     """
-    from solvers import make_stepper
+    from gflow.solvers import make_stepper
 
     problem: Problem = build_problem(case)
     times = np.linspace(0.0, case.end, case.snapshots)

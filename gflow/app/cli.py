@@ -60,9 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _postprocess_commands():
-    """Subcommand registrations from postprocess/, imported only when present."""
+    """Subcommand registrations from gflow.postprocess/, imported only when present."""
     try:
-        from postprocess.commands import REGISTER
+        from gflow.postprocess.commands import REGISTER
     except ImportError:
         return ()
     return REGISTER
@@ -70,7 +70,7 @@ def _postprocess_commands():
 
 def cmd_run(args) -> int:
     from gflow.case import load_case
-    from gflow.execute import run_case
+    from gflow.app.execute import run_case
 
     kinds = [k.strip() for k in args.solver.split(",")] if args.solver else None
     case = load_case(args.case, args.set, kinds)
@@ -83,7 +83,7 @@ def cmd_run(args) -> int:
                        on_snapshot=log_snapshot if args.verbose else None)
     written = [r.path for r in results]
     if len(written) > 1:
-        from postprocess.report import write_report
+        from gflow.postprocess.report import write_report
         written += write_report(written, out_dir)
     for path in written:
         print(f"wrote {path}")
@@ -91,7 +91,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from gflow.sweep import run_sweep
+    from gflow.app.sweep import run_sweep
 
     if args.scheduler and args.workers is not None:
         raise InputError("--workers sizes the local cluster; with --scheduler the cluster's own workers run the sweep")

@@ -13,7 +13,7 @@ import numpy as np
 
 from gflow.errors import RunError
 from gflow.snapshots import SnapshotWriter
-from solvers.base import Observation, Stepper
+from gflow.solvers.base import Observation, Stepper
 
 #: relative mass drift tolerated for conserving schemes (round-off over many steps)
 MASS_TOLERANCE = 1e-10

@@ -11,7 +11,7 @@ dV/db = a E_x[r sigma'(w.x + b)] + lam b (BACKGROUND.md, "The same computation, 
 Frozen axes (not in `train`) get zero velocity: `train = ["a"]` is the random-feature model.
 
 This module evaluates these on any point set in chunks of neurons, so memory stays bounded
-for millions of particles; `gflow.two_layer_grid` holds the separable grid fast path.
+for millions of particles; `gflow.models.two_layer_grid` holds the separable grid fast path.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gflow.activations import ACTIVATIONS
+from gflow.models.units import ACTIVATIONS
 from gflow.case import ModelSpec
-from gflow.data import DataMeasure
+from gflow.models.data import DataMeasure
 
 #: neurons per chunk: keeps each (chunk, M) temporary near a few tens of MB
 CHUNK = 1 << 15

@@ -24,7 +24,6 @@ last snapshot, and reruns everything with `force`.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import itertools
@@ -42,12 +41,8 @@ from typing import Any
 
 from gflow.case import Case, case_from_text, parse_override_value
 from gflow.errors import InputError, RunError
+from gflow.sweep_table import PARTICLE_KINDS, group_key, write_csv
 
-#: columns of sweep.csv; each varied key gets its own column after `solver`
-COLUMNS = ("run", "solver", "status", "resolution", "particles", "cells", "final_time", "final_risk",
-           "wall_time", "steps", "reference", "risk_error", "W1", "W2", "L1", "path", "note")
-#: particle-method kinds: resolution is the particle count (the grid only bins them)
-PARTICLE_KINDS = ("particle", "blob")
 MAX_NAME = 150
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-=")
 #: a wall_time sidecar beside each run's snapshot files (snapshot files do not store it)
@@ -263,7 +258,7 @@ def run_task(job: dict) -> list[dict]:
     `job`: case_text, source, base_dir, stem, overrides (list of KEY=VALUE), solver_kinds
     (None: the case's), kinds (for rows of a case that does not build), out_dir, name, force.
     """
-    from gflow.execute import run_case
+    from gflow.app.execute import run_case
 
     out = Path(job["out_dir"]) / job["name"]
 
@@ -327,9 +322,9 @@ def distance_task(path: str, reference: str) -> dict:
     """
     import numpy as np
 
-    from postprocess.compare import common_times, plan_transport, transport_measure, wasserstein
-    from postprocess.regrid import cell_volumes, common_grid, regrid
-    from postprocess.runs import faces, open_run, snapshot
+    from gflow.postprocess.compare import common_times, plan_transport, transport_measure, wasserstein
+    from gflow.postprocess.regrid import cell_volumes, common_grid, regrid
+    from gflow.postprocess.runs import faces, open_run, snapshot
 
     try:
         run, ref = open_run(path), open_run(reference)
@@ -353,17 +348,6 @@ def distance_task(path: str, reference: str) -> dict:
         return out
     except InputError as exc:
         return {"note": f"no distance: {exc}"}
-
-
-def resolution_keys(kind: str) -> tuple[str, ...]:
-    """Last components of the keys that set a `kind` run's resolution."""
-    return ("particles", "cells") if kind in PARTICLE_KINDS else ("cells",)
-
-
-def group_key(row: dict, keys) -> tuple:
-    """(solver, values of the other keys): rows that differ only in resolution share a group and a reference."""
-    kind = row.get("solver")
-    return (kind,) + tuple(row.get(k, "") for k in keys if k.rsplit(".", 1)[-1] not in resolution_keys(kind))
 
 
 def _finished(row: dict) -> bool:
@@ -390,28 +374,6 @@ def choose_references(rows: list[dict], keys, reference: str | None = None) -> d
         if len(members) > 1 and len(finest) == 1:
             chosen.update({i: rows[finest[0]]["path"] for i in members})
     return chosen
-
-
-# ----------------------------------------------------------------------------- csv
-
-def write_csv(rows: list[dict], keys, path: Path) -> Path:
-    """sweep.csv: run, solver, one column per varied key, then COLUMNS.
-
-    Floats are written to full precision; paths inside the sweep directory relative to it.
-    """
-    columns = ["run", "solver", *keys, *COLUMNS[2:]]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            cells = {c: repr(v) if isinstance(v, float) else v for c, v in row.items()}
-            for c in ("path", "reference"):
-                if cells.get(c) not in (None, "", "self"):
-                    cells[c] = _relative(cells[c], path.parent)
-            writer.writerow(cells)
-    os.replace(tmp, path)      # a reader never sees half a file
-    return path
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -601,10 +563,3 @@ def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=No
     counts = _count(table)
     echo(f"wrote {csv_path} ({', '.join(f'{n} {w}' for w, n in counts.items())})")
     return SweepResult(table, csv_path, counts)
-
-
-def _relative(path: str, base: Path) -> str:
-    try:
-        return str(Path(path).relative_to(base))
-    except ValueError:
-        return path
