@@ -19,10 +19,10 @@ import numpy as np
 from matplotlib.patches import Circle
 
 from common import CASES, figure, parser, run, write
-from gflow.snapshots import read_run
+from gflow.snapshots import open_run
 from gflow.postprocess.plot import density_panel
 from gflow.postprocess.regrid import cell_volumes
-from gflow.postprocess.runs import faces, snapshot
+from gflow.postprocess.runs import faces
 
 #: sub-cells per axis for the exact cell averages (the disk's edge cuts cells)
 SUBCELLS = 16
@@ -56,7 +56,7 @@ def study(out: Path, overrides=(), cases=("semicircle", "aggregation_disk")) -> 
     """Per case: {"run", "exact" (cell averages), "L1" (final), "L1_in_time", "centre"}."""
     result = {}
     for name in cases:
-        r = read_run(run(CASES / f"{name}.toml", out / name, overrides))
+        r = open_run(run(CASES / f"{name}.toml", out / name, overrides))
         f, volumes = faces(r), cell_volumes(faces(r))
         centre = centre_of_mass(r)
         exact = cell_averages(name, f, centre)
@@ -87,7 +87,7 @@ def draw(result: dict, path) -> None:
         axes[0].legend(fontsize="small")
     if disk:
         r = disk["run"]
-        density_panel(axes[1], r, snapshot(r, len(r.time) - 1))
+        density_panel(axes[1], r, r.snapshot(len(r.time) - 1))
         centre = disk["centre"]
         axes[1].add_patch(Circle(centre, 1.0, fill=False, ec="white", ls="--", lw=1))
         f = faces(r)

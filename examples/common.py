@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from gflow.app import cli
 from gflow.case import load_case
-from gflow.snapshots import Run, read_run
+from gflow.snapshots import Run, open_run
 from gflow.app.sweep import expand, parse_vary, sweep_axes
 from gflow.postprocess.plot import save
 from gflow.postprocess.runs import faces, marginal
@@ -80,7 +80,7 @@ class StudyRun:
     finished: bool
 
     def read(self) -> Run:
-        return read_run(self.path)
+        return open_run(self.path)
 
 
 def sweep(case: Path, out: Path, overrides=(), vary=(), solver: str = "particle") -> list[StudyRun]:

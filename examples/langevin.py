@@ -23,7 +23,7 @@ import numpy as np
 from common import CASES, figure, run_study, sweep, write
 from gflow.problem import problem_from_text
 from gflow.postprocess.plot import density_panel
-from gflow.postprocess.runs import faces, marginal, snapshot
+from gflow.postprocess.runs import faces, marginal
 
 CASE = CASES / "langevin.toml"
 
@@ -72,7 +72,7 @@ def draw(result: dict, path) -> None:
     fig = figure(13.0, 3.4)
     axes = fig.subplots(1, 4)
     for ax, (T, r) in zip(axes[:2], result.items()):
-        density_panel(ax, r["run"], snapshot(r["run"], len(r["run"].time) - 1))
+        density_panel(ax, r["run"], r["run"].snapshot(len(r["run"].time) - 1))
         ax.set_title(f"T = {T:g}, t = {r['run'].time[-1]:g}")
         ax.set(xlim=(-2.5, 2.5), ylim=(-2.5, 2.5))
     ax = axes[2]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common import CASES, figure, group, marginal_w1, run, run_study, slope, sweep, write
-from gflow.snapshots import read_run
+from gflow.snapshots import open_run
 
 CASE = CASES / "particles_to_pde.toml"
 ERRORS = {"risk": "|R_m - R|", "W1_a": "W1 of the a-marginal", "W1_w": "W1 of the w-marginal"}
@@ -34,7 +34,7 @@ def errors(particles, pde) -> dict:
 
 def study(out: Path, overrides=(), vary=()) -> dict:
     """{"m": particle counts, "time", and per error name: (mean, std over seeds) arrays, "slopes"}."""
-    pde = read_run(run(CASE, out / "pde", overrides, solver="fv"))
+    pde = open_run(run(CASE, out / "pde", overrides, solver="fv"))
     by_m = group(sweep(CASE, out, overrides, vary), "solver.particles")
     measured = {m: [errors(r.read(), pde) for r in runs] for m, runs in by_m.items()}
     result = {"m": np.array(list(measured), float), "time": pde.time, "seeds": len(next(iter(by_m.values())))}

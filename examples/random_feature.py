@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from common import CASES, figure, parser, run, write
-from gflow.snapshots import read_run
+from gflow.snapshots import open_run
 from gflow.postprocess.plot import curve_panel, density_panel
-from gflow.postprocess.runs import faces, marginal, snapshot
+from gflow.postprocess.runs import faces, marginal
 
 MODELS = {"two-layer": "quickstart", "random features": "random_feature"}
 
@@ -36,7 +36,7 @@ def study(out: Path, overrides=()) -> dict:
     """Per model: {"run", "risk" (final), "w_moved" (L1 of the w-marginal's change)}."""
     result = {}
     for label, name in MODELS.items():
-        r = read_run(run(CASES / f"{name}.toml", out / name, overrides))
+        r = open_run(run(CASES / f"{name}.toml", out / name, overrides))
         result[label] = {"run": r, "risk": float(r.risk[-1]), "w_moved": marginal_change(r, 1),
                          "a_moved": marginal_change(r, 0)}
     return result
@@ -58,7 +58,7 @@ def draw(result: dict, path) -> None:
     runs = [r["run"] for r in result.values()]
     curve_panel(axes[0], runs, "risk", list(result))
     for ax, (label, r) in zip(axes[1:3], result.items()):
-        density_panel(ax, r["run"], snapshot(r["run"], len(r["run"].time) - 1))
+        density_panel(ax, r["run"], r["run"].snapshot(len(r["run"].time) - 1))
         ax.set_title(f"{label}, t = {r['run'].time[-1]:g}")
     ax = axes[3]
     for k, (label, r) in enumerate(result.items()):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from common import CASES, figure, group, run, run_study, slope, sweep, write
-from gflow.snapshots import Run, read_run
+from gflow.snapshots import Run, open_run
 
 CASE = CASES / "scaling.toml"
 TITLES = {"mean_field": "mean-field f = (1/m) sum", "conventional": "conventional f = sum"}
@@ -36,7 +36,7 @@ class Curve:
 
 def study(out: Path, overrides=(), vary=()) -> dict:
     """Run the study: {"pde": Run, "curves": {scaling: {m: Curve}}, "slope": mean-field rate}."""
-    pde = read_run(run(CASE, out / "pde", overrides, solver="fv"))
+    pde = open_run(run(CASE, out / "pde", overrides, solver="fv"))
     curves = {}
     for scaling, runs in group(sweep(CASE, out, overrides, vary), "solver.scaling").items():
         curves[scaling] = {}

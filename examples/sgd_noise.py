@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from common import CASES, figure, group, run, run_study, slope, sweep, write
-from gflow.snapshots import read_run
+from gflow.snapshots import open_run
 
 CASE = CASES / "sgd_noise.toml"
 
 
 def study(out: Path, overrides=(), vary=()) -> dict:
     """{"batch": sizes > 0, "rms": (mean, std over seeds), "slope", "pde": Run, "runs": {batch: Run} of seed 0}."""
-    pde = read_run(run(CASE, out / "pde", overrides, solver="fv"))
+    pde = open_run(run(CASE, out / "pde", overrides, solver="fv"))
     deviations: dict[int, list[float]] = {}
     example = {}
     for seed, runs in group(sweep(CASE, out, overrides, vary), "solver.seed").items():

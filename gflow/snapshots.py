@@ -8,6 +8,9 @@ which is what lets `xarray.open_dataset(path, engine="h5netcdf")` label it.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,9 +91,9 @@ class SnapshotWriter:
         """Add one snapshot; `restart` (a stepper's `restart_state`) replaces the last one's."""
         with h5py.File(self.path, "a") as f:
             n = f["time"].shape[0]
-            values = {"time": t, "risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
-                      **{k: obs.extras[k] for k in self.extras}}
-            # the bulky arrays first, time last: a reader trusts `time` for the count
+            # every other dataset first, `time` last: a reader trusts `time` for the count
+            values = {"risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
+                      **{k: obs.extras[k] for k in self.extras}, "time": t}
             f["density"].resize(n + 1, axis=0)
             f["density"][n] = obs.density
             if obs.positions is not None:
@@ -118,6 +121,29 @@ def _write_restart(f: h5py.File, index: int, state: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- reading
+#
+# The one reader of run files: every read goes through `open_run` and `Run`, so a truncated,
+# corrupt or foreign file is one `InputError` (one line naming the file, exit 2) wherever it
+# is first noticed, at open or at a later read.
+
+#: what h5py and numpy raise on a damaged file (h5py reports some corruption as RuntimeError)
+READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's text on one line (KeyError quotes its text: unquote it)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(text).split())
+
+
+@dataclass
+class Snapshot:
+    """One snapshot of a run: the density on the run's grid, and particles where it has them."""
+
+    time: float
+    density: np.ndarray
+    positions: np.ndarray | None = None
+
 
 @dataclass
 class Run:
@@ -136,41 +162,119 @@ class Run:
     has_particles: bool = False
     weights: np.ndarray | None = None
 
+    # --- snapshots
+
+    def _read(self, name: str, index: int) -> np.ndarray:
+        if not -len(self.time) <= index < len(self.time):
+            raise InputError(f"{self.path}: no snapshot {index} (the run has {len(self.time)})")
+        try:
+            with h5py.File(self.path, "r") as f:
+                return f[name][index % len(self.time)]
+        except READ_ERRORS as exc:
+            raise InputError(f"{self.path}: cannot read snapshot {index}: {_reason(exc)}") from None
+
     def density(self, index: int) -> np.ndarray:
-        with h5py.File(self.path, "r") as f:
-            return f["density"][index]
+        """The stored density of snapshot `index`, unchecked (see `snapshot`)."""
+        return self._read("density", index)
 
     def positions(self, index: int) -> np.ndarray | None:
-        if not self.has_particles:
-            return None
-        with h5py.File(self.path, "r") as f:
-            return f["positions"][index]
+        return self._read("positions", index) if self.has_particles else None
+
+    def snapshot(self, index: int) -> Snapshot:
+        """Snapshot `index`, its shape and values checked against the run's axes and weights."""
+        density, positions = self.density(index), self.positions(index)
+        shape = tuple(len(c) for c in self.coordinates)
+        if density.shape != shape:
+            raise InputError(f"{self.path}: density snapshot {index} has shape {density.shape}, "
+                             f"the axes say {shape}")
+        if not np.all(np.isfinite(density)) or (positions is not None and not np.all(np.isfinite(positions))):
+            raise InputError(f"{self.path}: snapshot {index} has non-finite values (a corrupt file?)")
+        if positions is not None and (positions.ndim != 2 or positions.shape[1] != len(shape)
+                                      or self.weights is None or len(self.weights) != len(positions)):
+            raise InputError(f"{self.path}: positions of snapshot {index} do not match the axes and weights")
+        return Snapshot(float(self.time[index]), density, positions)
+
+    def require_snapshots(self) -> Run:
+        """This run, if it holds at least one snapshot (what postprocessing needs)."""
+        if len(self.time) == 0:
+            raise InputError(f"{self.path}: the run has no snapshots yet")
+        return self
+
+    # --- the rest of the file
 
     def restart(self) -> dict | None:
         """The solver state saved with the last snapshot, or None."""
-        with h5py.File(self.path, "r") as f:
-            if "restart" not in f or int(f["restart"].attrs["snapshot"]) != len(self.time) - 1:
-                return None
-            group = f["restart"]
-            state = {k: v for k, v in group.attrs.items() if k != "snapshot"}
-            state.update({k: group[k][()] for k in group})
-            return state
+        try:
+            with h5py.File(self.path, "r") as f:
+                if "restart" not in f or int(f["restart"].attrs["snapshot"]) != len(self.time) - 1:
+                    return None
+                group = f["restart"]
+                state = {k: v for k, v in group.attrs.items() if k != "snapshot"}
+                state.update({k: group[k][()] for k in group})
+                return state
+        except READ_ERRORS as exc:
+            raise InputError(f"{self.path}: cannot read the saved solver state: {_reason(exc)}") from None
 
     def dataset(self, name: str) -> np.ndarray | None:
-        with h5py.File(self.path, "r") as f:
-            return f[name][()] if name in f else None
+        """A whole dataset (an extra such as `negative_mass`), or None when the file has none."""
+        try:
+            with h5py.File(self.path, "r") as f:
+                return f[name][()] if name in f else None
+        except READ_ERRORS as exc:
+            raise InputError(f"{self.path}: cannot read dataset {name!r}: {_reason(exc)}") from None
 
     @property
     def cell_volume(self) -> float:
         return float(np.prod([c[1] - c[0] if len(c) > 1 else 1.0 for c in self.coordinates]))
+
+    # --- the case that made it
+
+    @functools.cached_property
+    def case(self):
+        """The stored case, parsed (`gflow.case.Case`); a bad one is an `InputError` naming this file."""
+        from gflow.case import case_from_text
+
+        return case_from_text(self.case_text, str(self.path))
+
+    def matches(self, case, spec) -> str | None:
+        """The first dotted key where the stored case differs from `case` run with `spec`, or None."""
+        try:
+            stored = tomllib.loads(self.case_text)
+        except tomllib.TOMLDecodeError:
+            return "case"          # not even TOML: the whole stored case differs
+        return _first_difference(stored, tomllib.loads(case.text_for(spec)))
+
+    def to_xarray(self):
+        """The run as a labelled `xarray.Dataset` (lazy; needs xarray and h5netcdf)."""
+        missing = [m for m in ("xarray", "h5netcdf") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise InputError(f"{self.path}: reading a run as an xarray Dataset needs {' and '.join(missing)} "
+                             f"(pip install {' '.join(missing)})")
+        import xarray
+
+        try:
+            return xarray.open_dataset(self.path, engine="h5netcdf")
+        except READ_ERRORS as exc:
+            raise InputError(f"{self.path}: xarray cannot open it: {_reason(exc)}") from None
+
+
+def _first_difference(a, b, prefix: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".") or "case"
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_run(path: str | Path) -> Run:
-    """Open a snapshot file; anything that is not a readable gflow run is an `InputError`."""
+def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
+    """Open a snapshot file and check its metadata; anything that is not a readable gflow run is an
+    `InputError`. With `require_snapshots` it must also hold at least one snapshot."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -178,15 +282,27 @@ def read_run(path: str | Path) -> Run:
         with h5py.File(path, "r") as f:
             if _text(f.attrs.get("format", "")) != FORMAT:
                 raise InputError(f"{path}: not a gflow snapshot file (no format = 'gflow' attribute)")
-            axes = tuple(_text(a) for a in f.attrs["axes"])
+            names = f.attrs["axes"]
+            if np.ndim(names) != 1 or len(names) == 0:
+                raise InputError(f"{path}: the axes attribute is not a list of names")
+            axes = tuple(_text(a) for a in names)
+            coordinates = tuple(f[a][()] if a in f else None for a in axes)
+            if any(c is None or np.ndim(c) != 1 or len(c) == 0 for c in coordinates):
+                raise InputError(f"{path}: the axis coordinate datasets do not match the axes {list(axes)}")
             n = f["time"].shape[0]
             # a snapshot counts once `time` has it: a killed run may have grown the rest further
             small = {k: f[k][:n] for k in ("time", *_SCALARS)}
-            return Run(path, _text(f.attrs["solver"]), _text(f.attrs["case"]), axes,
-                       tuple(f[a][()] for a in axes), small["time"], small["risk"], small["energy"],
-                       small["mass"], {k: f.attrs[k] for k in f.attrs}, "positions" in f,
-                       f["weights"][()] if "weights" in f else None)
+            if any(len(v) != n for v in small.values()):
+                raise InputError(f"{path}: the time, risk, energy and mass datasets differ in length")
+            has_particles = "positions" in f
+            weights = f["weights"][()] if "weights" in f else None
+            if has_particles and (weights is None or np.ndim(weights) != 1):
+                raise InputError(f"{path}: a particle run without a 1D `weights` dataset")
+            run = Run(path, _text(f.attrs["solver"]), _text(f.attrs["case"]), axes, coordinates,
+                      small["time"], small["risk"], small["energy"], small["mass"],
+                      {k: f.attrs[k] for k in f.attrs}, has_particles, weights)
     except InputError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: unreadable or incomplete gflow file: {exc}") from None
+    except READ_ERRORS as exc:
+        raise InputError(f"{path}: unreadable or incomplete gflow file: {_reason(exc)}") from None
+    return run.require_snapshots() if require_snapshots else run

@@ -47,14 +47,14 @@ def _emit(text: str, target: str, note) -> None:
 
 def cmd_compare(args) -> int:
     from gflow.postprocess.compare import compare_runs, table, to_csv, to_json
-    from gflow.postprocess.runs import open_run
+    from gflow.snapshots import open_run
 
     if args.json == "-" and args.csv == "-":
         raise InputError("--json and --csv cannot both write to stdout; give one a FILE")
     if args.plot:
         from gflow.postprocess.plot import check_image_path
         check_image_path(args.plot)
-    run_a, run_b = open_run(args.a), open_run(args.b)
+    run_a, run_b = open_run(args.a, require_snapshots=True), open_run(args.b, require_snapshots=True)
     comparison = compare_runs(run_a, run_b)
     machine = "-" in (args.json, args.csv)
 
@@ -79,14 +79,14 @@ def cmd_plot(args) -> int:
         from gflow.postprocess.sweep_plot import cmd_plot_sweep
         return cmd_plot_sweep(args)
     from gflow.postprocess.plot import check_image_path, movie_writer, run_figure, save, write_movie
-    from gflow.postprocess.runs import open_run
+    from gflow.snapshots import open_run
 
     if args.columns < 1:
         raise InputError(f"--columns {args.columns}: must be at least 1")
     output = check_image_path(args.output or Path(args.run).with_suffix(".png"))
     if args.movie:
         movie_writer(args.movie, 1)   # refuse an unknown movie type before any work
-    run = open_run(args.run)
+    run = open_run(args.run, require_snapshots=True)
     print(f"wrote {save(run_figure(run, args.columns, args.dpi), output)}")
     if args.movie:
         print(f"wrote {write_movie(run, args.movie, dpi=args.dpi)}")

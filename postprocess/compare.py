@@ -39,7 +39,7 @@ import ot
 from gflow.errors import InputError
 from gflow.snapshots import Run
 from gflow.postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid
-from gflow.postprocess.runs import faces, grid_label, grid_points, marginal, snapshot
+from gflow.postprocess.runs import faces, grid_label, grid_points, marginal
 
 #: largest n_A * n_B solved exactly (~0.1-0.5 s per distance)
 PAIR_MAX = 1 << 20
@@ -211,7 +211,7 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
     l_grid = f"common grid of {' x '.join(str(len(f) - 1) for f in common)} cells (union box, coarser spacing)"
     result = Comparison((run_a, run_b), transport, l_grid)
     for i, j in pairs:
-        sa, sb = snapshot(run_a, i), snapshot(run_b, j)
+        sa, sb = run_a.snapshot(i), run_b.snapshot(j)
         xa, ma = transport_measure(run_a, sa, transport.grids[0])
         xb, mb = transport_measure(run_b, sb, transport.grids[1])
         w1, w2 = wasserstein(xa, ma, xb, mb, transport.method)

@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gflow.errors import InputError
-from gflow.snapshots import Run
-from gflow.postprocess.runs import Snapshot, cell_masses, faces, grid_points, marginal, snapshot
+from gflow.snapshots import Run, Snapshot
+from gflow.postprocess.runs import cell_masses, faces, grid_points, marginal
 
 #: particles drawn over a density at most (a fixed subsample beyond)
 MAX_DRAWN = 3000
@@ -142,7 +142,7 @@ def _planes(ndim: int):
 def run_figure(run: Run, columns: int = COLUMNS, dpi: float = 100) -> Figure:
     """Densities at several times, f(x) against the target at those times, risk and energy."""
     picks = sorted(set(np.linspace(0, len(run.time) - 1, min(columns, len(run.time))).round().astype(int)))
-    snaps = [snapshot(run, i) for i in picks]
+    snaps = [run.snapshot(i) for i in picks]
     model, why = network_model(run)
     planes = _planes(len(run.axes))
     rows = len(planes) + (model is not None)
@@ -171,7 +171,7 @@ def comparison_figure(runs, comparisons, dpi: float = 100) -> Figure:
     curve_panel(risk_ax, runs, "risk", labels)
     distance_panel(distance_ax, comparisons, [f"{labels[0]} vs {label}" for label in labels[1:]])
     for ax, run, label in zip(bottom.subplots(1, len(runs), squeeze=False)[0], runs, labels):
-        density_panel(ax, run, snapshot(run, len(run.time) - 1))
+        density_panel(ax, run, run.snapshot(len(run.time) - 1))
         ax.set_title(f"{label}, t = {run.time[-1]:.4g}")
     return fig
 
@@ -229,7 +229,7 @@ def write_movie(run: Run, path, fps: float = 5, dpi: float = 100, max_frames: in
             for i in frames:
                 fig.clear()
                 fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.91)
-                density_panel(fig.add_subplot(), run, snapshot(run, i))
+                density_panel(fig.add_subplot(), run, run.snapshot(i))
                 writer.grab_frame()
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from gflow.postprocess.compare import compare_runs, table
 from gflow.postprocess.plot import comparison_figure, run_labels, save
-from gflow.postprocess.runs import open_run
+from gflow.snapshots import open_run
 
 
 def write_report(paths, out_dir) -> list[Path]:
     """Compare the runs in `paths` (the first is the reference); return the files written."""
-    runs = [open_run(p) for p in paths]
+    runs = [open_run(p, require_snapshots=True) for p in paths]
     comparisons = [compare_runs(runs[0], other) for other in runs[1:]]
     labels = run_labels(runs)
     out_dir = Path(out_dir)

@@ -1,66 +1,16 @@
-"""A snapshot file as postprocessing sees it: checked reads, cell geometry, weighted points.
+"""The cell geometry of a run, as postprocessing sees it: faces, marginals, weighted points.
 
-Every read of a file goes through here, so a truncated, corrupt or foreign file is one
-`InputError` (one line, exit 2) wherever it is first noticed, at open or at a later read.
+Files are read by `gflow.snapshots.open_run` (the one reader, with its checks); this module
+only turns a `Run`'s coordinates and densities into geometry.
 """
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 
 import numpy as np
 
-from gflow.errors import InputError
-from gflow.snapshots import Run, read_run
+from gflow.snapshots import Run
 from gflow.postprocess.regrid import cell_volumes, centres
-
-#: what h5py and numpy raise on a damaged file (h5py reports some corruption as RuntimeError)
-_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
-
-
-def open_run(path) -> Run:
-    """Read a run's metadata; it must hold at least one snapshot."""
-    try:
-        run = read_run(path)
-    except InputError:
-        raise
-    except _READ_ERRORS as exc:
-        raise InputError(f"{path}: unreadable gflow file: {exc}") from None
-    if len(run.time) == 0:
-        raise InputError(f"{path}: the run has no snapshots yet")
-    if len(run.coordinates) != len(run.axes) or any(np.ndim(c) != 1 or len(c) == 0 for c in run.coordinates):
-        raise InputError(f"{path}: the axis coordinate datasets do not match the axes {list(run.axes)}")
-    if run.has_particles and (run.weights is None or np.ndim(run.weights) != 1):
-        raise InputError(f"{path}: a particle run without a 1D `weights` dataset")
-    return run
-
-
-@dataclass
-class Snapshot:
-    """One snapshot of a run: the density on the run's grid, and particles where it has them."""
-
-    time: float
-    density: np.ndarray
-    positions: np.ndarray | None = None
-
-
-def snapshot(run: Run, index: int) -> Snapshot:
-    """Read snapshot `index`, checking its shape and values."""
-    try:
-        density = run.density(index)
-        positions = run.positions(index)
-    except _READ_ERRORS as exc:
-        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc   # KeyError quotes its text
-        raise InputError(f"{run.path}: cannot read snapshot {index}: {reason}") from None
-    shape = tuple(len(c) for c in run.coordinates)
-    if density.shape != shape:
-        raise InputError(f"{run.path}: density snapshot {index} has shape {density.shape}, the axes say {shape}")
-    if not np.all(np.isfinite(density)) or (positions is not None and not np.all(np.isfinite(positions))):
-        raise InputError(f"{run.path}: snapshot {index} has non-finite values (a corrupt file?)")
-    if positions is not None and (positions.ndim != 2 or positions.shape[1] != len(shape)
-                                  or run.weights is None or len(run.weights) != len(positions)):
-        raise InputError(f"{run.path}: positions of snapshot {index} do not match the axes and weights")
-    return Snapshot(float(run.time[index]), density, positions)
 
 
 def faces(run: Run) -> tuple[np.ndarray, ...]:

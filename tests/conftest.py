@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from gflow.snapshot_check import problems
+
 ROOT = Path(__file__).resolve().parents[1]
-CHECKER = ROOT.parent / "shared" / "tools" / "check_snapshot.py"
 
 
 def check_snapshot(path) -> None:
-    """Assert that a snapshot file passes ../shared/tools/check_snapshot.py."""
-    assert CHECKER.is_file(), f"snapshot checker not found at {CHECKER}"
-    result = subprocess.run([sys.executable, str(CHECKER), str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    """Assert that a snapshot file follows SPEC.md's layout (`gflow check`, in-process)."""
+    found = problems(path)
+    assert not found, f"{path}: " + "; ".join(found)
 
 
 def run_gflow(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:

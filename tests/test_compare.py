@@ -16,7 +16,8 @@ import pytest
 import gflow.postprocess.compare as compare
 from gflow.app.cli import main
 from gflow.postprocess.regrid import cell_volumes
-from gflow.postprocess.runs import faces, open_run
+from gflow.postprocess.runs import faces
+from gflow.snapshots import open_run
 from runfiles import CASE_1D, gaussian, write_grid_run, write_particle_run
 from conftest import TWO_LAYER_2D, check_snapshot
 

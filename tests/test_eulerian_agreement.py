@@ -10,7 +10,7 @@ from conftest import check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.solvers.loop import run
-from gflow.snapshots import SnapshotWriter, read_run
+from gflow.snapshots import SnapshotWriter, open_run
 from gflow.solvers import make_stepper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def runs(tmp_path_factory):
 
 
 def distances(runs, a: str, b: str, coarsening: int) -> tuple[float, float]:
-    ra, rb = read_run(runs[a, coarsening]), read_run(runs[b, coarsening])
+    ra, rb = open_run(runs[a, coarsening]), open_run(runs[b, coarsening])
     l1 = float(np.abs(ra.density(-1) - rb.density(-1)).sum() * ra.cell_volume)
     return l1, float(abs(ra.risk[-1] - rb.risk[-1]))
 
@@ -79,7 +79,7 @@ def test_quickstart_agreement_within_a_tolerance_that_shrinks_with_the_grid(runs
 def test_snapshots_pass_the_checker_and_conserve_mass(runs, kind):
     for f in COARSENING:
         check_snapshot(runs[kind, f])
-        mass = read_run(runs[kind, f]).mass
+        mass = open_run(runs[kind, f]).mass
         assert np.abs(mass - mass[0]).max() < 1e-12
 
 

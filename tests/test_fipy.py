@@ -9,7 +9,7 @@ from conftest import TANH_TEACHER, check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.solvers.loop import run
-from gflow.snapshots import SnapshotWriter, read_run
+from gflow.snapshots import SnapshotWriter, open_run
 from gflow.solver_options import SOLVER_OPTIONS
 from gflow.grids import CartesianGrid
 
@@ -224,7 +224,7 @@ def test_langevin_run_writes_valid_snapshots_and_conserves_mass(tmp_path):
                             coordinates=problem.grid.centres, extras=stepper.extra_names())
     run(stepper, np.linspace(0.0, 1.0, 3), writer, progress=False)
     check_snapshot(path)
-    result = read_run(path)
+    result = open_run(path)
     assert np.abs(result.mass - 1.0).max() < 1e-12
     assert np.all(np.diff(result.energy) < 0)
     assert result.density(-1).min() > -1e-14

@@ -12,7 +12,7 @@ from PIL import Image
 
 from gflow.app.cli import main
 from gflow.postprocess.plot import comparison_figure, save
-from gflow.postprocess.runs import open_run
+from gflow.snapshots import open_run
 from runfiles import CASE_1D, CASE_2D, write_particle_run
 from conftest import TWO_LAYER_2D
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from gflow.app.cli import main
 from gflow.postprocess.report import write_report
-from gflow.postprocess.runs import open_run
+from gflow.snapshots import open_run
 from runfiles import write_particle_run
 from gflow.solvers import REGISTRY
 from conftest import TWO_LAYER_2D, check_snapshot

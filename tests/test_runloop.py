@@ -6,7 +6,7 @@ import pytest
 from conftest import check_snapshot
 from gflow.errors import RunError
 from gflow.solvers.loop import run
-from gflow.snapshots import SnapshotWriter, read_run
+from gflow.snapshots import SnapshotWriter, open_run
 from gflow.solvers.base import Observation, Stepper
 
 
@@ -63,7 +63,7 @@ def test_blow_up_stops_with_time_and_cause_keeping_earlier_snapshots(tmp_path, h
     toy = Toy(break_at=1.2, how=how)
     with pytest.raises(RunError, match=rf"t = 1.5: .*{cause}"):
         run(toy, times, writer(tmp_path / "r.h5", toy), progress=False)
-    run_file = read_run(tmp_path / "r.h5")
+    run_file = open_run(tmp_path / "r.h5")
     assert run_file.time.tolist() == [0.0, 0.5, 1.0]
     check_snapshot(tmp_path / "r.h5")
 

@@ -13,7 +13,7 @@ from gflow.case import case_from_text
 from gflow.errors import RunError
 from gflow.problem import build_problem
 from gflow.solvers.loop import run
-from gflow.snapshots import SnapshotWriter, read_run
+from gflow.snapshots import SnapshotWriter, open_run
 from gflow.solver_options import SOLVER_OPTIONS
 from gflow.solvers.spectral import SpectralStepper, default_threads
 
@@ -139,7 +139,7 @@ def test_two_layer_run_writes_valid_snapshots_with_exact_mass(tmp_path):
                             coordinates=problem.grid.centres, extras=names)
     run(stepper, np.linspace(0.0, 2.0, 3), writer, progress=False)
     check_snapshot(path)
-    result = read_run(path)
+    result = open_run(path)
     assert np.abs(result.mass - 1.0).max() < 1e-13
     minimum, negative = result.dataset("min_density"), result.dataset("negative_mass")
     density = result.dataset("density")
@@ -311,7 +311,7 @@ snapshots = 21
     with pytest.raises(RunError, match="negative mass .* does not resolve"):
         run(stepper, np.linspace(0.0, 10.0, 21), writer, progress=False)
     check_snapshot(path)
-    negative = read_run(path).dataset("negative_mass")
+    negative = open_run(path).dataset("negative_mass")
     assert 2 <= len(negative) < 21 and negative[-1] > 1e-3     # recorded on the way
 
 

@@ -1,4 +1,4 @@
-"""The `gflow` command line: run, info (compare and plot live in postprocess/).
+"""The `gflow` command line: run, sweep, info, check (compare and plot live in postprocess/).
 
 Exit status: 0 success, 2 bad input (case file, arguments, unreadable snapshot), 1 other
 failure. Bad input prints one line, never a traceback.
@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("run", help="snapshot file (.h5)")
     info.set_defaults(func=cmd_info)
 
+    check = sub.add_parser("check", help="check snapshot files against the layout of SPEC.md")
+    check.add_argument("runs", nargs="+", metavar="RUN.h5", help="snapshot files (.h5)")
+    check.set_defaults(func=cmd_check)
+
     for register in _postprocess_commands():
         register(sub)
     return parser
@@ -105,9 +109,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from gflow.snapshots import read_run
+    from gflow.snapshots import open_run
 
-    run = read_run(args.run)
+    run = open_run(args.run)
     shape = " x ".join(str(len(c)) for c in run.coordinates)
     print(f"file     {run.path}")
     print(f"solver   {run.solver}   gflow {run.attrs.get('gflow_version', '?')}   "
@@ -127,6 +131,21 @@ def cmd_info(args) -> int:
     print(f"energy   {run.energy[0]:.6g} -> {run.energy[-1]:.6g}")
     print(f"mass     {run.mass[0]:.15g} -> {run.mass[-1]:.15g}")
     return 0
+
+
+def cmd_check(args) -> int:
+    """One `PATH: ok` line per valid file; one `gflow: PATH: problem` line (stderr) per other file."""
+    from gflow.snapshot_check import first_problem
+
+    status = 0
+    for path in args.runs:
+        problem = first_problem(path)
+        if problem is None:
+            print(f"{path}: ok", flush=True)
+        else:
+            print(f"gflow: {path}: {_one_line(problem)}", file=sys.stderr, flush=True)
+            status = 2
+    return status
 
 
 def _one_line(exc: Exception) -> str:

@@ -6,7 +6,6 @@ same file at the same time is refused instead of corrupting it.
 """
 from __future__ import annotations
 
-import tomllib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from gflow.case import Case, SolverSpec
 from gflow.errors import InputError
 from gflow.problem import Problem, build_problem
 from gflow.solvers.loop import RunSummary, run
-from gflow.snapshots import SnapshotWriter, read_run
+from gflow.snapshots import SnapshotWriter, open_run
 
 try:
     import fcntl
@@ -53,22 +52,10 @@ def output_lock(path: Path):
         handle.close()
 
 
-def _first_difference(a, b, prefix="") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if found:
-                return found
-        return None
-    return None if a == b else prefix.rstrip(".")
-
-
 def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.ndarray) -> int:
     """Restore `stepper` from the last snapshot of `path`; return that snapshot's index."""
-    done = read_run(path)
-    stored = tomllib.loads(done.case_text)
-    wanted = tomllib.loads(case.text_for(spec))
-    differs = _first_difference(stored, wanted)
+    done = open_run(path)
+    differs = done.matches(case, spec)
     if differs:
         raise InputError(f"{path}: made by a different case ({differs} differs); "
                          "run with --force to start again")

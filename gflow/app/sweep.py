@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import sys
-import tomllib
 import uuid
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
@@ -183,9 +182,9 @@ def _resolution(kind: str, particles, cells) -> Any:
 
 def _row_from_file(path: Path, kind: str) -> dict:
     """Final time, risk and sizes as the snapshot file holds them."""
-    from gflow.snapshots import read_run
+    from gflow.snapshots import open_run
 
-    run = read_run(path)
+    run = open_run(path)
     particles = len(run.weights) if run.has_particles and run.weights is not None else ""
     cells = math.prod(len(c) for c in run.coordinates)
     return {"solver": kind, "path": str(path), "particles": particles, "cells": cells,
@@ -194,13 +193,9 @@ def _row_from_file(path: Path, kind: str) -> dict:
             "final_risk": float(run.risk[-1]) if len(run.risk) else ""}
 
 
-def _same_case(stored_text: str, wanted_text: str) -> bool:
-    return tomllib.loads(stored_text) == tomllib.loads(wanted_text)
-
-
 def _state(case: Case, paths: dict) -> str:
     """'complete' (every file holds every snapshot of this case), 'partial', 'absent' or 'other'."""
-    from gflow.snapshots import read_run
+    from gflow.snapshots import open_run
 
     if not any(p.exists() for p in paths.values()):
         return "absent"
@@ -211,11 +206,11 @@ def _state(case: Case, paths: dict) -> str:
             complete = False
             continue
         try:
-            run = read_run(path)
+            run = open_run(path)
         except InputError:
             complete = False      # killed while being created: nothing to keep
             continue
-        if not _same_case(run.case_text, case.text_for(spec)):
+        if run.matches(case, spec) is not None:
             return "other"
         complete = complete and len(run.time) == case.snapshots
     return "complete" if complete else "partial"
@@ -324,10 +319,11 @@ def distance_task(path: str, reference: str) -> dict:
 
     from gflow.postprocess.compare import common_times, plan_transport, transport_measure, wasserstein
     from gflow.postprocess.regrid import cell_volumes, common_grid, regrid
-    from gflow.postprocess.runs import faces, open_run, snapshot
+    from gflow.postprocess.runs import faces
+    from gflow.snapshots import open_run
 
     try:
-        run, ref = open_run(path), open_run(reference)
+        run, ref = open_run(path, require_snapshots=True), open_run(reference, require_snapshots=True)
         if tuple(run.axes) != tuple(ref.axes):
             return {"note": f"no distance: axes {list(run.axes)} differ from the reference's {list(ref.axes)}"}
         pairs = common_times(run.time, ref.time)
@@ -335,7 +331,7 @@ def distance_task(path: str, reference: str) -> dict:
             return {"note": "no distance: no snapshot time in common with the reference"}
         i, j = pairs[-1]
         transport = plan_transport(run, ref)
-        sa, sb = snapshot(run, i), snapshot(ref, j)
+        sa, sb = run.snapshot(i), ref.snapshot(j)
         w1, w2 = wasserstein(*transport_measure(run, sa, transport.grids[0]),
                              *transport_measure(ref, sb, transport.grids[1]), transport.method)
         fa, fb = faces(run), faces(ref)
@@ -525,8 +521,8 @@ def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=No
         raise InputError(f"--workers {workers}: must be at least 1")
     sweep = plan_sweep(case_path, vary, overrides, solver_kinds, out_dir, force)
     if reference is not None:
-        from gflow.snapshots import read_run
-        reference = str(read_run(reference).path.resolve())
+        from gflow.snapshots import open_run
+        reference = str(open_run(reference).path.resolve())
     csv_path = sweep.out / "sweep.csv"
     sweep.out.mkdir(parents=True, exist_ok=True)
     total, done = len(sweep.runs), 0
