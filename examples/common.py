@@ -5,7 +5,8 @@ command line's own `gflow.app.cli.main` and echoed as `$ gflow ...`, so the prin
 exact commands that made the files. A study over several values (particle counts, seeds, batch
 sizes) runs the case's `[sweep]` table the way `gflow sweep` would, one run after another: each
 run goes to `OUT/<name>/<kind>.h5` with the name `gflow sweep` gives it (docs/sweeps.md), so
-`gflow sweep CASE --solver particle -o OUT` writes the same files.
+`gflow sweep CASE --solver particle -o OUT` writes the same files. Cases are read and runs
+opened with the Python API (`gflow.load_case`, `gflow.open_run`, docs/api.md).
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gflow import load_case, open_run
 from gflow.app import cli
-from gflow.case import load_case
-from gflow.snapshots import Run, open_run
+from gflow.snapshots import Run
 from gflow.app.sweep import expand, parse_vary, sweep_axes
 from gflow.postprocess.plot import save
 from gflow.postprocess.runs import faces, marginal

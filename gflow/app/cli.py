@@ -16,7 +16,14 @@ from gflow.errors import InputError, RunError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gflow", description="Wasserstein gradient flows of wide networks.")
+    from gflow.version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="gflow",
+        description="Wasserstein gradient flows of wide networks. Documentation: README.md and docs/ of the "
+                    "gflow repository (the Python API, the same work from scripts: docs/api.md); "
+                    "`gflow COMMAND -h` for each command.")
+    parser.add_argument("--version", action="version", version=f"gflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a case file with its solvers")
