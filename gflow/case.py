@@ -15,51 +15,15 @@ from typing import Any
 import tomli_w
 
 from gflow.errors import InputError
-from gflow.expr import ExpressionError, parse_expression
+from gflow.models import REGISTRY as MODEL_KINDS, model_kind
 from gflow.schema import Table, check_float, fail
 from gflow.solver_options import SOLVER_OPTIONS, read_options
-
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "cos")
 
 # Sizes beyond these would exhaust memory before the first step; refusing them up front
 # turns an out-of-memory crash into one clear line.
 MAX_CELLS = 2**27            # cells of the grid (1 GiB per density array)
-MAX_DATA_NODES = 2**20       # data nodes in all (nodes ** input_dim, samples, file rows)
 MAX_SNAPSHOTS = 100_000
-MAX_INPUT_DIM = 64
 SOLVER_KINDS = tuple(SOLVER_OPTIONS)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    kind: str                          # "two_layer" | "potential"
-    axes: tuple[str, ...]
-    activation: str = "tanh"
-    bias: bool = False
-    input_dim: int = 1
-    train: tuple[str, ...] = ()        # axes that move
-    potential: str = "0"               # potential model: P(u)
-    interaction: str | None = None     # potential model: W(r)
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    neurons: tuple[dict, ...] = ()     # each {"a": float, "w": tuple, "b": float}
-    expression: str | None = None
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    distribution: str = "uniform"      # uniform | gaussian | samples | file
-    low: float = -1.0
-    high: float = 1.0
-    nodes: int = 32
-    mean: float = 0.0
-    std: float = 1.0
-    samples: int = 1000
-    seed: int = 0
-    sampler: str = "uniform"           # samples: draw from uniform(low, high) or gaussian(mean, std)
-    file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +43,8 @@ class SolverSpec:
 class Case:
     name: str
     description: str
-    model: ModelSpec
-    target: TargetSpec
-    data: DataSpec
+    #: the model kind's spec (`gflow.models`): a frozen dataclass with kind, axes, train, ...
+    model: Any
     weight_decay: float
     temperature: float
     initial: InitialSpec
@@ -96,6 +59,8 @@ class Case:
     document: dict[str, Any] = field(repr=False, default_factory=dict)
     #: `[sweep]` table (docs/sweeps.md): dotted key -> the values `gflow sweep` runs it with
     sweep: dict[str, list] = field(default_factory=dict)
+    #: dotted key -> the absolute path it names (data files), for the stored case text
+    files: dict[str, Path] = field(default_factory=dict)
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -110,8 +75,9 @@ class Case:
         # one run is not a study: its [sweep] table stays with the case file
         doc = {k: v for k, v in self.document.items() if k not in ("solver", "solvers", "sweep")}
         doc["solver"] = dict(solver.table, kind=solver.kind)
-        if self.data.file is not None:   # the file must be found again from anywhere
-            doc["data"] = dict(doc["data"], file=str(self.data.file.resolve()))
+        for key, path in self.files.items():   # a file must be found again from anywhere
+            table, name = key.split(".")
+            doc[table] = dict(doc[table], **{name: str(path)})
         return tomli_w.dumps(doc)
 
 
@@ -209,20 +175,10 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     name = top.string("name", stem)
     description = top.string("description", "")
     model_t = top.table("model")
-    kind = model_t.string("kind", choices=("two_layer", "potential"))
-    if kind == "two_layer":
-        model = _two_layer_model(model_t)
-        target = _target(top.table("target"), model)
-        data = _data(top.table("data", required=False), base_dir, model.input_dim)
-    else:
-        model = _potential_model(model_t)
-        target, data = TargetSpec(), DataSpec()
-        for absent in ("target", "data"):
-            if top.has(absent):
-                raise top.error(absent, "only two_layer models have this table")
+    kind = model_t.string("kind", choices=tuple(MODEL_KINDS))
+    # the kind reads its [model] keys and the tables it owns ([target], [data], ...)
+    model, files = model_kind(kind).parse(top, model_t, base_dir)
     model_t.done()
-    if data.file is not None and _file_has_y(data.file):
-        target = TargetSpec()
 
     reg = top.table("regularization", required=False)
     weight_decay = reg.number("weight_decay", 0.0, minimum=0.0)
@@ -250,110 +206,8 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     out_t.done()
     sweep = _sweep(top.table("sweep", required=False))
     top.done()
-    return Case(name, description, model, target, data, weight_decay, temperature, initial,
-                bounds, cells, end, snapshots, dt, solvers, output_dir, source, copy.deepcopy(doc), sweep)
-
-
-def _two_layer_model(t: Table) -> ModelSpec:
-    activation = t.string("activation", "tanh", choices=ACTIVATIONS)
-    bias = t.boolean("bias", False)
-    d = t.integer("input_dim", 1, minimum=1, maximum=MAX_INPUT_DIM)
-    ws = ("w",) if d == 1 else tuple(f"w{i + 1}" for i in range(d))
-    axes = ("a", *ws, *(("b",) if bias else ()))
-    train_raw = t.raw("train", list(dict.fromkeys(a if a[0] != "w" else "w" for a in axes)))
-    if not isinstance(train_raw, list) or not all(isinstance(v, str) for v in train_raw) or not train_raw:
-        raise t.error("train", f"must be a non-empty list of axis names, got {train_raw!r}")
-    train = []
-    for name in train_raw:
-        expanded = ws if name == "w" else (name,)
-        if not set(expanded) <= set(axes):
-            raise t.error("train", f"unknown axis {name!r} (axes are {', '.join(axes)})")
-        train.extend(expanded)
-    for absent in ("axes", "potential", "interaction"):
-        if t.has(absent):
-            raise t.error(absent, "only potential models have this key")
-    return ModelSpec("two_layer", axes, activation, bias, d, tuple(a for a in axes if a in train))
-
-
-def _potential_model(t: Table) -> ModelSpec:
-    axes = t.raw("axes")
-    if (not isinstance(axes, list) or not 1 <= len(axes) or not all(isinstance(a, str) and a.isidentifier()
-                                                                   for a in axes)):
-        raise t.error("axes", f"must be a non-empty list of names, got {axes!r}")
-    if len(set(axes)) != len(axes) or {"r", "pi"} & set(axes):
-        raise t.error("axes", "names must be distinct and not 'r' or 'pi'")
-    potential = t.string("potential", "0")
-    _check_expression(t, "potential", potential, axes)
-    interaction = t.string("interaction", None) if t.has("interaction") else None
-    if interaction is not None:
-        _check_expression(t, "interaction", interaction, ["r"])
-    for absent in ("activation", "bias", "input_dim", "train"):
-        if t.has(absent):
-            raise t.error(absent, "only two_layer models have this key")
-    return ModelSpec("potential", tuple(axes), train=tuple(axes), potential=potential, interaction=interaction)
-
-
-def _check_expression(t: Table, key: str, text: str, variables) -> None:
-    try:
-        parse_expression(text, variables)
-    except ExpressionError as exc:
-        raise t.error(key, f"cannot parse {text!r}: {exc}") from None
-
-
-def _target(t: Table, model: ModelSpec) -> TargetSpec:
-    d = model.input_dim
-    if t.has("neurons") == t.has("expression"):
-        raise t.error("neurons", "give exactly one of 'neurons' and 'expression'")
-    if t.has("expression"):
-        text = t.string("expression")
-        xs = ["x"] if d == 1 else [f"x{i + 1}" for i in range(d)]
-        _check_expression(t, "expression", text, xs)
-        t.done()
-        return TargetSpec(expression=text)
-    raw = t.raw("neurons")
-    if not isinstance(raw, list) or not raw:
-        raise t.error("neurons", "must be a non-empty list of tables {a, w, b}")
-    neurons = []
-    for i, item in enumerate(raw):
-        n = Table(item, t.source, f"{t.key('neurons')}[{i}]")
-        a = n.number("a")
-        w = n.numbers("w", length=d)
-        b = n.number("b", 0.0)
-        if b != 0.0 and not model.bias:
-            raise n.error("b", "the model has bias = false, so teacher neurons have no b")
-        n.done()
-        neurons.append({"a": a, "w": tuple(w), "b": b})
-    t.done()
-    return TargetSpec(neurons=tuple(neurons))
-
-
-def _data(t: Table, base_dir: Path, input_dim: int) -> DataSpec:
-    if t.has("file"):
-        dist = t.string("distribution", "file", choices=("file", "samples"))
-        file = base_dir / t.string("file")
-        if not file.is_file():
-            raise t.error("file", f"no such file: {file}")
-        t.done()
-        return DataSpec(distribution="file", file=file)
-    dist = t.string("distribution", "uniform", choices=("uniform", "gaussian", "samples"))
-    spec = DataSpec(distribution=dist)
-    low, high = t.number("low", spec.low), t.number("high", spec.high)
-    if not low < high:
-        raise t.error("high", f"must exceed low ({low:g}), got {high:g}")
-    mean, std = t.number("mean", spec.mean), t.number("std", spec.std, positive=True)
-    nodes = t.integer("nodes", spec.nodes, minimum=1, maximum=MAX_DATA_NODES)
-    samples = t.integer("samples", spec.samples, minimum=1, maximum=MAX_DATA_NODES)
-    seed = t.integer("seed", 0, minimum=0, maximum=2**63)
-    sampler = t.string("sampler", "uniform", choices=("uniform", "gaussian"))
-    if dist != "samples" and nodes**input_dim > MAX_DATA_NODES:
-        raise t.error("nodes", f"{nodes}^{input_dim} quadrature nodes is more than the {MAX_DATA_NODES} allowed")
-    t.done()
-    return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler)
-
-
-def _file_has_y(path: Path) -> bool:
-    header = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
-    return bool(header) and "y" in [c.strip() for c in header[0].split(",")]
+    return Case(name, description, model, weight_decay, temperature, initial, bounds, cells, end, snapshots,
+                dt, solvers, output_dir, source, copy.deepcopy(doc), sweep, files)
 
 
 def _initial(t: Table, ndim: int) -> InitialSpec:

@@ -9,36 +9,16 @@ from functools import cached_property
 
 import numpy as np
 
-from gflow.case import Case, TargetSpec, case_from_text
-from gflow.models.units import ACTIVATIONS
-from gflow.models.data import build_data
+from gflow.case import Case, case_from_text
 from gflow.errors import InputError
-from gflow.expr import parse_expression
-from gflow.models.potential import PotentialGridOperator, PotentialModel
-from gflow.models.two_layer import TwoLayerModel
-from gflow.models.two_layer_grid import TwoLayerGridOperator
 from gflow.grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average
-
-
-def target_function(spec: TargetSpec, activation: str, input_dim: int):
-    """f*(x) for x of shape (n, d): a sum of teacher neurons or an expression, or None."""
-    if spec.expression is not None:
-        names = ["x"] if input_dim == 1 else [f"x{i + 1}" for i in range(input_dim)]
-        expr = parse_expression(spec.expression, names)
-        return lambda x: np.broadcast_to(expr(*[x[:, i] for i in range(input_dim)]), (len(x),)).astype(float)
-    if not spec.neurons:
-        return None
-    sigma = ACTIVATIONS[activation][0]
-    a = np.array([n["a"] for n in spec.neurons])
-    w = np.array([n["w"] for n in spec.neurons])
-    b = np.array([n["b"] for n in spec.neurons])
-    return lambda x: sigma(x @ w.T + b) @ a
+from gflow.models import Model, build_model
 
 
 @dataclass
 class Problem:
     case: Case
-    model: TwoLayerModel | PotentialModel
+    model: Model
 
     @cached_property
     def grid(self) -> CartesianGrid:
@@ -54,10 +34,7 @@ class Problem:
 
     def grid_operator(self, grid: CartesianGrid | None = None, threads: int = 1):
         """The model evaluated on `grid` (the case grid by default)."""
-        grid = grid or self.grid
-        if isinstance(self.model, TwoLayerModel):
-            return TwoLayerGridOperator(self.model, grid)
-        return PotentialGridOperator(self.model, grid, threads)
+        return self.model.grid_operator(grid or self.grid, threads)
 
     def initial_density(self, grid: CartesianGrid | None = None) -> np.ndarray:
         """Cell averages of the initial distribution, mass 1 on the box."""
@@ -85,15 +62,7 @@ class Problem:
 
 
 def build_problem(case: Case) -> Problem:
-    spec = case.model
-    if spec.kind == "potential":
-        return Problem(case, PotentialModel(spec, case.weight_decay, case.temperature))
-    data = build_data(case.data, spec.input_dim, case.source)
-    target = target_function(case.target, spec.activation, spec.input_dim)
-    if target is None and data.y is None:
-        raise InputError(f"{case.source}: target: no target and the data file has no y column")
-    model = TwoLayerModel(spec, data, target, case.weight_decay, case.temperature)
-    return Problem(case, model)
+    return Problem(case, build_model(case))
 
 
 def problem_from_text(text: str, source: str = "<snapshot>") -> Problem:

@@ -130,3 +130,13 @@ def check_int(value: Any, error: Callable[[str, str], InputError], name: str,
     if maximum is not None and value > maximum:
         raise error(name, f"must be at most {maximum}, got {value}")
     return value
+
+
+def check_expression(table: Table, key: str, text: str, variables) -> None:
+    """Refuse an expression that does not parse in `variables`, naming the key."""
+    from gflow.expr import ExpressionError, parse_expression
+
+    try:
+        parse_expression(text, variables)
+    except ExpressionError as exc:
+        raise table.error(key, f"cannot parse {text!r}: {exc}") from None

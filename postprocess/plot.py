@@ -59,16 +59,19 @@ def _subsample(points: np.ndarray) -> np.ndarray:
 
 
 def network_model(run: Run):
-    """The run's two-layer model when f(x) can be drawn (input_dim 1), else (None, why not)."""
+    """The run's model when it is a network f(x) that can be drawn (input_dim 1), else (None, why not).
+
+    A network is a model with the optional `network(u, q, x)` and `input_dim` of the Model
+    protocol (`gflow.models.base`); which kind it is does not matter here.
+    """
     from gflow.problem import problem_from_text
-    from gflow.models.two_layer import TwoLayerModel
 
     try:
         problem = problem_from_text(run.case_text, str(run.path))
     except InputError as exc:
         return None, f"cannot rebuild the model: {exc}"
     model = problem.model
-    if not isinstance(model, TwoLayerModel):
+    if not hasattr(model, "network"):
         return None, ""
     if model.input_dim != 1:
         return None, f"f(x) is drawn for input_dim 1 only (this model has {model.input_dim})"

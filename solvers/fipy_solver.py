@@ -125,7 +125,7 @@ class FiPyStepper(Stepper):
         self.tolerance = options.get("tolerance", 1e-8)
         self.cfl = options.get("cfl", 5.0)
         self.temperature = problem.temperature
-        if self.temperature > 0 and not np.all(getattr(problem.model, "trained", True)):
+        if self.temperature > 0 and not np.all(problem.model.trained):
             raise ValueError("diffusion along trained axes only (a frozen axis with temperature > 0) "
                              "is not supported by the fipy solver; use fv")
         self.mesh = fipy_mesh(grid)

@@ -6,15 +6,15 @@ semi-discrete energy decreases. Third-order strong-stability-preserving Runge-Ku
 (Shu-Osher) keeps those properties for the full step, since each stage is a convex
 combination of forward-Euler steps.
 
-Two-layer models on 2D and 3D grids take the fused numba kernel of `fv_kernels` (one pass
-over memory per stage); everything else, and `kernel = "numpy"`, takes the plain numpy
+Grid operators whose velocity is separable in the first axis (they offer `velocity_factors`:
+the two-layer model's) on 2D and 3D grids take the fused numba kernel of `fv_kernels` (one
+pass over memory per stage); everything else, and `kernel = "numpy"`, takes the plain numpy
 path of `fv_flux`, which the kernel is tested against.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from gflow.models.two_layer_grid import TwoLayerGridOperator
 from gflow.solvers import fv_kernels
 from gflow.solvers.base import Observation, Stepper, grid_of
 from gflow.solvers.fv_flux import fv_rhs, stable_dt
@@ -34,12 +34,11 @@ class FiniteVolumeStepper(Stepper):
         self.theta = options.get("theta", 2.0)
         self.cfl = options.get("cfl", 0.8)
         # frozen axes (train) neither drift nor diffuse: T acts along trained axes only
-        trained = getattr(problem.model, "trained", np.ones(self.grid.ndim, dtype=bool))
-        self.temperature = np.where(trained, problem.temperature, 0.0)
+        self.temperature = np.where(problem.model.trained, problem.temperature, 0.0)
         self.spacing = self.grid.spacing
         self.limited_steps = 0
         self.fused = (options.get("kernel", "numba") == "numba" and fv_kernels.numba is not None
-                      and isinstance(self.operator, TwoLayerGridOperator) and self.grid.ndim in (2, 3))
+                      and hasattr(self.operator, "velocity_factors") and self.grid.ndim in (2, 3))
         if self.fused:
             self._buffers = [np.empty_like(self.rho) for _ in range(3)]
             self._moments = [np.empty(self._view(self.rho).shape[1:]) for _ in range(3)]

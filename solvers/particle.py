@@ -5,8 +5,8 @@ d_t rho = div(rho grad V[rho]) + T lap rho for the empirical measure rho_m = sum
 
     du_j = -grad V(u_j; rho_m) dt + sqrt(2 T) dW_j                  (BACKGROUND.md, "Particles")
 
-V comes from the same model code as the grid solvers (`TwoLayerModel.gradient`,
-`PotentialModel.velocity`): one implementation of V, several discretisations. For the
+V comes from the model itself (`Model.velocity`, `gflow.models.base`), the same model the grid
+solvers evaluate on their grid: one implementation of V, several discretisations. For the
 two-layer model with q_j = 1/m, the loss L(u_1..u_m) = 1/2 E_x (f_m - f*)^2 of the network
 f_m = (1/m) sum_j a_j sigma(w_j.x + b_j) has dL/du_j = (1/m) grad V(u_j) (add lam/(2m) sum|u_j|^2
 to L for weight decay), so one forward-Euler step u_j <- u_j - dt grad V(u_j) is one step of
@@ -78,7 +78,6 @@ from scipy.spatial import cKDTree
 from gflow.errors import RunError
 from gflow.solvers.base import Observation, Stepper
 from gflow.solvers.deposit import cloud_in_cell, outside_mass
-from gflow.solvers.particle_kernels import kernel_for
 from gflow.solvers.quadrature import quadrature_particles
 
 #: fraction of the nearest-neighbour distance a particle may move per step (pair interactions)
@@ -117,21 +116,12 @@ def particle_velocity(model, u: np.ndarray, q: np.ndarray, batch=None, kernel: s
                       out: np.ndarray | None = None) -> np.ndarray:
     """-grad V(u_j; rho) for rho = sum_j q_j delta_{u_j}, frozen axes held still.
 
-    All the per-step work of the particle methods is here. `batch` = (x, p, y) replaces the
-    data measure (SGD). Two-layer models use the fused kernel of `solvers.particle_kernels`
-    unless kernel = "numpy" (the model's own numpy methods, which the kernel is tested against).
-    `out`, a buffer of u's shape, may receive the result (the kernel writes into it).
+    All the per-step work of the particle methods is here: the model's own `velocity`
+    (`gflow.models.base.Model`). `batch` = (x, p, y) replaces the data measure (SGD);
+    kernel = "numba" takes the model's fused kernel where it has one, "numpy" its numpy path
+    (which every kernel is tested against). `out`, a buffer of u's shape, may receive the result.
     """
-    if model.kind == "potential":
-        return model.velocity(u, q)
-    if kernel == "numba":
-        return kernel_for(model).velocity(u, q, batch, out)
-    if batch is None:
-        grad = model.gradient(u, model.residual(u, q))
-    else:
-        x, p, y = batch
-        grad = model.gradient(u, model.network(u, q, x) - y, p, x)
-    return -grad * model.trained
+    return model.velocity(u, q, batch, kernel, out)
 
 
 def neighbour_step_limit(u: np.ndarray, v: np.ndarray) -> float:
@@ -175,13 +165,13 @@ class ParticleStepper(Stepper):
         self.tolerance = options.get("tolerance", 1e-6)
         #: the case fixes the step; else lr (euler, rk4) or the controller (adaptive)
         self.fixed_dt = problem.case.dt is not None
-        if self.model.kind == "potential" and (self.batch or self.scaling != "mean_field"):
-            raise ValueError("batch and scaling = conventional apply to two_layer models only")
+        if self.model.data is None and (self.batch or self.scaling != "mean_field"):
+            raise ValueError("batch and scaling = conventional apply to models with data (two_layer) only")
         #: the network's weights: q (mean field) or 1 (the plain-sum network)
         self.q_net = self.weights if self.scaling == "mean_field" else np.ones_like(self.weights)
         self.h_next = self.lr
         #: pair interactions (possibly singular, -log r) need the nearest-neighbour step cap
-        self.interacting = self.model.kind == "potential" and self.model.W is not None
+        self.interacting = self.model.pair_interaction
         self.rejected = 0
         self._first_stage = None     # FSAL: the drift at the current positions, if still valid
         self._buffer = None          # the Euler drift, reused step after step
@@ -190,9 +180,9 @@ class ParticleStepper(Stepper):
     def _draw_batch(self):
         if not self.batch:
             return None
-        model = self.model
-        idx = self.batch_rng.choice(len(model.p), size=self.batch, p=model.p)
-        return model.x[idx], np.full(self.batch, 1.0 / self.batch), model.y[idx]
+        data = self.model.data
+        idx = self.batch_rng.choice(len(data.p), size=self.batch, p=data.p)
+        return data.x[idx], np.full(self.batch, 1.0 / self.batch), data.y[idx]
 
     def drift(self, u: np.ndarray, batch=None, out: np.ndarray | None = None) -> np.ndarray:
         return particle_velocity(self.model, u, self.q_net, batch, self.kernel, out)
@@ -274,10 +264,7 @@ class ParticleStepper(Stepper):
     def observe(self) -> Observation:
         u, q = self.u, self.weights
         density = cloud_in_cell(self.grid, u, q)
-        if self.model.kind == "two_layer" and self.kernel == "numba":
-            risk = self.model.risk_from_residual(kernel_for(self.model).residual(u, self.q_net))
-        else:
-            risk = self.model.risk(u, self.q_net)
+        risk = self.model.risk(u, self.q_net, self.kernel)
         energy = self.model.energy(risk, u, self.q_net)
         return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
                            extras={"outside_mass": outside_mass(self.grid, u, q)})

@@ -152,8 +152,7 @@ class SpectralStepper(Stepper):
         self.derivative = [1j * kk * spectral_filter(self.filter, kk, n, h)
                            for kk, n, h in zip(k, grid.cells, grid.spacing)]
         # the exact linear part; frozen axes of a two-layer model do not diffuse
-        trained = getattr(problem.model, "trained", np.ones(grid.ndim, dtype=bool))
-        self.decay = -problem.temperature * sum(kk * kk for kk, moves in zip(k, trained) if moves)
+        self.decay = -problem.temperature * sum(kk * kk for kk, moves in zip(k, problem.model.trained) if moves)
         # cell average = point value * prod sinc(k h / 2) (np.sinc(x) = sin(pi x) / (pi x))
         self.to_average = np.ones(self.fft.spectral_shape)
         for kk, h in zip(k, grid.spacing):
@@ -226,9 +225,19 @@ class SpectralStepper(Stepper):
         return Observation(density, risk, self.operator.energy(self.rho, risk), self.grid.mass(density),
                            extras=extras)
 
+    def restart_state(self) -> dict:
+        """The spectral coefficients themselves: rebuilding them from the stored cell averages
+        is an FFT round trip, ~1e-16 off, and a resumed run would not be bitwise the same."""
+        return {"rho_hat": self.rho_hat, "min_seen": float(self.min_seen), "limited_steps": int(self.limited_steps)}
+
     def restore(self, density: np.ndarray, positions, state) -> None:
-        """Continue from a snapshot: its cell averages determine the point values exactly."""
-        self.rho_hat = self.fft.forward(np.asarray(density, dtype=float)) / self.to_average
+        """Continue from a snapshot: its coefficients, or (without them) its cell averages,
+        which determine the point values to round-off."""
+        if "rho_hat" in state:
+            self.rho_hat = np.array(state["rho_hat"], dtype=complex)
+            self.min_seen, self.limited_steps = float(state["min_seen"]), int(state["limited_steps"])
+        else:
+            self.rho_hat = self.fft.forward(np.asarray(density, dtype=float)) / self.to_average
         self.rho = self.physical(self.rho_hat)
 
     def extra_names(self) -> tuple[str, ...]:

@@ -42,18 +42,8 @@ def stop_after_second(index, t, observation):
         raise Interrupt
 
 
-#: kinds whose resume is known not to be bitwise, and why (strict: a fix makes the test fail
-#: until the mark goes)
-INEXACT_RESUME = {
-    "spectral": "restore() rebuilds the point values from the stored cell averages by an FFT round "
-                "trip (round-off ~1e-16); restart_state() would have to keep rho_hat",
-}
-
-
-def kinds(marked: dict | None = None):
-    marked = marked or {}
-    return [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=marked[k])) if k in marked else k
-            for k in sorted(REGISTRY)]
+def kinds():
+    return sorted(REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +87,7 @@ def test_mass_shapes_and_layout(kind, whole):
         assert np.all(np.isfinite(f["risk"][()])) and np.all(np.isfinite(f["energy"][()]))
 
 
-@pytest.mark.parametrize("kind", kinds(INEXACT_RESUME))
+@pytest.mark.parametrize("kind", kinds())
 def test_resume_is_bitwise(kind, whole, tmp_path):
     case = case_for(kind)
     reference = whole(kind)

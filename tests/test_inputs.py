@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gflow.case import DataSpec
+from gflow.models.two_layer_case import DataSpec
 from gflow.models.data import build_data
 from gflow.errors import InputError
 from gflow.grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average

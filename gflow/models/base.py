@@ -88,6 +88,10 @@ class Model(Protocol):
     def grid_operator(self, grid, threads: int = 1) -> GridOperator:
         """The model evaluated on `grid` (FFT threads where it convolves)."""
 
+    # Optional, for models that are networks of an input x (plots draw f(x)):
+    #   input_dim: int, target (f* or None), x and y (the data nodes and targets),
+    #   network(u, q, x) -> f(x) = sum_j q_j phi(x; u_j) at the points x (n, input_dim).
+
 
 @dataclass(frozen=True)
 class ModelKind:

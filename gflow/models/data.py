@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gflow.case import DataSpec
+from gflow.models.two_layer_case import DataSpec
 from gflow.errors import InputError
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gflow.case import ModelSpec
 from gflow.expr import parse_expression
+from gflow.models.potential_case import PotentialSpec
 from gflow.models.two_layer_grid import entropy
 from gflow.grids import CartesianGrid
 
@@ -22,9 +22,13 @@ CHUNK = 1 << 11
 
 
 class PotentialModel:
-    kind = "potential"
+    """V = P + W * rho + lam |u|^2 / 2 at weighted points (the `Model` protocol)."""
 
-    def __init__(self, spec: ModelSpec, weight_decay: float = 0.0, temperature: float = 0.0):
+    kind = "potential"
+    #: no data measure: no minibatches, no plain-sum scaling
+    data = None
+
+    def __init__(self, spec: PotentialSpec, weight_decay: float = 0.0, temperature: float = 0.0):
         self.spec = spec
         self.axes = spec.axes
         self.weight_decay, self.temperature = weight_decay, temperature
@@ -33,6 +37,8 @@ class PotentialModel:
         self.W = parse_expression(spec.interaction, ["r"]) if spec.interaction else None
         self.dW = self.W.diff("r") if self.W is not None else None
         self.trained = np.ones(len(spec.axes), dtype=bool)
+        #: pair forces (W, possibly singular) need the particles' nearest-neighbour step cap
+        self.pair_interaction = self.W is not None
 
     @property
     def ndim(self) -> int:
@@ -74,12 +80,24 @@ class PotentialModel:
             total += float(q[s:s + CHUNK] @ w @ q)
         return 0.5 * total
 
-    def risk(self, u: np.ndarray, q: np.ndarray) -> float:
+    def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
+        """int P rho + 1/2 sum_{j != k} q_j q_k W(|u_j - u_k|) (numpy only: `kernel` is ignored)."""
         cols = [u[:, i] for i in range(self.ndim)]
         return float(q @ np.broadcast_to(self.P(*cols), (len(u),))) + self.interaction_energy(u, q)
 
-    def velocity(self, u: np.ndarray, q: np.ndarray) -> np.ndarray:
+    def velocity(self, u: np.ndarray, q: np.ndarray, batch=None, kernel: str = "numba",
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """-grad V(u_j) = -(grad P + lam u_j + sum_{k != j} q_k grad W(|u_j - u_k|)).
+
+        The numpy path only (no fused kernel: `kernel` and `out` are ignored); the model has
+        no data, so a minibatch is refused.
+        """
+        if batch is not None:
+            raise ValueError("potential models have no data to draw minibatches from")
         return -(self.external_gradient(u) + self.interaction_gradient(u, q))
+
+    def grid_operator(self, grid, threads: int = 1):
+        return PotentialGridOperator(self, grid, threads)
 
     def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
         return risk + 0.5 * self.weight_decay * float(q @ (u * u).sum(axis=1))

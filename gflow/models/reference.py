@@ -54,3 +54,51 @@ def two_layer_reference(activation: str, bias: bool, x: np.ndarray, p: np.ndarra
     V += 0.5 * weight_decay * np.sum(query**2, axis=1)
     grad += weight_decay * query
     return risk, V, grad
+
+
+def potential_reference(P, W, weight_decay: float, source: np.ndarray, q: np.ndarray,
+                        query: np.ndarray | None = None, h: float = 1e-5, gradient: bool = True):
+    """Risk, V and grad V of the potential model, by the definitions.
+
+    R = sum_j q_j P(u_j) + 1/2 sum_{j != k} q_j q_k W(|u_j - u_k|) and
+    V(u) = P(u) + sum_k q_k W(|u - u_k|) + lam |u|^2 / 2, the sum over the points k away from u
+    (a point does not interact with itself); grad V by central differences of step h of that
+    V, one coordinate and one point at a time: independent of the symbolic derivatives the
+    model uses, accurate to ~h^2 (plus round-off ~ 1e-16 / h).
+
+    Parameters
+    ----------
+    P : callable P(*coordinates) (a parsed expression), W : callable W(r) or None
+    source, q : the density as points (n, D) with weights (n,)
+    query : points (k, D) where V and grad V are wanted; None: at the source points
+        themselves, each skipping its own term (the particle velocity)
+    gradient : False skips grad V (returned as zeros), the costly part
+    """
+    n, D = source.shape
+    own = query is None
+    query = source if own else query
+
+    def external(u):
+        return float(np.broadcast_to(P(*u), ())) + 0.5 * weight_decay * float(u @ u)
+
+    def interaction(u, skip):
+        """sum_k q_k W(|u - u_k|) over the points other than `skip` and away from u."""
+        if W is None:
+            return 0.0
+        r = np.sqrt(np.sum((u - source) ** 2, axis=1))
+        keep = (r > 0) & (np.arange(n) != skip)
+        return float(np.sum(q[keep] * np.broadcast_to(W(r[keep]), (int(keep.sum()),))))
+
+    risk = sum(q[j] * float(np.broadcast_to(P(*source[j]), ())) for j in range(n))
+    risk += 0.5 * sum(q[j] * interaction(source[j], j) for j in range(n))
+    V = np.zeros(len(query))
+    grad = np.zeros(query.shape)
+    for i, u in enumerate(query):
+        skip = i if own else -1
+        V[i] = external(u) + interaction(u, skip)
+        for d in range(D if gradient else 0):
+            e = np.zeros(D)
+            e[d] = h
+            up, down = u + e, u - e
+            grad[i, d] = ((external(up) + interaction(up, skip)) - (external(down) + interaction(down, skip))) / (2 * h)
+    return risk, V, grad

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gflow.models.units import ACTIVATIONS
-from gflow.case import ModelSpec
 from gflow.models.data import DataMeasure
+from gflow.models.two_layer_case import TwoLayerSpec
+from gflow.models.units import UNITS
 
 #: neurons per chunk: keeps each (chunk, M) temporary near a few tens of MB
 CHUNK = 1 << 15
@@ -31,17 +31,22 @@ class TwoLayerModel:
     """V and its gradient for u = (a, w_1..w_d[, b]) with a fixed data measure."""
 
     kind = "two_layer"
+    #: V has no pair interaction: no nearest-neighbour step cap for particles
+    pair_interaction = False
 
-    def __init__(self, spec: ModelSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
+    def __init__(self, spec: TwoLayerSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
                  weight_decay: float = 0.0, temperature: float = 0.0):
         self.spec = spec
         self.axes = spec.axes
         self.input_dim = spec.input_dim
         self.bias = spec.bias
-        self.sigma, self.dsigma = ACTIVATIONS[spec.activation]
+        unit = UNITS[spec.activation]
+        self.sigma, self.dsigma = unit.sigma, unit.dsigma
         self.x, self.p = data.x, data.p
         self.target = target
         self.y = data.y if data.y is not None else target(data.x)
+        #: the data measure with its targets: what SGD draws minibatches from
+        self.data = DataMeasure(self.x, self.p, self.y)
         self.weight_decay = weight_decay
         self.temperature = temperature
         #: trained[i] says whether axis i moves
@@ -72,8 +77,19 @@ class TwoLayerModel:
     def risk_from_residual(self, r: np.ndarray) -> float:
         return 0.5 * float(self.p @ (r * r))
 
-    def risk(self, u: np.ndarray, q: np.ndarray) -> float:
+    def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
+        """R of the network of the weighted neurons (through the fused kernel where it serves)."""
+        if kernel == "numba" and self._fused():
+            return self.risk_from_residual(self._kernel().residual(u, q))
         return self.risk_from_residual(self.residual(u, q))
+
+    def _fused(self) -> bool:
+        from gflow.models.two_layer_kernels import has_kernel   # numba loads only when asked for
+        return has_kernel(self.spec.activation)
+
+    def _kernel(self):
+        from gflow.models.two_layer_kernels import kernel_for
+        return kernel_for(self)
 
     def potential(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
         """V at the points u, given the residual r of the current density."""
@@ -108,9 +124,27 @@ class TwoLayerModel:
                 grad[s:s + CHUNK, -1] = a[:, 0] * dm[:, d]
         return grad + self.weight_decay * u
 
-    def velocity(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """-grad V with frozen axes held still."""
-        return -self.gradient(u, r) * self.trained
+    def velocity(self, u: np.ndarray, q: np.ndarray, batch=None, kernel: str = "numba",
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """-grad V(u_j; sum_j q_j delta_{u_j}) with frozen axes held still.
+
+        `batch` = (x, p, y) replaces the data measure (SGD). kernel = "numba" takes the fused
+        kernel of `two_layer_kernels` where the unit has one (numba installed); otherwise, and
+        for kernel = "numpy", the numpy path of this class. `out` may receive the result.
+        """
+        if kernel == "numba" and self._fused():
+            return self._kernel().velocity(u, q, batch, out)
+        if batch is None:
+            grad = self.gradient(u, self.residual(u, q))
+        else:
+            x, p, y = batch
+            grad = self.gradient(u, self.network(u, q, x) - y, p, x)
+        return -grad * self.trained
+
+    def grid_operator(self, grid, threads: int = 1):
+        """The separable grid evaluation (`TwoLayerGridOperator`); it needs no FFT threads."""
+        from gflow.models.two_layer_grid import TwoLayerGridOperator
+        return TwoLayerGridOperator(self, grid)
 
     def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
         """R + lam/2 int |u|^2 rho (the entropy part is the discretisation's business)."""

@@ -35,13 +35,15 @@ import weakref
 
 import numpy as np
 
+from gflow.models.units import UNITS
+
 try:
     import numba
 except ImportError:  # pragma: no cover - the numpy path serves without numba
     numba = None
 
-#: activation name -> code the kernel branches on (outside its inner loops)
-ACTIVATION_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3, "cos": 4}
+#: activation name -> code the kernel branches on (outside its inner loops), from the unit registry
+ACTIVATION_CODES = {name: u.kernel_code for name, u in UNITS.items() if u.kernel_code is not None}
 #: particles per chunk: at most this many, at least MIN_CHUNK, about m / 32 between
 MAX_CHUNK = 4096
 MIN_CHUNK = 128
@@ -385,6 +387,11 @@ class ParticleKernel:
 
 
 _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def has_kernel(activation: str) -> bool:
+    """Whether the fused kernel serves this unit (numba installed, a kernel code registered)."""
+    return network_kernel is not None and activation in ACTIVATION_CODES
 
 
 def kernel_for(model) -> ParticleKernel:

@@ -1,0 +1,176 @@
+"""The `two_layer` model kind's case tables: `[model]`, `[target]` and `[data]`, and its builder.
+
+    [model]  kind = "two_layer", activation (a registered unit, `gflow.models.units`), bias,
+             input_dim = d, train (axis names; "w" stands for w1..wd)
+    [target] neurons = [{a, w, b}, ...] (a teacher network) or expression = "..." in x (x1..xd)
+    [data]   distribution = uniform | gaussian | samples, or file = "data.csv" (x1..xd[, y])
+
+Axes: (a, w[, b]) for d = 1, (a, w1..wd[, b]) for d > 1. A data file with a y column gives
+the targets itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gflow.errors import InputError
+from gflow.expr import parse_expression
+from gflow.models.base import ModelKind
+from gflow.models.units import UNITS
+from gflow.schema import Table, check_expression
+
+# Sizes beyond these would exhaust memory before the first step; refusing them up front
+# turns an out-of-memory crash into one clear line.
+MAX_DATA_NODES = 2**20       # data nodes in all (nodes ** input_dim, samples, file rows)
+MAX_INPUT_DIM = 64
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    neurons: tuple[dict, ...] = ()     # each {"a": float, "w": tuple, "b": float}
+    expression: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    distribution: str = "uniform"      # uniform | gaussian | samples | file
+    low: float = -1.0
+    high: float = 1.0
+    nodes: int = 32
+    mean: float = 0.0
+    std: float = 1.0
+    samples: int = 1000
+    seed: int = 0
+    sampler: str = "uniform"           # samples: draw from uniform(low, high) or gaussian(mean, std)
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class TwoLayerSpec:
+    kind: str
+    axes: tuple[str, ...]
+    activation: str = "tanh"
+    bias: bool = False
+    input_dim: int = 1
+    train: tuple[str, ...] = ()        # axes that move
+    target: TargetSpec = field(default_factory=TargetSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+
+
+def input_names(d: int) -> list[str]:
+    """The names of the input coordinates in expressions and data files."""
+    return ["x"] if d == 1 else [f"x{i + 1}" for i in range(d)]
+
+
+def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
+    activation = t.string("activation", "tanh", choices=tuple(UNITS))
+    bias = t.boolean("bias", False)
+    d = t.integer("input_dim", 1, minimum=1, maximum=MAX_INPUT_DIM)
+    ws = ("w",) if d == 1 else tuple(f"w{i + 1}" for i in range(d))
+    axes = ("a", *ws, *(("b",) if bias else ()))
+    train_raw = t.raw("train", list(dict.fromkeys(a if a[0] != "w" else "w" for a in axes)))
+    if not isinstance(train_raw, list) or not all(isinstance(v, str) for v in train_raw) or not train_raw:
+        raise t.error("train", f"must be a non-empty list of axis names, got {train_raw!r}")
+    train = []
+    for name in train_raw:
+        expanded = ws if name == "w" else (name,)
+        if not set(expanded) <= set(axes):
+            raise t.error("train", f"unknown axis {name!r} (axes are {', '.join(axes)})")
+        train.extend(expanded)
+    for absent in ("axes", "potential", "interaction"):
+        if t.has(absent):
+            raise t.error(absent, "only potential models have this key")
+    target = _target(top.table("target"), d, bias)
+    data = _data(top.table("data", required=False), base_dir, d)
+    if data.file is not None and _file_has_y(data.file):
+        target = TargetSpec()
+    spec = TwoLayerSpec("two_layer", axes, activation, bias, d, tuple(a for a in axes if a in train),
+                        target, data)
+    return spec, ({"data.file": data.file.resolve()} if data.file is not None else {})
+
+
+def _target(t: Table, d: int, bias: bool) -> TargetSpec:
+    if t.has("neurons") == t.has("expression"):
+        raise t.error("neurons", "give exactly one of 'neurons' and 'expression'")
+    if t.has("expression"):
+        text = t.string("expression")
+        check_expression(t, "expression", text, input_names(d))
+        t.done()
+        return TargetSpec(expression=text)
+    raw = t.raw("neurons")
+    if not isinstance(raw, list) or not raw:
+        raise t.error("neurons", "must be a non-empty list of tables {a, w, b}")
+    neurons = []
+    for i, item in enumerate(raw):
+        n = Table(item, t.source, f"{t.key('neurons')}[{i}]")
+        a = n.number("a")
+        w = n.numbers("w", length=d)
+        b = n.number("b", 0.0)
+        if b != 0.0 and not bias:
+            raise n.error("b", "the model has bias = false, so teacher neurons have no b")
+        n.done()
+        neurons.append({"a": a, "w": tuple(w), "b": b})
+    t.done()
+    return TargetSpec(neurons=tuple(neurons))
+
+
+def _data(t: Table, base_dir: Path, input_dim: int) -> DataSpec:
+    if t.has("file"):
+        t.string("distribution", "file", choices=("file", "samples"))
+        file = base_dir / t.string("file")
+        if not file.is_file():
+            raise t.error("file", f"no such file: {file}")
+        t.done()
+        return DataSpec(distribution="file", file=file)
+    dist = t.string("distribution", "uniform", choices=("uniform", "gaussian", "samples"))
+    spec = DataSpec(distribution=dist)
+    low, high = t.number("low", spec.low), t.number("high", spec.high)
+    if not low < high:
+        raise t.error("high", f"must exceed low ({low:g}), got {high:g}")
+    mean, std = t.number("mean", spec.mean), t.number("std", spec.std, positive=True)
+    nodes = t.integer("nodes", spec.nodes, minimum=1, maximum=MAX_DATA_NODES)
+    samples = t.integer("samples", spec.samples, minimum=1, maximum=MAX_DATA_NODES)
+    seed = t.integer("seed", 0, minimum=0, maximum=2**63)
+    sampler = t.string("sampler", "uniform", choices=("uniform", "gaussian"))
+    if dist != "samples" and nodes**input_dim > MAX_DATA_NODES:
+        raise t.error("nodes", f"{nodes}^{input_dim} quadrature nodes is more than the {MAX_DATA_NODES} allowed")
+    t.done()
+    return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler)
+
+
+def _file_has_y(path: Path) -> bool:
+    header = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    return bool(header) and "y" in [c.strip() for c in header[0].split(",")]
+
+
+# ----------------------------------------------------------------------------- building
+
+def target_function(spec: TargetSpec, activation: str, input_dim: int):
+    """f*(x) for x of shape (n, d): a sum of teacher neurons or an expression, or None."""
+    if spec.expression is not None:
+        expr = parse_expression(spec.expression, input_names(input_dim))
+        return lambda x: np.broadcast_to(expr(*[x[:, i] for i in range(input_dim)]), (len(x),)).astype(float)
+    if not spec.neurons:
+        return None
+    sigma = UNITS[activation].sigma
+    a = np.array([n["a"] for n in spec.neurons])
+    w = np.array([n["w"] for n in spec.neurons])
+    b = np.array([n["b"] for n in spec.neurons])
+    return lambda x: sigma(x @ w.T + b) @ a
+
+
+def build(case):
+    from gflow.models.data import build_data
+    from gflow.models.two_layer import TwoLayerModel
+
+    spec = case.model
+    data = build_data(spec.data, spec.input_dim, case.source)
+    target = target_function(spec.target, spec.activation, spec.input_dim)
+    if target is None and data.y is None:
+        raise InputError(f"{case.source}: target: no target and the data file has no y column")
+    return TwoLayerModel(spec, data, target, case.weight_decay, case.temperature)
+
+
+KIND = ModelKind("two_layer", parse, build)
