@@ -40,12 +40,12 @@ RELU = ['model.activation="relu"']
 def _particle_stepper(root, m: int, **options):
     from gflow.case import load_case
     from gflow.problem import build_problem
-    from gflow.solver_options import SOLVER_OPTIONS
+    from gflow.solver_options import defaults
     from gflow.solvers.particle import ParticleStepper
 
     case = load_case(root / "cases" / "quickstart.toml", [f"data.nodes={DATA_NODES}"], ["particle"])
     problem = build_problem(case)
-    opts = {k: o.default for k, o in SOLVER_OPTIONS["particle"].items()}
+    opts = defaults("particle")
     return ParticleStepper(problem, {**opts, "particles": m, "integrator": "euler", **options})
 
 

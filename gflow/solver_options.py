@@ -1,7 +1,10 @@
-"""The keys each solver kind accepts in its `[solver]` table, with types and defaults.
+"""The solver registry: every solver kind, its stepper class and the keys of its `[solver]` table.
 
-Kept beside the case-file reader (not in `solvers/`) because it is part of the case-file
-contract: a typo in any solver key must stop the run before any solver is built.
+This is the single list of solver kinds (the case reader's choices, `gflow.solvers.REGISTRY`,
+the generic tests) and the one place each option's default is written. It sits beside the
+case-file reader, not in `gflow/solvers/`, because it is part of the case-file contract: a typo
+in any solver key stops the run before any solver is built, and reading it imports no solver
+(the stepper is named by its "module:Class" path, imported by `gflow.solvers.make_stepper`).
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ _PARTICLE_INIT = {
 }
 
 #: kind -> key -> Option. `kind` itself is read by the case reader.
-SOLVER_OPTIONS: dict[str, dict[str, Option]] = {
+_OPTIONS: dict[str, dict[str, Option]] = {
     "fv": {
         "theta": _float(2.0, minimum=1.0, doc="generalised minmod limiter parameter, 1..2"),
         "cfl": _float(0.8, doc="fraction of the positivity-preserving step"),
@@ -76,6 +79,47 @@ SOLVER_OPTIONS: dict[str, dict[str, Option]] = {
         "cutoff": _float(4.0, doc="mollifier truncation radius in units of sqrt(epsilon)"),
     },
 }
+
+
+@dataclass(frozen=True)
+class SolverKind:
+    """A registered solver: its stepper ("module:Class") and its options."""
+
+    name: str
+    stepper: str
+    options: dict[str, Option]
+    doc: str = ""
+
+
+#: kind -> SolverKind, in the order `gflow run` lists them
+SOLVERS: dict[str, SolverKind] = {k.name: k for k in (
+    SolverKind("fv", "gflow.solvers.fv:FiniteVolumeStepper", _OPTIONS["fv"],
+               "explicit second-order finite volume, SSP-RK3"),
+    SolverKind("spectral", "gflow.solvers.spectral:SpectralStepper", _OPTIONS["spectral"],
+               "pseudo-spectral on a periodic box"),
+    SolverKind("fipy", "gflow.solvers.fipy_solver:FiPyStepper", _OPTIONS["fipy"],
+               "implicit finite volume on FiPy"),
+    SolverKind("particle", "gflow.solvers.particle:ParticleStepper", _OPTIONS["particle"],
+               "particles: gradient descent, SGD, Langevin"),
+    SolverKind("blob", "gflow.solvers.blob:BlobStepper", _OPTIONS["blob"],
+               "the blob method for diffusion"),
+)}
+
+#: kind -> key -> Option
+SOLVER_OPTIONS: dict[str, dict[str, Option]] = {name: k.options for name, k in SOLVERS.items()}
+
+
+def defaults(kind: str) -> dict[str, Any]:
+    """Every option of `kind` at its default (what an empty `[solver]` table gives)."""
+    return {name: opt.default for name, opt in SOLVER_OPTIONS[kind].items()}
+
+
+def complete(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with every missing key at its default; an unknown key is a ValueError."""
+    unknown = sorted(set(options) - set(SOLVER_OPTIONS[kind]))
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r} for solver {kind} (have: {', '.join(SOLVER_OPTIONS[kind])})")
+    return {**defaults(kind), **options}
 
 
 def read_options(kind: str, table: Table) -> dict[str, Any]:

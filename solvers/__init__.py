@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
-#: kind -> "module:Class"
-REGISTRY = {
-    "fv": "gflow.solvers.fv:FiniteVolumeStepper",
-    "spectral": "gflow.solvers.spectral:SpectralStepper",
-    "fipy": "gflow.solvers.fipy_solver:FiPyStepper",
-    "particle": "gflow.solvers.particle:ParticleStepper",
-    "blob": "gflow.solvers.blob:BlobStepper",
-}
+from gflow.solver_options import SOLVERS
+
+#: kind -> "module:Class", from the one solver registry (`gflow.solver_options.SOLVERS`)
+REGISTRY = {name: kind.stepper for name, kind in SOLVERS.items()}
 
 
 def stepper_class(kind: str):
@@ -25,5 +21,6 @@ def stepper_class(kind: str):
     return getattr(import_module(module), name)
 
 
-def make_stepper(kind: str, problem, options):
-    return stepper_class(kind)(problem, options)
+def make_stepper(kind: str, problem, options=None):
+    """A stepper of `kind` for `problem`; missing options take their defaults."""
+    return stepper_class(kind)(problem, options or {})

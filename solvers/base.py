@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gflow.snapshots import Observation
+from gflow.solver_options import SOLVERS, complete
 
 
 class Stepper(ABC):
@@ -25,11 +26,17 @@ class Stepper(ABC):
 
     def __init__(self, problem, options: dict[str, Any]):
         self.problem = problem
-        self.options = options
+        #: every option of this kind: the case's, the rest at the registry's defaults
+        self.options = complete(self.kind, options) if self.kind in SOLVERS else dict(options)
 
     @abstractmethod
-    def step(self, dt_max: float) -> float:
-        """Advance by at most dt_max (less where stability demands); return the step taken."""
+    def step(self, dt_max: float, fixed: bool = False) -> float:
+        """Advance by at most dt_max (less where stability demands); return the step taken.
+
+        `fixed` says that dt_max is the user's fixed step ([time].dt, or the rest of it up to a
+        snapshot time) rather than only the time left to the next snapshot: a stepper with a
+        step of its own (the particles' learning rate) takes dt_max itself then.
+        """
 
     @abstractmethod
     def observe(self) -> Observation:
@@ -65,3 +72,4 @@ def grid_of(problem):
     if grid.ndim > 3:
         raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {grid.ndim}")
     return grid
+

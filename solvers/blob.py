@@ -57,6 +57,7 @@ from scipy.spatial import cKDTree
 
 from gflow.solvers.base import Observation, Stepper
 from gflow.solvers.deposit import gaussian_blobs, outside_mass
+from gflow.solvers.integrators import ssprk3
 from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
 from gflow.solvers.quadrature import lattice_spacing
 
@@ -172,15 +173,16 @@ class BlobStepper(Stepper):
         super().__init__(problem, options)
         self.model = problem.model
         self.grid = problem.grid
+        options = self.options
         self.u, self.weights, _ = initial_particles(problem, options, lattice=True)
         self.temperature = problem.temperature
-        cutoff = options.get("cutoff", 4.0)
-        epsilon = options.get("epsilon", 0.0)
-        if not epsilon and options.get("init", "random") == "quadrature":
+        cutoff = options["cutoff"]
+        epsilon = options["epsilon"]
+        if not epsilon and options["init"] == "quadrature":
             epsilon = epsilon_rule(lattice_spacing(self.u, self.weights))
         elif not epsilon:
             epsilon = default_epsilon(self.u, self.weights, cutoff)
-        self.particle_kernel = options.get("kernel", "numba")
+        self.particle_kernel = options["kernel"]
         self.kernel = BlobKernel(self.u.shape[1], epsilon, cutoff)
         self.limited_steps = 0
         self.interacting = self.model.pair_interaction
@@ -192,15 +194,13 @@ class BlobStepper(Stepper):
             v += self.kernel.diffusion_velocity(u, self.weights, self.temperature) * self.model.trained
         return v
 
-    def step(self, dt_max: float) -> float:
+    def step(self, dt_max: float, fixed: bool = False) -> float:
         """One SSP-RK3 step (Shu-Osher), its length set from the velocity at the start."""
         u = self.u
         v = self.velocity(u)
         dt = min(dt_max, self.stable_dt(u, v))
         self.limited_steps += dt < dt_max
-        u1 = u + dt * v
-        u2 = 0.75 * u + 0.25 * (u1 + dt * self.velocity(u1))
-        self.u = (u + 2.0 * (u2 + dt * self.velocity(u2))) / 3.0
+        self.u = ssprk3(u, self.velocity, dt, first=v)
         return dt
 
     def stable_dt(self, u: np.ndarray, v: np.ndarray) -> float:

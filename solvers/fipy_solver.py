@@ -121,9 +121,9 @@ class FiPyStepper(Stepper):
         super().__init__(problem, options)
         grid = self.grid = grid_of(problem)
         self.operator = problem.grid_operator()
-        self.sweeps = options.get("sweeps", 8)
-        self.tolerance = options.get("tolerance", 1e-8)
-        self.cfl = options.get("cfl", 5.0)
+        self.sweeps = self.options["sweeps"]
+        self.tolerance = self.options["tolerance"]
+        self.cfl = self.options["cfl"]
         self.temperature = problem.temperature
         if self.temperature > 0 and not np.all(problem.model.trained):
             raise ValueError("diffusion along trained axes only (a frozen axis with temperature > 0) "
@@ -142,10 +142,10 @@ class FiPyStepper(Stepper):
         self.rho = fipy.CellVariable(mesh=self.mesh, value=self._to_fipy(problem.initial_density()), hasOld=True)
         self._velocity_value = np.zeros((grid.ndim, self.mesh.numberOfFaces))
         self.velocity = fipy.FaceVariable(mesh=self.mesh, rank=1, value=self._velocity_value)
-        term = CONVECTION[options.get("convection", "exponential")]
+        term = CONVECTION[self.options["convection"]]
         rhs = fipy.DiffusionTerm(coeff=self.temperature) if self.temperature > 0 else 0.0
         self.equation = fipy.TransientTerm() + term(coeff=self.velocity) == rhs
-        if options.get("linear_solver", "lu") == "lu":
+        if self.options["linear_solver"] == "lu":
             self.solver = LinearLUSolver(tolerance=1e-15, iterations=10)
         else:
             self.solver = LinearBicgstabSolver(tolerance=KRYLOV_TOLERANCE, iterations=10000)
@@ -169,7 +169,7 @@ class FiPyStepper(Stepper):
         self.velocity.setValue(value)
 
     # ------------------------------------------------------------------ stepping
-    def step(self, dt_max: float) -> float:
+    def step(self, dt_max: float, fixed: bool = False) -> float:
         rho = self.density()
         velocities = self.operator.face_velocities(rho)
         dt = min(dt_max, self.cfl * stable_dt(velocities, self.grid.spacing, self.temperature))

@@ -18,9 +18,7 @@ import numpy as np
 from gflow.solvers import fv_kernels
 from gflow.solvers.base import Observation, Stepper, grid_of
 from gflow.solvers.fv_flux import fv_rhs, stable_dt
-
-#: SSP-RK3 (Shu-Osher) stages: u_next = c0 u_n + c1 (u_stage + dt L(u_stage))
-_SSPRK3 = ((0.0, 1.0), (0.75, 0.25), (1.0 / 3.0, 2.0 / 3.0))
+from gflow.solvers.integrators import SSPRK3_STAGES, ssprk3
 
 
 class FiniteVolumeStepper(Stepper):
@@ -31,13 +29,13 @@ class FiniteVolumeStepper(Stepper):
         self.grid = grid_of(problem)
         self.operator = problem.grid_operator()
         self.rho = problem.initial_density()
-        self.theta = options.get("theta", 2.0)
-        self.cfl = options.get("cfl", 0.8)
+        self.theta = self.options["theta"]
+        self.cfl = self.options["cfl"]
         # frozen axes (train) neither drift nor diffuse: T acts along trained axes only
         self.temperature = np.where(problem.model.trained, problem.temperature, 0.0)
         self.spacing = self.grid.spacing
         self.limited_steps = 0
-        self.fused = (options.get("kernel", "numba") == "numba" and fv_kernels.numba is not None
+        self.fused = (self.options["kernel"] == "numba" and fv_kernels.numba is not None
                       and hasattr(self.operator, "velocity_factors") and self.grid.ndim in (2, 3))
         if self.fused:
             self._buffers = [np.empty_like(self.rho) for _ in range(3)]
@@ -53,9 +51,7 @@ class FiniteVolumeStepper(Stepper):
         rho = self.rho
         velocities = self.operator.face_velocities(rho)
         dt = min(dt_max, self.cfl * stable_dt(velocities, self.spacing, self.temperature))
-        u1 = rho + dt * self.rhs(rho, velocities)
-        u2 = 0.75 * rho + 0.25 * (u1 + dt * self.rhs(u1))
-        self.rho = (rho + 2.0 * (u2 + dt * self.rhs(u2))) / 3.0
+        self.rho = ssprk3(rho, self.rhs, dt, first=self.rhs(rho, velocities))
         return dt
 
     # ------------------------------------------------------------------ fused path
@@ -109,7 +105,7 @@ class FiniteVolumeStepper(Stepper):
         dt = min(dt_max, self.cfl * self._fused_stable_dt(args))
         h = self._kernel_spacing()
         stage_in = u
-        for (c0, c1), buf, mom in zip(_SSPRK3, self._buffers, self._moments):
+        for (c0, c1), buf, mom in zip(SSPRK3_STAGES, self._buffers, self._moments):
             out = self._view(buf)
             fv_kernels.stage(stage_in, u, out, mom, c0, c1, dt, *args[:2], self.operator.a, *args[2:],
                              h, self.theta, self._kernel_temperature())
@@ -128,7 +124,7 @@ class FiniteVolumeStepper(Stepper):
             self._m1 = None
 
     # ------------------------------------------------------------------ interface
-    def step(self, dt_max: float) -> float:
+    def step(self, dt_max: float, fixed: bool = False) -> float:
         dt = self._step_fused(dt_max) if self.fused else self._step_numpy(dt_max)
         if dt < dt_max:
             self.limited_steps += 1

@@ -1,26 +1,23 @@
-"""The one run loop: drive a stepper between snapshot times, write, check, show progress.
+"""The one run loop: drive a stepper between snapshot times; trackers do everything else.
 
-Solvers only step (`solvers.base.Stepper`); everything with a side effect lives here, and
-the snapshot file is complete up to the last snapshot whatever stops the loop.
+Steppers only step (`gflow.solvers.base.Stepper`); writing, checks, warnings, progress and
+callbacks are trackers (`gflow.solvers.trackers`), so the loop is the same for every solver
+and every use (the command line, sweeps, tests, the Python API). Snapshot times are hit
+exactly, and the trackers' `finish` runs whatever stops the loop, so the snapshot file is
+complete up to the last snapshot written.
 """
 from __future__ import annotations
 
-import sys
 import time as clock
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from gflow.errors import RunError
-from gflow.snapshots import SnapshotWriter
-from gflow.solvers.base import Observation, Stepper
-
-#: relative mass drift tolerated for conserving schemes (round-off over many steps)
-MASS_TOLERANCE = 1e-10
-#: mass outside the box (particles) that stops a run: the binned density no longer represents it
-OUTSIDE_TOLERANCE = 1e-3
-#: mass in the outermost cells of an axis that earns a warning: the box may be too small
-BOUNDARY_WARNING = 1e-3
+from gflow.snapshots import Observation
+from gflow.solvers.base import Stepper
+from gflow.solvers.trackers import Tracker
 
 
 @dataclass
@@ -38,94 +35,44 @@ class RunSummary:
         return text + (f", {extra}" if extra else "")
 
 
-def check(obs: Observation, t: float, initial_mass: float, conserves_mass: bool) -> None:
-    """Stop on non-finite values or mass drift; name the time and the cause."""
-    for name, value in (("risk", obs.risk), ("energy", obs.energy), ("mass", obs.mass)):
-        if not np.isfinite(value):
-            raise RunError(f"t = {t:.6g}: {name} is {value} (the solution blew up)")
-    if not np.all(np.isfinite(obs.density)):
-        raise RunError(f"t = {t:.6g}: the density has non-finite values (the solution blew up)")
-    if conserves_mass and abs(obs.mass - initial_mass) > MASS_TOLERANCE * abs(initial_mass):
-        raise RunError(f"t = {t:.6g}: mass drifted from {initial_mass:.15g} to {obs.mass:.15g}")
-    outside = obs.extras.get("outside_mass", 0.0)
-    if outside > OUTSIDE_TOLERANCE:
-        raise RunError(f"t = {t:.6g}: {outside:.3g} of the mass has left the box (risk {obs.risk:.3g}): "
-                       "the run diverged, or [grid].bounds is too small")
+def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), dt: float | None = None,
+        start: int = 0) -> RunSummary:
+    """Advance `stepper` through `times`, handing each snapshot to the trackers.
 
-
-def boundary_mass(density: np.ndarray) -> list[float]:
-    """Fraction of the mass in the two outermost cell layers of each axis."""
-    total = density.sum()
-    fractions = []
-    for axis in range(density.ndim):
-        edge = np.take(density, [0, -1], axis=axis).sum()
-        fractions.append(float(edge / total) if total > 0 else 0.0)
-    return fractions
-
-
-def _progress(end: float, label: str, enabled: bool | None):
-    enabled = sys.stderr.isatty() if enabled is None else enabled
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=end, desc=label, unit="t", mininterval=1.0, leave=False,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| t={n:.4g}/{total:.4g} [{elapsed}<{remaining}]")
-
-
-def run(stepper: Stepper, times: np.ndarray, writer: SnapshotWriter, dt: float | None = None,
-        progress: bool | None = None, label: str = "", axes: tuple[str, ...] = (),
-        start: int = 0, warn=None, on_snapshot=None) -> RunSummary:
-    """Advance `stepper` through `times`, appending a snapshot at each (hit exactly).
-
-    With `start` > 0 the stepper has been restored at times[start], which the file already
-    holds (gflow run --resume). `warn` receives one-line warnings (default: stderr);
-    `on_snapshot(index, t, observation)` is called after each snapshot is on disk.
+    `dt` is the user's fixed step ([time].dt), or None for the stepper's own choice; each step
+    is at most the time to the next snapshot, and the stepper is told which (`fixed`). With
+    `start` > 0 the stepper has been restored at times[start], which the trackers do not see
+    again as a snapshot (the file holds it).
     """
-    warn = warn or (lambda text: print(f"gflow: warning: {text}", file=sys.stderr))
     clock_start = clock.perf_counter()
-    bar = _progress(float(times[-1]), label or stepper.kind, progress)
     steps = limited = 0
-    warned: set[int] = set()
-
-    def record(t: float, obs: Observation, initial_mass: float) -> None:
-        check(obs, t, initial_mass, stepper.conserves_mass)
-        for axis, fraction in enumerate(boundary_mass(obs.density)):
-            if fraction > BOUNDARY_WARNING and axis not in warned:
-                warned.add(axis)
-                name = axes[axis] if axis < len(axes) else str(axis)
-                warn(f"t = {t:.6g}: {fraction:.2%} of the mass sits in the boundary cells of axis "
-                     f"{name!r}; the box may be too small")
-
+    fixed = dt is not None
     try:
         obs = stepper.observe()
-        initial_mass = obs.mass
-        record(times[start], obs, initial_mass)
-        if start == 0:
-            writer.append(float(times[0]), obs, stepper.restart_state())
-            if on_snapshot is not None:
-                on_snapshot(0, float(times[0]), obs)
         t = float(times[start])
-        if bar is not None:
-            bar.update(t)
-        for t_next in times[start + 1:]:
+        for tracker in trackers:
+            tracker.start(t, obs)
+        if start == 0:
+            for tracker in trackers:
+                tracker.handle(0, t, obs)
+        for index in range(start + 1, len(times)):
+            t_next = float(times[index])
             while t < t_next:
                 remaining = t_next - t
                 wanted = remaining if dt is None else min(dt, remaining)
-                taken = stepper.step(wanted)
+                taken = stepper.step(wanted, fixed)
                 if not taken > 0:
                     raise RunError(f"t = {t:.6g}: the solver's step fell to {taken:g}")
-                limited += dt is not None and taken < wanted * (1 - 1e-12)
+                limited += fixed and taken < wanted * (1 - 1e-12)
                 # land exactly on the snapshot time, whatever the rounding of t + taken
-                t = float(t_next) if taken >= remaining * (1 - 1e-12) else t + taken
+                t = t_next if taken >= remaining * (1 - 1e-12) else t + taken
                 steps += 1
-                if bar is not None:
-                    bar.update(t - bar.n)
+                for tracker in trackers:
+                    tracker.advance(t)
             obs = stepper.observe()
-            record(t, obs, initial_mass)
-            writer.append(float(t_next), obs, stepper.restart_state())
-            if on_snapshot is not None:
-                on_snapshot(int(np.searchsorted(times, t_next)), float(t_next), obs)
+            for tracker in trackers:
+                tracker.handle(index, t_next, obs)
     finally:
-        if bar is not None:
-            bar.close()
+        for tracker in trackers:
+            tracker.finish()
     return RunSummary(steps, limited, clock.perf_counter() - clock_start, obs)

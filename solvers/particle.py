@@ -78,23 +78,11 @@ from scipy.spatial import cKDTree
 from gflow.errors import RunError
 from gflow.solvers.base import Observation, Stepper
 from gflow.solvers.deposit import cloud_in_cell, outside_mass
+from gflow.solvers.integrators import DormandPrince, StepTooSmall, euler_in_place, rk4_in_place
 from gflow.solvers.quadrature import quadrature_particles
 
 #: fraction of the nearest-neighbour distance a particle may move per step (pair interactions)
 NEIGHBOUR_CFL = 0.25
-
-#: Dormand-Prince 5(4) (autonomous, so no nodes c): stages a, 5th-order weights b, error weights b - b*
-DP_A = [
-    [],
-    [1 / 5],
-    [3 / 40, 9 / 40],
-    [44 / 45, -56 / 15, 32 / 9],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-]
-DP_B = np.array([35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
-DP_E = np.array([71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40])
-
 
 def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarray, np.ndarray, list[np.random.Generator]]:
     """Initial positions (m, D), weights q (m,) and two generators (minibatches, noise).
@@ -102,8 +90,8 @@ def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarr
     init = "random": m i.i.d. draws with q = 1/m; "quadrature": the nodes and weights of
     `solvers.quadrature` (on a uniform lattice if `lattice`). Every path downstream uses q, never 1/m.
     """
-    init_seq, batch_seq, noise_seq = np.random.SeedSequence(options.get("seed", 0)).spawn(3)
-    if options.get("init", "random") == "quadrature":
+    init_seq, batch_seq, noise_seq = np.random.SeedSequence(options["seed"]).spawn(3)
+    if options["init"] == "quadrature":
         u, q = quadrature_particles(problem, options, lattice)
     else:
         m = options["particles"]
@@ -145,10 +133,11 @@ class ParticleStepper(Stepper):
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
+        options = self.options
         self.model = problem.model
         self.grid = problem.grid
-        self.quadrature = options.get("init", "random") == "quadrature"
-        self.scaling = options.get("scaling", "mean_field")
+        self.quadrature = options["init"] == "quadrature"
+        self.scaling = options["scaling"]
         self.temperature = problem.temperature
         if self.quadrature and self.temperature > 0:
             raise ValueError("init = quadrature with temperature > 0: use the blob solver "
@@ -156,23 +145,19 @@ class ParticleStepper(Stepper):
         if self.quadrature and self.scaling != "mean_field":
             raise ValueError("init = quadrature needs scaling = mean_field (the plain sum ignores weights)")
         self.u, self.weights, (self.batch_rng, self.noise_rng) = initial_particles(problem, options)
-        self.integrator = options.get("integrator", "auto")
+        self.integrator = options["integrator"]
         if self.integrator == "auto":
             self.integrator = "rk4" if self.quadrature else "euler"
-        self.kernel = options.get("kernel", "numba")
-        self.batch = options.get("batch", 0)
-        self.lr = options.get("lr", 0.05)
-        self.tolerance = options.get("tolerance", 1e-6)
-        #: the case fixes the step; else lr (euler, rk4) or the controller (adaptive)
-        self.fixed_dt = problem.case.dt is not None
+        self.kernel = options["kernel"]
+        self.batch = options["batch"]
+        self.lr = options["lr"]
         if self.model.data is None and (self.batch or self.scaling != "mean_field"):
             raise ValueError("batch and scaling = conventional apply to models with data (two_layer) only")
         #: the network's weights: q (mean field) or 1 (the plain-sum network)
         self.q_net = self.weights if self.scaling == "mean_field" else np.ones_like(self.weights)
-        self.h_next = self.lr
+        self.controller = DormandPrince(options["tolerance"], first_step=self.lr)
         #: pair interactions (possibly singular, -log r) need the nearest-neighbour step cap
         self.interacting = self.model.pair_interaction
-        self.rejected = 0
         self._first_stage = None     # FSAL: the drift at the current positions, if still valid
         self._buffer = None          # the Euler drift, reused step after step
 
@@ -187,7 +172,9 @@ class ParticleStepper(Stepper):
     def drift(self, u: np.ndarray, batch=None, out: np.ndarray | None = None) -> np.ndarray:
         return particle_velocity(self.model, u, self.q_net, batch, self.kernel, out)
 
-    def step(self, dt_max: float) -> float:
+    def step(self, dt_max: float, fixed: bool = False) -> float:
+        """One step: of dt_max when the case fixes dt (`fixed`), else of lr (euler, rk4) or the
+        controller's choice (adaptive), never beyond dt_max (the next snapshot)."""
         batch = self._draw_batch()
         if self.integrator == "adaptive":
             h = self._adaptive_step(dt_max, batch)
@@ -198,13 +185,12 @@ class ParticleStepper(Stepper):
                 k1 = self.drift(self.u, batch, self._buffer)
             else:
                 k1 = self.drift(self.u, batch)
-            h = dt_max if self.fixed_dt else min(self.lr, dt_max)
+            h = dt_max if fixed else min(self.lr, dt_max)
             h = min(h, self._interaction_limit(k1))
             if self.integrator == "euler":
-                k1 *= h
-                self.u += k1
+                euler_in_place(self.u, k1, h)
             else:
-                self._rk4_step(h, k1, batch)
+                rk4_in_place(self.u, lambda v: self.drift(v, batch), h, k1)
         if self.temperature > 0:
             # frozen axes (train) neither drift nor diffuse, as on the grids
             noise = self.noise_rng.standard_normal(self.u.shape) * self.model.trained
@@ -215,50 +201,17 @@ class ParticleStepper(Stepper):
     def _interaction_limit(self, v: np.ndarray) -> float:
         return neighbour_step_limit(self.u, v) if self.interacting else np.inf
 
-    def _rk4_step(self, h: float, k1: np.ndarray, batch) -> None:
-        u = self.u
-        total = k1.copy()
-        k = self.drift(u + (0.5 * h) * k1, batch)
-        total += 2.0 * k
-        k = self.drift(u + (0.5 * h) * k, batch)
-        total += 2.0 * k
-        k = self.drift(u + h * k, batch)
-        total += k
-        u += (h / 6.0) * total
-
     def _adaptive_step(self, dt_max: float, batch) -> float:
         """One accepted Dormand-Prince step of at most dt_max; rejected tries are retried smaller."""
-        u, tol = self.u, self.tolerance
-        k0 = self._first_stage if self._first_stage is not None else self.drift(u, batch)
+        k0 = self._first_stage if self._first_stage is not None else self.drift(self.u, batch)
         h_max = min(dt_max, self._interaction_limit(k0))
-        while True:
-            h = min(self.h_next, h_max)
-            ks = [k0]
-            for i in range(1, 6):
-                stage = u.copy()
-                for a, k in zip(DP_A[i], ks):
-                    stage += (h * a) * k
-                ks.append(self.drift(stage, batch))
-            new = u.copy()
-            for b, k in zip(DP_B, ks):
-                if b:
-                    new += (h * b) * k
-            ks.append(self.drift(new, batch))
-            err_vec = sum((h * e) * k for e, k in zip(DP_E, ks) if e)
-            scale = tol + tol * np.maximum(np.abs(u), np.abs(new))
-            # q-weighted RMS: sum_j q_j |e_j|^2 bounds the squared W2 error of the step's measure
-            err = float(np.sqrt(self.weights @ np.mean((err_vec / scale) ** 2, axis=1) / self.weights.sum()))
-            factor = 10.0 if err == 0 else min(10.0, max(0.2, 0.9 * err ** -0.2))
-            if err <= 1.0:
-                # a step cut short to land on a snapshot time says nothing against h_next
-                self.h_next = max(self.h_next, h * factor) if h < self.h_next else h * factor
-                self.u = new
-                self._first_stage = ks[-1] if batch is None else None
-                return h
-            self.rejected += 1
-            self.h_next = h * factor
-            if not self.h_next > 1e-14 * max(1.0, dt_max):
-                raise RunError(f"the adaptive step fell to {self.h_next:g} (tolerance {tol:g})")
+        try:
+            self.u, h, last = self.controller.step(self.u, lambda v: self.drift(v, batch), h_max, k0,
+                                                   self.weights, dt_max)
+        except StepTooSmall as exc:
+            raise RunError(str(exc)) from None
+        self._first_stage = last if batch is None else None
+        return h
 
     # ------------------------------------------------------------------ output
     def observe(self) -> Observation:
@@ -276,13 +229,13 @@ class ParticleStepper(Stepper):
         """The random streams' states and the controller's step (positions are in the snapshot)."""
         return {"batch_rng": json.dumps(self.batch_rng.bit_generator.state),
                 "noise_rng": json.dumps(self.noise_rng.bit_generator.state),
-                "h_next": float(self.h_next), "rejected": int(self.rejected)}
+                "h_next": float(self.controller.h_next), "rejected": int(self.controller.rejected)}
 
     def restore(self, density, positions, state) -> None:
         self.u = np.array(positions, dtype=float)
         self.batch_rng.bit_generator.state = json.loads(state["batch_rng"])
         self.noise_rng.bit_generator.state = json.loads(state["noise_rng"])
-        self.h_next, self.rejected = float(state["h_next"]), int(state["rejected"])
+        self.controller.h_next, self.controller.rejected = float(state["h_next"]), int(state["rejected"])
         self._first_stage = None
 
     def summary(self) -> str:
@@ -290,5 +243,5 @@ class ParticleStepper(Stepper):
         if self.batch:
             text += f", batch {self.batch}"
         if self.integrator == "adaptive":
-            text += f", {self.rejected} rejected steps"
+            text += f", {self.controller.rejected} rejected steps"
         return text

@@ -100,13 +100,15 @@ def prune(nodes: np.ndarray, weights: np.ndarray, cutoff: float = WEIGHT_CUTOFF)
 
 def nodes_per_axis(options: dict, ndim: int, components: int = 1) -> int:
     """`nodes`, or else the n with components x n^D closest to `particles`."""
-    if options.get("nodes", 0):
+    if options["nodes"]:
         return int(options["nodes"])
-    return max(1, int(round((options.get("particles", 10000) / components) ** (1.0 / ndim))))
+    return max(1, int(round((options["particles"] / components) ** (1.0 / ndim))))
 
 
 def quadrature_particles(problem, options: dict, lattice: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Initial nodes (m, D) and weights (m,) summing to 1 for init = "quadrature".
+
+    `options`: a particle solver's complete options (`nodes`, `particles`).
 
     lattice: the midpoint rule on a uniform grid whatever the initial density (the blob
     solver's choice, see `solvers.blob`), instead of Gauss-Hermite for Gaussians.
@@ -119,7 +121,7 @@ def quadrature_particles(problem, options: dict, lattice: bool = False) -> tuple
         nodes = np.concatenate([p[0] for p in parts])
         weights = np.concatenate([c[0] * p[1] for c, p in zip(init.components, parts)])
     else:
-        nodes, weights = midpoint_rule(problem, options.get("nodes", 0))
+        nodes, weights = midpoint_rule(problem, options["nodes"])
     return prune(nodes, weights)
 
 

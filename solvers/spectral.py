@@ -142,9 +142,9 @@ class SpectralStepper(Stepper):
             raise ValueError(f"the initial density on the box edge is {edge:.3g} of its maximum "
                              f"(> {EDGE_TOLERANCE:g}): the periodic box would wrap it around; "
                              "widen [grid].bounds")
-        self.threads = threads = default_threads(grid.size, options.get("threads", 0))
-        self.cfl = options.get("cfl", 0.5)
-        self.filter = options.get("filter", "exponential")
+        self.threads = threads = default_threads(grid.size, self.options["threads"])
+        self.cfl = self.options["cfl"]
+        self.filter = self.options["filter"]
         self.operator = problem.grid_operator(threads=threads)
         self.fft = RealFFT(grid.shape, threads=threads)
 
@@ -186,7 +186,7 @@ class SpectralStepper(Stepper):
         rate = sum(float(np.abs(v).max()) * km for v, km in zip(velocities, self.kmax) if v is not None)
         return np.inf if rate == 0 else RK4_IMAGINARY_LIMIT / rate
 
-    def step(self, dt_max: float) -> float:
+    def step(self, dt_max: float, fixed: bool = False) -> float:
         velocities = self.operator.centre_velocities(self.rho)
         dt = min(dt_max, self.cfl * self.stable_dt(velocities))
         if dt < dt_max:

@@ -8,7 +8,7 @@ from scipy.special import ndtr
 
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from gflow.solver_options import SOLVER_OPTIONS
+from gflow.solver_options import defaults
 from gflow.grids import CartesianGrid
 from gflow.solvers.blob import MAX_NEIGHBOURS, BlobKernel, BlobStepper, epsilon_rule
 from gflow.solvers.deposit import gaussian_blobs
@@ -34,7 +34,7 @@ end = 0.25
 
 
 def options(**kw):
-    return {**{k: o.default for k, o in SOLVER_OPTIONS["blob"].items()}, **kw}
+    return {**defaults("blob"), **kw}
 
 
 def weighted_moments(u, q):

@@ -10,6 +10,7 @@ from conftest import check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.solvers.loop import run
+from gflow.solvers.trackers import standard_trackers
 from gflow.snapshots import SnapshotWriter, open_run
 from gflow.solvers import make_stepper
 
@@ -47,7 +48,7 @@ def solve(kind: str, coarsening: int, directory: Path):
     path = directory / f"{kind}_{coarsening}.h5"
     writer = SnapshotWriter(path, case_text=case.text_for(spec), solver=kind, axes=case.axes,
                             coordinates=problem.grid.centres, extras=stepper.extra_names())
-    run(stepper, np.linspace(0.0, END, case.snapshots), writer, progress=False)
+    run(stepper, np.linspace(0.0, END, case.snapshots), standard_trackers(writer, stepper, end=END, progress=False))
     return path
 
 

@@ -9,8 +9,9 @@ from conftest import TANH_TEACHER, check_snapshot, has_module
 from gflow.case import case_from_text
 from gflow.problem import build_problem
 from gflow.solvers.loop import run
+from gflow.solvers.trackers import standard_trackers
 from gflow.snapshots import SnapshotWriter, open_run
-from gflow.solver_options import SOLVER_OPTIONS
+from gflow.solver_options import defaults
 from gflow.grids import CartesianGrid
 
 pytestmark = pytest.mark.skipif(not has_module("fipy"), reason="needs FiPy")
@@ -35,7 +36,7 @@ end = 1.0
 
 
 def options(kind="fipy", **changes):
-    opts = {k: o.default for k, o in SOLVER_OPTIONS[kind].items()}
+    opts = defaults(kind)
     opts.update(changes)
     return opts
 
@@ -222,7 +223,7 @@ def test_langevin_run_writes_valid_snapshots_and_conserves_mass(tmp_path):
     path = tmp_path / "fipy.h5"
     writer = SnapshotWriter(path, case_text=text, solver="fipy", axes=problem.axes,
                             coordinates=problem.grid.centres, extras=stepper.extra_names())
-    run(stepper, np.linspace(0.0, 1.0, 3), writer, progress=False)
+    run(stepper, np.linspace(0.0, 1.0, 3), standard_trackers(writer, stepper, end=1.0, progress=False))
     check_snapshot(path)
     result = open_run(path)
     assert np.abs(result.mass - 1.0).max() < 1e-12

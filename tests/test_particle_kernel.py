@@ -10,7 +10,7 @@ import pytest
 
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from gflow.solver_options import SOLVER_OPTIONS
+from gflow.solver_options import defaults
 from gflow.models import two_layer_kernels as particle_kernels
 from gflow.models.two_layer_kernels import ACTIVATION_CODES
 from gflow.solvers.particle import ParticleStepper, particle_velocity
@@ -159,7 +159,7 @@ def test_thread_count_does_not_change_results():
 def test_stepper_kernels_agree():
     """Twenty Euler (GD) steps with either kernel end at the same particles and risk."""
     prob = problem("tanh", True, 1, decay=0.01)
-    options = {k: o.default for k, o in SOLVER_OPTIONS["particle"].items()}
+    options = defaults("particle")
     runs = {}
     for kernel in ("numba", "numpy"):
         s = ParticleStepper(prob, {**options, "particles": 500, "kernel": kernel})

@@ -12,7 +12,7 @@ from conftest import ROOT, check_snapshot
 from gflow.case import case_from_text
 from gflow.app.cli import main as gflow_main
 from gflow.problem import build_problem
-from gflow.solver_options import SOLVER_OPTIONS
+from gflow.solver_options import defaults
 from gflow.solvers.blob import BlobStepper
 from gflow.solvers.particle import ParticleStepper
 from gflow.solvers.quadrature import WEIGHT_CUTOFF, gauss_hermite, prune, quadrature_particles
@@ -20,7 +20,7 @@ from test_particle import OU_CASE, QUICKSTART, advance
 
 
 def options(kind="particle", **kw):
-    return {**{k: o.default for k, o in SOLVER_OPTIONS[kind].items()}, **kw}
+    return {**defaults(kind), **kw}
 
 
 QUICK = build_problem(case_from_text(QUICKSTART))
@@ -77,7 +77,7 @@ def test_mixture_and_uniform_rules():
                                  'distribution = "mixture"\ncomponents = [{ weight = 1.0, mean = [1.0, 0.0], '
                                  'std = [0.3, 0.3] }, { weight = 3.0, mean = [-1.0, 0.5], std = [0.4, 0.2] }]')
     problem = build_problem(case_from_text(mixture))
-    u, q = quadrature_particles(problem, {"nodes": 10})
+    u, q = quadrature_particles(problem, options(nodes=10))
     assert q.sum() == pytest.approx(1.0, abs=1e-14)
     np.testing.assert_allclose(q @ u, 0.25 * np.array([1.0, 0.0]) + 0.75 * np.array([-1.0, 0.5]), atol=1e-13)
     assert q @ u[:, 0] ** 2 == pytest.approx(0.25 * (1 + 0.3 ** 2) + 0.75 * (1 + 0.4 ** 2), rel=1e-13)
@@ -85,11 +85,11 @@ def test_mixture_and_uniform_rules():
     uniform = QUICKSTART.replace('distribution = "gaussian"\nmean = [0.0, 0.0]\nstd = [0.5, 0.8]',
                                  'distribution = "uniform"')
     problem = build_problem(case_from_text(uniform))
-    u, q = quadrature_particles(problem, {"nodes": 0})
+    u, q = quadrature_particles(problem, options(nodes=0))
     assert len(q) == problem.grid.size
     np.testing.assert_allclose(q, 1.0 / problem.grid.size, rtol=1e-12)
     np.testing.assert_allclose(np.sort(np.unique(u[:, 1])), problem.grid.centres[1])
-    u, q = quadrature_particles(problem, {"nodes": 5})
+    u, q = quadrature_particles(problem, options(nodes=5))
     assert len(q) == 25
 
 

@@ -6,8 +6,10 @@ import pytest
 from conftest import check_snapshot
 from gflow.errors import RunError
 from gflow.solvers.loop import run
+from gflow.solvers.trackers import standard_trackers
 from gflow.snapshots import SnapshotWriter, open_run
 from gflow.solvers.base import Observation, Stepper
+from gflow.solvers.trackers import Tracker
 
 
 class Toy(Stepper):
@@ -22,7 +24,7 @@ class Toy(Stepper):
         self.rho /= self.rho.sum()
         self.taken = []
 
-    def step(self, dt_max):
+    def step(self, dt_max, fixed=False):
         dt = min(dt_max, self.max_dt)
         self.t += dt
         self.taken.append(dt)
@@ -45,10 +47,15 @@ def writer(path, stepper):
     return SnapshotWriter(path, case_text="", solver="toy", axes=("x",), coordinates=[np.arange(4) + 0.5])
 
 
+def trackers(path, stepper, times, **kw):
+    """What `gflow run` attaches, writing to `path`, without a progress bar."""
+    return standard_trackers(writer(path, stepper), stepper, end=times[-1], progress=False, **kw)
+
+
 def test_snapshot_times_are_hit_exactly(tmp_path):
     times = np.linspace(0, 1.0, 4)
     toy = Toy(max_dt=0.1)
-    summary = run(toy, times, writer(tmp_path / "r.h5", toy), progress=False)
+    summary = run(toy, times, trackers(tmp_path / "r.h5", toy, times))
     assert sum(toy.taken) == pytest.approx(1.0, abs=1e-14)
     with h5py.File(tmp_path / "r.h5") as f:
         assert f["time"][()].tolist() == times.tolist()
@@ -62,7 +69,7 @@ def test_blow_up_stops_with_time_and_cause_keeping_earlier_snapshots(tmp_path, h
     times = np.linspace(0, 2.0, 5)
     toy = Toy(break_at=1.2, how=how)
     with pytest.raises(RunError, match=rf"t = 1.5: .*{cause}"):
-        run(toy, times, writer(tmp_path / "r.h5", toy), progress=False)
+        run(toy, times, trackers(tmp_path / "r.h5", toy, times))
     run_file = open_run(tmp_path / "r.h5")
     assert run_file.time.tolist() == [0.0, 0.5, 1.0]
     check_snapshot(tmp_path / "r.h5")
@@ -71,6 +78,56 @@ def test_blow_up_stops_with_time_and_cause_keeping_earlier_snapshots(tmp_path, h
 def test_boundary_pile_up_warns_once_naming_the_axis(tmp_path):
     warnings = []
     toy = Toy(edge=True)
-    run(toy, np.linspace(0, 1, 3), writer(tmp_path / "r.h5", toy), progress=False, axes=("x",),
-        warn=warnings.append)
+    times = np.linspace(0, 1, 3)
+    run(toy, times, trackers(tmp_path / "r.h5", toy, times, axes=("x",), warn=warnings.append))
     assert len(warnings) == 1 and "'x'" in warnings[0] and "boundary cells" in warnings[0]
+
+
+class Recorder(Tracker):
+    """Every hook call, in order."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def start(self, t, obs):
+        self.calls.append(("start", t))
+
+    def handle(self, index, t, obs):
+        self.calls.append(("handle", index, t))
+
+    def finish(self):
+        self.calls.append(("finish",))
+
+
+def test_trackers_see_each_snapshot_once_and_always_finish():
+    calls = []
+    times = np.linspace(0, 1.0, 3)
+    run(Toy(max_dt=0.3), times, [Recorder(calls)])
+    assert calls == [("start", 0.0), ("handle", 0, 0.0), ("handle", 1, 0.5), ("handle", 2, 1.0), ("finish",)]
+    # resumed at snapshot 1: the file holds it, so no tracker handles it again
+    calls.clear()
+    run(Toy(max_dt=0.3), times, [Recorder(calls)], start=1)
+    assert calls == [("start", 0.5), ("handle", 2, 1.0), ("finish",)]
+
+
+def test_a_failing_check_stops_before_the_writer_and_trackers_finish(tmp_path):
+    calls = []
+    toy = Toy(max_dt=0.1, break_at=0.5)
+    times = np.linspace(0, 1.0, 5)
+    with pytest.raises(RunError, match="t = 0.5"):
+        run(toy, times, [*trackers(tmp_path / "r.h5", toy, times), Recorder(calls)])
+    assert calls[-1] == ("finish",) and ("handle", 2, 0.5) not in calls
+    assert list(open_run(tmp_path / "r.h5").time) == [0.0, 0.25]
+
+
+def test_the_loop_says_when_the_step_is_the_users(tmp_path):
+    seen = []
+
+    class Fixed(Toy):
+        def step(self, dt_max, fixed=False):
+            seen.append(fixed)
+            return super().step(dt_max, fixed)
+
+    run(Fixed(), np.linspace(0, 1.0, 3), [], dt=0.2)
+    run(Fixed(), np.linspace(0, 1.0, 3), [])
+    assert True in seen and False in seen and seen.index(False) == len([s for s in seen if s])

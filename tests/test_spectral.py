@@ -13,8 +13,9 @@ from gflow.case import case_from_text
 from gflow.errors import RunError
 from gflow.problem import build_problem
 from gflow.solvers.loop import run
+from gflow.solvers.trackers import standard_trackers
 from gflow.snapshots import SnapshotWriter, open_run
-from gflow.solver_options import SOLVER_OPTIONS
+from gflow.solver_options import defaults
 from gflow.solvers.spectral import SpectralStepper, default_threads
 
 PI = math.pi
@@ -40,7 +41,7 @@ snapshots = 2
 
 
 def options(**changes):
-    opts = {k: o.default for k, o in SOLVER_OPTIONS["spectral"].items()}
+    opts = defaults("spectral")
     opts.update(changes)
     return opts
 
@@ -137,7 +138,7 @@ def test_two_layer_run_writes_valid_snapshots_with_exact_mass(tmp_path):
     path = tmp_path / "spectral.h5"
     writer = SnapshotWriter(path, case_text=TANH_TEACHER, solver="spectral", axes=problem.axes,
                             coordinates=problem.grid.centres, extras=names)
-    run(stepper, np.linspace(0.0, 2.0, 3), writer, progress=False)
+    run(stepper, np.linspace(0.0, 2.0, 3), standard_trackers(writer, stepper, end=2.0, progress=False))
     check_snapshot(path)
     result = open_run(path)
     assert np.abs(result.mass - 1.0).max() < 1e-13
@@ -309,7 +310,7 @@ snapshots = 21
     writer = SnapshotWriter(path, case_text=text, solver="spectral", axes=problem.axes,
                             coordinates=problem.grid.centres, extras=stepper.extra_names())
     with pytest.raises(RunError, match="negative mass .* does not resolve"):
-        run(stepper, np.linspace(0.0, 10.0, 21), writer, progress=False)
+        run(stepper, np.linspace(0.0, 10.0, 21), standard_trackers(writer, stepper, end=10.0, progress=False))
     check_snapshot(path)
     negative = open_run(path).dataset("negative_mass")
     assert 2 <= len(negative) < 21 and negative[-1] > 1e-3     # recorded on the way

@@ -16,6 +16,7 @@ from gflow.case import Case, SolverSpec
 from gflow.errors import InputError
 from gflow.problem import Problem, build_problem
 from gflow.solvers.loop import RunSummary, run
+from gflow.solvers.trackers import standard_trackers
 from gflow.snapshots import SnapshotWriter, open_run
 
 try:
@@ -110,8 +111,9 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                                         coordinates=problem.grid.centres,
                                         n_particles=None if weights is None else len(weights),
                                         weights=weights, extras=stepper.extra_names())
-            summary = run(stepper, times, writer, case.dt, progress, label=f"{case.name} [{spec.kind}]",
-                          axes=case.axes, start=start, on_snapshot=on_snapshot, warn=warn)
+            trackers = standard_trackers(writer, stepper, end=case.end, label=f"{case.name} [{spec.kind}]",
+                                         axes=case.axes, progress=progress, warn=warn, on_snapshot=on_snapshot)
+            summary = run(stepper, times, trackers, case.dt, start=start)
             resumed = float(times[start]) if start else None
             echo(summary.line(spec.kind, stepper.summary()) + (f" (resumed at t = {resumed:g})" if resumed else ""))
             results.append(SolverRun(spec.kind, path, summary, resumed))

@@ -1,0 +1,168 @@
+"""Trackers: every side effect of a run, outside the steppers and outside the loop itself.
+
+The run loop (`gflow.solvers.loop`) advances a stepper between snapshot times and hands
+each snapshot to its trackers, as py-pde's trackers take the state from its controller
+(`pde/trackers/base.py`):
+
+    start(t, observation)      once, with the state the loop starts from (t = 0, or the
+                               snapshot a resumed run continues from, which is on disk already)
+    advance(t)                 after every step (cheap: the progress bar)
+    handle(index, t, obs)      at every new snapshot, in the order the trackers are given
+    finish()                   always, also when the run stops on an error or Ctrl-C
+
+A tracker that raises stops the run; the ones before it in the list have seen the snapshot.
+So the checks come before the writer: a snapshot that fails them is never written, and the
+file stays complete up to the last good one.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from gflow.errors import RunError
+from gflow.snapshots import Observation, SnapshotWriter
+
+#: relative mass drift tolerated for conserving schemes (round-off over many steps)
+MASS_TOLERANCE = 1e-10
+#: mass outside the box (particles) that stops a run: the binned density no longer represents it
+OUTSIDE_TOLERANCE = 1e-3
+#: mass in the outermost cells of an axis that earns a warning: the box may be too small
+BOUNDARY_WARNING = 1e-3
+
+
+class Tracker:
+    """A side effect of a run; each hook does nothing unless overridden."""
+
+    def start(self, t: float, obs: Observation) -> None:
+        """The loop starts (or resumes) from `obs` at time t."""
+
+    def advance(self, t: float) -> None:
+        """A step ended at time t."""
+
+    def handle(self, index: int, t: float, obs: Observation) -> None:
+        """Snapshot `index` (of the run's snapshot times) at time t."""
+
+    def finish(self) -> None:
+        """The loop ended, normally or not."""
+
+
+class InvariantTracker(Tracker):
+    """Stop on non-finite values, on mass drift of a conserving scheme, on mass leaving the box."""
+
+    def __init__(self, conserves_mass: bool):
+        self.conserves_mass = conserves_mass
+        self.initial_mass = None
+
+    def start(self, t, obs):
+        self.initial_mass = obs.mass
+        self.handle(-1, t, obs)
+
+    def handle(self, index, t, obs):
+        for name, value in (("risk", obs.risk), ("energy", obs.energy), ("mass", obs.mass)):
+            if not np.isfinite(value):
+                raise RunError(f"t = {t:.6g}: {name} is {value} (the solution blew up)")
+        if not np.all(np.isfinite(obs.density)):
+            raise RunError(f"t = {t:.6g}: the density has non-finite values (the solution blew up)")
+        m0 = self.initial_mass
+        if self.conserves_mass and abs(obs.mass - m0) > MASS_TOLERANCE * abs(m0):
+            raise RunError(f"t = {t:.6g}: mass drifted from {m0:.15g} to {obs.mass:.15g}")
+        outside = obs.extras.get("outside_mass", 0.0)
+        if outside > OUTSIDE_TOLERANCE:
+            raise RunError(f"t = {t:.6g}: {outside:.3g} of the mass has left the box (risk {obs.risk:.3g}): "
+                           "the run diverged, or [grid].bounds is too small")
+
+
+def boundary_mass(density: np.ndarray) -> list[float]:
+    """Fraction of the mass in the two outermost cell layers of each axis."""
+    total = density.sum()
+    fractions = []
+    for axis in range(density.ndim):
+        edge = np.take(density, [0, -1], axis=axis).sum()
+        fractions.append(float(edge / total) if total > 0 else 0.0)
+    return fractions
+
+
+def warn_on_stderr(text: str) -> None:
+    print(f"gflow: warning: {text}", file=sys.stderr)
+
+
+class BoundaryTracker(Tracker):
+    """Warn once per axis when the density piles up in the outermost cells (the box may be too small)."""
+
+    def __init__(self, axes: tuple[str, ...] = (), warn: Callable[[str], None] | None = None):
+        self.axes = tuple(axes)
+        self.warn = warn or warn_on_stderr
+        self.warned: set[int] = set()
+
+    def start(self, t, obs):
+        self.handle(-1, t, obs)
+
+    def handle(self, index, t, obs):
+        for axis, fraction in enumerate(boundary_mass(obs.density)):
+            if fraction > BOUNDARY_WARNING and axis not in self.warned:
+                self.warned.add(axis)
+                name = self.axes[axis] if axis < len(self.axes) else str(axis)
+                self.warn(f"t = {t:.6g}: {fraction:.2%} of the mass sits in the boundary cells of axis "
+                          f"{name!r}; the box may be too small")
+
+
+class SnapshotTracker(Tracker):
+    """Append each new snapshot, with the stepper's restart state, to the run's file."""
+
+    def __init__(self, writer: SnapshotWriter, stepper):
+        self.writer, self.stepper = writer, stepper
+
+    def handle(self, index, t, obs):
+        self.writer.append(float(t), obs, self.stepper.restart_state())
+
+
+class CallbackTracker(Tracker):
+    """Call `function(index, t, observation)` after each snapshot (on disk by then, if a
+    SnapshotTracker comes first)."""
+
+    def __init__(self, function: Callable[[int, float, Observation], None]):
+        self.function = function
+
+    def handle(self, index, t, obs):
+        self.function(index, float(t), obs)
+
+
+class ProgressTracker(Tracker):
+    """A tqdm bar over simulated time, updated about once a second, only on a terminal by default."""
+
+    def __init__(self, end: float, label: str, enabled: bool | None = None):
+        self.end, self.label = float(end), label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+
+    def start(self, t, obs):
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+        self.bar = tqdm(total=self.end, desc=self.label, unit="t", mininterval=1.0, leave=False,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| t={n:.4g}/{total:.4g} [{elapsed}<{remaining}]")
+        self.bar.update(t)
+
+    def advance(self, t):
+        if self.bar is not None:
+            self.bar.update(t - self.bar.n)
+
+    def finish(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def standard_trackers(writer: SnapshotWriter | None, stepper, *, end: float, label: str = "",
+                      axes: tuple[str, ...] = (), progress: bool | None = None, warn=None,
+                      on_snapshot=None) -> list[Tracker]:
+    """What `gflow run` attaches: checks, the boundary warning, the file, progress, a callback."""
+    trackers: list[Tracker] = [InvariantTracker(stepper.conserves_mass), BoundaryTracker(axes, warn)]
+    if writer is not None:
+        trackers.append(SnapshotTracker(writer, stepper))
+    trackers.append(ProgressTracker(end, label or stepper.kind, progress))
+    if on_snapshot is not None:
+        trackers.append(CallbackTracker(on_snapshot))
+    return trackers
