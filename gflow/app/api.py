@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gflow import case as _case
+from gflow.case import load_case as _load_case
 from gflow.case import Case
 from gflow.errors import InputError
 from gflow.snapshots import Run, open_run
@@ -72,7 +72,7 @@ def load_case(path: str | Path, overrides: str | Iterable[str] = (), solvers: st
         override or an unknown solver kind.
     """
     items = [overrides] if isinstance(overrides, str) else list(overrides)
-    return _case.load_case(path, items, _kinds(solvers))
+    return _load_case(path, items, _kinds(solvers))
 
 
 def _select(case: Case, kinds: list[str]) -> Case:

@@ -1,4 +1,4 @@
-"""The `gflow` command line: run, sweep, info, check (compare and plot live in postprocess/).
+"""The `gflow` command line: run, sweep, info, check (compare and plot are in gflow/app/commands.py).
 
 Exit status: 0 success, 2 bad input (case file, arguments, unreadable snapshot), 1 other
 failure. Bad input prints one line, never a traceback.
@@ -10,8 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from gflow.app.commands import REGISTER as COMMANDS
 from gflow.errors import InputError, RunError
 
 
@@ -61,22 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("run", help="snapshot file (.h5)")
     info.set_defaults(func=cmd_info)
 
-    check = sub.add_parser("check", help="check snapshot files against the layout of SPEC.md")
+    check = sub.add_parser("check", help="check snapshot files against the snapshot file layout")
     check.add_argument("runs", nargs="+", metavar="RUN.h5", help="snapshot files (.h5)")
     check.set_defaults(func=cmd_check)
 
-    for register in _postprocess_commands():
+    for register in COMMANDS:
         register(sub)
     return parser
-
-
-def _postprocess_commands():
-    """Subcommand registrations from gflow.postprocess/, imported only when present."""
-    try:
-        from gflow.postprocess.commands import REGISTER
-    except ImportError:
-        return ()
-    return REGISTER
 
 
 def cmd_run(args) -> int:

@@ -1,4 +1,4 @@
-"""The `compare` and `plot` subcommands; `gflow.app.cli` adds each `register(subparsers)` in REGISTER.
+"""The `compare` and `plot` subcommands over gflow.postprocess; `gflow.app.cli` adds each `register(subparsers)` in REGISTER.
 
 Each command returns an exit status; bad input (an unreadable run, an unknown image type)
 is an `InputError`, which the CLI prints as one line with exit status 2.
