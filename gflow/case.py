@@ -1,4 +1,4 @@
-"""Case files: TOML in, typed and checked `Case` out (keys as ../shared/SPEC.md fixes them).
+"""Case files: TOML in, typed and checked `Case` out (the keys the gflow contract, SPEC.md, fixes).
 
 Everything a run needs is read and validated here, before any work, so that a bad case
 stops with one line naming the file, the key and the problem (`InputError`, exit 2).

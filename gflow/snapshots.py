@@ -1,4 +1,4 @@
-"""HDF5 snapshot files, one per run, in the layout ../shared/SPEC.md fixes.
+"""HDF5 snapshot files, one per run, in the layout the gflow contract (SPEC.md) fixes.
 
 The file and all its metadata are written when the run starts; each snapshot is then
 appended by opening, growing every time-indexed dataset by one, writing, and closing
