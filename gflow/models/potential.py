@@ -14,7 +14,7 @@ import numpy as np
 
 from gflow.expr import parse_expression
 from gflow.models.potential_case import PotentialSpec
-from gflow.models.two_layer_grid import entropy
+from gflow.models.functionals import grid_energy
 from gflow.grids import CartesianGrid
 
 #: points per chunk of the O(m^2) particle interaction sum
@@ -173,12 +173,8 @@ class PotentialGridOperator:
         return risk
 
     def energy(self, rho: np.ndarray, risk: float | None = None) -> float:
-        vol = self.grid.cell_volume
         risk = self.risk(rho) if risk is None else risk
-        energy = risk + 0.5 * self.lam * float((self.radius2 * rho).sum()) * vol
-        if self.temperature > 0:
-            energy += self.temperature * entropy(rho, vol)
-        return energy
+        return grid_energy(rho, risk, self.grid.cell_volume, self.lam, self.radius2, self.temperature)
 
 
 def _derivative(f: np.ndarray, axis: int, h: float) -> np.ndarray:

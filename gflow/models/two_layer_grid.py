@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gflow.grids import CartesianGrid
+from gflow.models.functionals import grid_energy
 from gflow.models.two_layer import TwoLayerModel
 
 
@@ -135,15 +136,6 @@ class TwoLayerGridOperator:
         return [None if v is None else np.broadcast_to(v, grid.shape) for v in out]
 
     def energy(self, rho: np.ndarray, risk: float | None = None) -> float:
-        vol = self.grid.cell_volume
         risk = self.risk(rho) if risk is None else risk
-        energy = risk + 0.5 * self.lam * float((self.radius2 * rho).sum()) * vol
-        if self.temperature > 0:
-            energy += self.temperature * entropy(rho, vol)
-        return energy
+        return grid_energy(rho, risk, self.grid.cell_volume, self.lam, self.radius2, self.temperature)
 
-
-def entropy(rho: np.ndarray, cell_volume: float) -> float:
-    """int rho log rho with 0 log 0 = 0."""
-    pos = rho[rho > 0]
-    return float((pos * np.log(pos)).sum()) * cell_volume
