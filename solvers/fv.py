@@ -4,7 +4,15 @@ Mass is conserved to round-off (fluxes cancel in pairs, boundary faces carry non
 rho stays >= 0 under the step limit of `fv_flux.stable_dt` (scaled by `cfl`), and the
 semi-discrete energy decreases. Third-order strong-stability-preserving Runge-Kutta
 (Shu-Osher) keeps those properties for the full step, since each stage is a convex
-combination of forward-Euler steps.
+combination of forward-Euler steps, provided every stage's velocity obeys the limit.
+
+Step control: a step tries cfl times the first stage's limit (at most GROWTH times the last
+step); a later stage whose velocity breaks the Euler limit for that dt, or a step beyond
+the stiffness estimate `stiff_dt` (near equilibrium the velocities, hence the positivity
+limit, vanish while d F / d rho does not, and large steps stop dissipating energy), is
+retried smaller. So rho >= 0 and the energy decay hold whatever the snapshot spacing
+(small.toml to t = 200 with three snapshots: min rho -0.0086 and a rising energy with the
+first stage's limit alone, >= 0 and decreasing now).
 
 Grid operators whose velocity is separable in the first axis (they offer `velocity_factors`:
 the two-layer model's) on 2D and 3D grids take the fused numba kernel of `fv_kernels` (one
@@ -18,7 +26,28 @@ import numpy as np
 from gflow.solvers import fv_kernels
 from gflow.solvers.base import Observation, Stepper, grid_of
 from gflow.solvers.fv_flux import fv_rhs, stable_dt
-from gflow.solvers.integrators import SSPRK3_STAGES, ssprk3
+from gflow.errors import RunError
+from gflow.solvers.integrators import SSPRK3_STAGES
+
+#: a step may be at most this multiple of the last one (step control, with the stage checks)
+GROWTH = 2.0
+#: the largest dt times the estimated stiffness rate |dF/drho| of a step (`stiff_dt`)
+STIFFNESS = 1.0
+
+
+def stiff_dt(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray, dt: float) -> float:
+    """The step at which dt |dF/drho| reaches STIFFNESS, from the first two SSP-RK3 stages.
+
+    u1 - u0 = dt F(u0) and 4 u2 - 3 u0 - u1 = dt F(u1), so dt times the local Lipschitz rate
+    of F along the step is max|4 u2 - 2 u0 - 2 u1| / max|u1 - u0| (Shampine's stiffness
+    estimate). Near equilibrium the velocities are small and the positivity limit large,
+    while F stays stiff: steps beyond ~1 / rate keep rho >= 0 but no longer dissipate energy.
+    """
+    change = float(np.abs(u1 - u0).max())
+    if change == 0:
+        return np.inf
+    rate = float(np.abs(4.0 * u2 - 2.0 * u0 - 2.0 * u1).max()) / (change * dt)
+    return np.inf if rate == 0 else STIFFNESS / rate
 
 
 class FiniteVolumeStepper(Stepper):
@@ -35,6 +64,9 @@ class FiniteVolumeStepper(Stepper):
         self.temperature = np.where(problem.model.trained, problem.temperature, 0.0)
         self.spacing = self.grid.spacing
         self.limited_steps = 0
+        self.rejected_steps = 0
+        #: the last step not cut short by a snapshot time (the growth cap's reference)
+        self._last_step = np.inf
         self.fused = (self.options["kernel"] == "numba" and fv_kernels.numba is not None
                       and hasattr(self.operator, "velocity_factors") and self.grid.ndim in (2, 3))
         if self.fused:
@@ -50,8 +82,38 @@ class FiniteVolumeStepper(Stepper):
     def _step_numpy(self, dt_max: float) -> float:
         rho = self.rho
         velocities = self.operator.face_velocities(rho)
-        dt = min(dt_max, self.cfl * stable_dt(velocities, self.spacing, self.temperature))
-        self.rho = ssprk3(rho, self.rhs, dt, first=self.rhs(rho, velocities))
+        first = self.rhs(rho, velocities)
+        dt = self._first_try(dt_max, stable_dt(velocities, self.spacing, self.temperature))
+        while True:
+            # the same floating-point operations as integrators.ssprk3, each stage's velocity checked
+            u1 = rho + dt * first
+            v1 = self.operator.face_velocities(u1)
+            limit = stable_dt(v1, self.spacing, self.temperature)
+            if dt <= limit:
+                u2 = 0.75 * rho + 0.25 * (u1 + dt * self.rhs(u1, v1))
+                v2 = self.operator.face_velocities(u2)
+                limit = min(stable_dt(v2, self.spacing, self.temperature), stiff_dt(rho, u1, u2, dt))
+                if dt <= limit:
+                    self.rho = (rho + 2.0 * (u2 + dt * self.rhs(u2, v2))) / 3.0
+                    return self._accept(dt, dt_max)
+            dt = self._retry(dt, limit)
+
+    # ------------------------------------------------------------------ step control
+    def _first_try(self, dt_max: float, limit: float) -> float:
+        """cfl times the first stage's limit, at most GROWTH times the last step."""
+        return min(dt_max, self.cfl * limit, GROWTH * self._last_step)
+
+    def _retry(self, dt: float, limit: float) -> float:
+        """A stage's velocity broke the Euler limit: shrink (at least halve) and try again."""
+        self.rejected_steps += 1
+        dt = min(self.cfl * limit, 0.5 * dt)
+        if not dt > 0:
+            raise RunError(f"the fv step fell to {dt:g} (a stage's stability limit is {limit:g})")
+        return dt
+
+    def _accept(self, dt: float, dt_max: float) -> float:
+        # a step cut short to land on a snapshot time says nothing against the next one
+        self._last_step = max(self._last_step, dt) if dt >= dt_max else dt
         return dt
 
     # ------------------------------------------------------------------ fused path
@@ -101,25 +163,44 @@ class FiniteVolumeStepper(Stepper):
         if self._m1 is None:
             self._m1 = np.empty(u.shape[1:])
             fv_kernels.a_moment(u, self.operator.a, self._m1)
-        args = self._kernel_args(self._m1)
-        dt = min(dt_max, self.cfl * self._fused_stable_dt(args))
+        first = self._kernel_args(self._m1)
+        dt = self._first_try(dt_max, self._fused_stable_dt(first))
         h = self._kernel_spacing()
-        stage_in = u
-        for (c0, c1), buf, mom in zip(SSPRK3_STAGES, self._buffers, self._moments):
-            out = self._view(buf)
-            fv_kernels.stage(stage_in, u, out, mom, c0, c1, dt, *args[:2], self.operator.a, *args[2:],
-                             h, self.theta, self._kernel_temperature())
-            stage_in = out
-            args = self._kernel_args(mom)
+        while not self._fused_stages(u, first, dt, h):
+            dt = self._retry(dt, self._limit)
         # rotate buffers: the result becomes rho, the old rho a scratch buffer
         result = self._buffers[2]
         self._buffers[2] = self.rho
         self.rho = result
         self._m1, self._moments[2] = self._moments[2], self._m1
-        return dt
+        return self._accept(dt, dt_max)
+
+    def _fused_stages(self, u, args, dt: float, h) -> bool:
+        """The three stages into the buffers (u untouched); False, with the limit in `_limit`,
+        as soon as a later stage's velocity breaks the Euler limit for dt."""
+        stage_in = u
+        for index, ((c0, c1), buf, mom) in enumerate(zip(SSPRK3_STAGES, self._buffers, self._moments)):
+            if index:
+                self._limit = self._fused_stable_dt(args)
+                if index == 2:
+                    self._limit = min(self._limit, stiff_dt(u, self._view(self._buffers[0]), out, dt))
+                if not dt <= self._limit:
+                    return False
+            out = self._view(buf)
+            fv_kernels.stage(stage_in, u, out, mom, c0, c1, dt, *args[:2], self.operator.a, *args[2:],
+                             h, self.theta, self._kernel_temperature())
+            stage_in = out
+            args = self._kernel_args(mom)
+        return True
+
+    def restart_state(self) -> dict:
+        """The growth cap's reference step, so that a resumed run steps as if never stopped."""
+        return {"last_step": float(self._last_step), "rejected_steps": int(self.rejected_steps)}
 
     def restore(self, density, positions, state) -> None:
         super().restore(density, positions, state)
+        self._last_step = float(state.get("last_step", np.inf))
+        self.rejected_steps = int(state.get("rejected_steps", 0))
         if self.fused:
             self._m1 = None
 
@@ -129,6 +210,9 @@ class FiniteVolumeStepper(Stepper):
         if dt < dt_max:
             self.limited_steps += 1
         return dt
+
+    def summary(self) -> str:
+        return f"{self.rejected_steps} steps retried smaller" if self.rejected_steps else ""
 
     def observe(self) -> Observation:
         rho = self.rho
