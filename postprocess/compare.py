@@ -20,17 +20,24 @@ Which representation each number uses, the output states once:
   densities are exactly 0 apart); a particle run as its particles beside the other run;
   failing that, both runs as densities (a particle run's binned one) coarsened conservatively,
   halving the cells, down to MIN_CELLS on their longest axis if that is what it takes. Beyond
-  that, the sliced Wasserstein distance (Bonneel et al., J. Math. Imaging Vis. 51, 2015, eq. 4),
-  a lower bound of W_p, over PROJECTIONS fixed random directions.
+  that, lower bounds from 1D projections (`_sliced`): D times the sliced W2^2 (Bonneel et al.,
+  J. Math. Imaging Vis. 51, 2015, eq. 4) over fixed random orthonormal bases, and for W1 the
+  largest projected W1 or the distance of the means; both are exact for a translation.
 - cell masses sit at cell centres; moving each cell's mass there moves W by at most half the
   cell diagonal per run, and the output states this bound.
-- marginal W1 (JSON and CSV) is exact on each axis from the same representation as W.
+- marginal W1 (the table's W1[axis], JSON and CSV) is exact on each axis between the runs' own
+  densities (piecewise constant on their cells) or particles, at any size: a lower bound of W1
+  that needs no transport grid.
+- the table marks with `*` each W below its stated bound (`W_bound` in JSON and CSV): the
+  transport grid does not resolve it.
 """
 from __future__ import annotations
 
 import csv
 import io
 import math
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +55,8 @@ MIN_CELLS = 16
 #: sliced transport coarsens grids to at most this many cells
 SLICED_POINTS = 1 << 16
 PROJECTIONS = 128
+#: after this many seconds, `compare_runs` reports each finished time on stderr
+PROGRESS_AFTER = 5.0
 #: cells lighter than this fraction of the heaviest carry no transport (W changes by < 1e-12)
 NEGLIGIBLE = 1e-12
 
@@ -147,14 +156,67 @@ def plan_transport(run_a: Run, run_b: Run) -> Transport:
             grids = [_coarsened_to(g, SLICED_POINTS) for g in as_points]
     what = {"quantile": "exact (1D quantile functions)",
             "emd": "exact optimal transport (POT emd)",
-            "sliced": f"sliced Wasserstein, {PROJECTIONS} random directions (a lower bound of W_p)"}[method]
+            "sliced": f"sliced Wasserstein over {PROJECTIONS} random directions in orthonormal bases"
+                      " (lower bounds of W_p, exact for a translation)"}[method]
     sides = " and ".join(_describe(r, g, n) for r, g, n in zip(runs, grids, "AB"))
-    # a cell's mass moved to its centre travels at most half the cell diagonal (triangle inequality)
-    resolution = sum(0.5 * float(np.linalg.norm([np.diff(f).max() for f in g])) for g in grids if g is not None)
+    resolution = sum(_quantisation(r, g) for r, g in zip(runs, grids) if g is not None)
     text = f"{what} between {sides}"
     if resolution:
         text += f"; cell centres stand for the cells, which moves W by at most {resolution:.3g}"
     return Transport(method, grids, text, resolution)
+
+
+def _quantisation(run: Run, grid) -> float:
+    """Bound on W_p (p = 1, 2) between a run's piecewise-constant density and its masses at the
+    centres of `grid`; the computed W is within the sum of both runs' bounds (triangle inequality).
+
+    On the run's own cells the density is uniform in each cell: W2 to the centres is exactly
+    sqrt(sum_k h_k^2 / 12), and W1 <= W2. On cells it was regridded onto it may sit anywhere in
+    a cell, so a cell's mass travels at most half the cell diagonal.
+    """
+    h = np.array([np.diff(f).max() for f in grid])
+    own = faces(run)
+    native = len(own) == len(grid) and all(len(a) == len(b) and np.allclose(a, b, rtol=0, atol=1e-12 * (1 + np.abs(a).max()))
+                                           for a, b in zip(own, grid))
+    return float(np.sqrt(np.sum(h * h) / 12.0)) if native else 0.5 * float(np.linalg.norm(h))
+
+
+def marginal_measure(run: Run, snap, axis: int):
+    """One axis's marginal: ("grid", faces, cell masses) of the density, or ("points", x, q) of the particles."""
+    if run.has_particles:
+        order = np.argsort(snap.positions[:, axis])
+        q = np.asarray(run.weights, dtype=float)[order]
+        return "points", snap.positions[order, axis], q / q.sum()
+    f = faces(run)
+    m = marginal(snap.density, f, (axis,)) * np.diff(f[axis])
+    return "grid", f[axis], m / m.sum()
+
+
+def _cdf(measure, x):
+    """The CDF at the sorted points x, right-continuous value and left limit."""
+    kind, where, mass = measure
+    cum = np.concatenate([[0.0], np.cumsum(mass)])
+    if kind == "grid":                       # uniform in each cell: piecewise linear and continuous
+        value = np.interp(x, where, cum)
+        return value, value
+    return cum[np.searchsorted(where, x, side="right")], cum[np.searchsorted(where, x, side="left")]
+
+
+def marginal_w1(a, b) -> float:
+    """W1 between two 1D marginals, exact: int |F_A - F_B| (Villani 2009, Rem. 2.19).
+
+    Between consecutive breakpoints (faces, particle positions) each CDF is linear (grids) or
+    constant (particles), so F_A - F_B is linear there and |.| integrates in closed form.
+    """
+    x = np.unique(np.concatenate([a[1], b[1]]))
+    ra, la = _cdf(a, x)
+    rb, lb = _cdf(b, x)
+    g0, g1, h = (ra - rb)[:-1], (la - lb)[1:], np.diff(x)
+    s0, s1 = np.abs(g0), np.abs(g1)
+    same = g0 * g1 >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = np.where(s0 + s1 > 0, (g0 * g0 + g1 * g1) / (2.0 * (s0 + s1)), 0.0)
+    return float(np.sum(h * np.where(same, 0.5 * (s0 + s1), crossing)))
 
 
 def transport_measure(run: Run, snap, grid) -> tuple[np.ndarray, np.ndarray]:
@@ -172,15 +234,61 @@ def transport_measure(run: Run, snap, grid) -> tuple[np.ndarray, np.ndarray]:
     return points, masses / total
 
 
-def _sliced(xa, ma, xb, mb, p: int) -> float:
+def projected_costs(pa, ma, pb, mb) -> tuple[np.ndarray, np.ndarray]:
+    """W1 and W2^2 between the columns of pa (n_A, k) and pb (n_B, k), weights ma, mb summing to 1.
+
+    W_p^p = int_0^1 |Q_A(t) - Q_B(t)|^p dt with the quantile functions Q (Villani 2009, Rem. 2.19);
+    both p from one sort per column (POT's `wasserstein_1d` returns W_p^p, one p per sort). The
+    levels of both CDFs merge in one stable sort of two sorted runs, A first on ties, so the
+    count of each run's levels before a merged level is the index its quantile takes.
+    """
+    pa, pb = np.ascontiguousarray(pa.T), np.ascontiguousarray(pb.T)
+    na, nb = pa.shape[1], pb.shape[1]
+    w1, w2sq = np.empty(len(pa)), np.empty(len(pa))
+    for c in range(len(pa)):
+        oa, ob = np.argsort(pa[c]), np.argsort(pb[c])
+        ca, cb = np.cumsum(ma[oa]), np.cumsum(mb[ob])
+        ca[-1] = cb[-1] = 1.0
+        levels = np.concatenate([ca, cb])
+        order = np.argsort(levels, kind="stable")
+        is_a = order < na
+        a_before = np.cumsum(is_a) - is_a
+        b_before = np.arange(na + nb) - a_before
+        dq = np.diff(levels[order], prepend=0.0)
+        d = pa[c][oa[np.minimum(a_before, na - 1)]] - pb[c][ob[np.minimum(b_before, nb - 1)]]
+        w1[c], w2sq[c] = dq @ np.abs(d), dq @ (d * d)
+    return w1, w2sq
+
+
+def sliced_directions(ndim: int, count: int = PROJECTIONS) -> np.ndarray:
+    """(ndim, n) unit directions: ceil(count / ndim) random orthonormal bases, side by side (fixed seed)."""
     rng = np.random.default_rng(0)
-    directions = rng.standard_normal((xa.shape[1], PROJECTIONS))
-    directions /= np.linalg.norm(directions, axis=0)
-    total = 0.0
-    for s in range(0, PROJECTIONS, 16):
-        d = directions[:, s:s + 16]
-        total += float(np.sum(ot.wasserstein_1d(xa @ d, xb @ d, ma, mb, p=p) ** p))
-    return (total / PROJECTIONS) ** (1.0 / p)
+    bases = [np.linalg.qr(rng.standard_normal((ndim, ndim)))[0] for _ in range(-(-count // ndim))]
+    return np.concatenate(bases, axis=1)
+
+
+def _sliced(xa, ma, xb, mb) -> tuple[float, float]:
+    """Lower bounds of (W1, W2) from 1D projections, both exact for a translation.
+
+    For an orthonormal basis theta_1..theta_D and any plan pi, sum_i W2^2(theta_i# rho_A,
+    theta_i# rho_B) <= int sum_i (theta_i.(u - v))^2 dpi = int |u - v|^2 dpi, so the mean over
+    bases of that sum is at most W2^2 (the sliced distance of Bonneel et al. 2015, eq. 4, times
+    D, which makes it exact for a shift s). W1 is at least every projected W1 and |mean_A -
+    mean_B| (Kantorovich duality with the 1-Lipschitz u.e), exact for a shift; W2 >= W1.
+    """
+    D = xa.shape[1]
+    directions = sliced_directions(D)
+    w1_proj, w2sq_proj = [], []
+    for s in range(0, directions.shape[1], 16 * D):   # whole bases per chunk
+        d = directions[:, s:s + 16 * D]
+        w1, w2sq = projected_costs(xa @ d, ma, xb @ d, mb)
+        w1_proj.append(w1)
+        w2sq_proj.append(w2sq)
+    w1_proj, w2sq_proj = np.concatenate(w1_proj), np.concatenate(w2sq_proj)
+    shift = float(np.linalg.norm(ma @ xa - mb @ xb))
+    w1 = max(shift, float(w1_proj.max()))
+    w2 = math.sqrt(max(0.0, D * float(w2sq_proj.mean())))
+    return w1, max(w2, w1)
 
 
 def wasserstein(xa, ma, xb, mb, method: str) -> tuple[float, float]:
@@ -189,7 +297,7 @@ def wasserstein(xa, ma, xb, mb, method: str) -> tuple[float, float]:
         return (float(ot.wasserstein_1d(xa[:, 0], xb[:, 0], ma, mb, p=1)),
                 float(np.sqrt(ot.wasserstein_1d(xa[:, 0], xb[:, 0], ma, mb, p=2))))
     if method == "sliced":
-        return _sliced(xa, ma, xb, mb, 1), _sliced(xa, ma, xb, mb, 2)
+        return _sliced(xa, ma, xb, mb)
     # from differences, not |x|^2 + |y|^2 - 2 x.y: equal points must cost exactly 0
     squared = np.sum((xa[:, None, :] - xb[None, :, :]) ** 2, axis=-1)
     w1 = ot.emd2(ma, mb, np.sqrt(squared), numItermax=10**7)
@@ -197,8 +305,9 @@ def wasserstein(xa, ma, xb, mb, method: str) -> tuple[float, float]:
     return float(w1), float(np.sqrt(max(w2, 0.0)))
 
 
-def compare_runs(run_a: Run, run_b: Run) -> Comparison:
-    """All distances at every common snapshot time."""
+def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
+    """All distances at every common snapshot time; after PROGRESS_AFTER seconds, one line per
+    finished time on stderr (`progress` True), on a given stream, or nowhere (None or False)."""
     if tuple(run_a.axes) != tuple(run_b.axes):
         raise InputError(f"{run_b.path}: axes {list(run_b.axes)} differ from {run_a.path}'s {list(run_a.axes)}")
     pairs = common_times(run_a.time, run_b.time)
@@ -210,7 +319,8 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
     volumes = cell_volumes(common)
     l_grid = f"common grid of {' x '.join(str(len(f) - 1) for f in common)} cells (union box, coarser spacing)"
     result = Comparison((run_a, run_b), transport, l_grid)
-    for i, j in pairs:
+    start = time.perf_counter()
+    for n, (i, j) in enumerate(pairs):
         sa, sb = run_a.snapshot(i), run_b.snapshot(j)
         xa, ma = transport_measure(run_a, sa, transport.grids[0])
         xb, mb = transport_measure(run_b, sb, transport.grids[1])
@@ -224,8 +334,13 @@ def compare_runs(run_a: Run, run_b: Run) -> Comparison:
             dm = marginal(diff, common, (k,))
             row[f"marginal_L1_{name}"] = float(np.sum(np.abs(dm) * np.diff(common[k])))
         for k, name in enumerate(run_a.axes):
-            row[f"marginal_W1_{name}"] = float(ot.wasserstein_1d(xa[:, k], xb[:, k], ma, mb, p=1))
+            row[f"marginal_W1_{name}"] = marginal_w1(marginal_measure(run_a, sa, k), marginal_measure(run_b, sb, k))
+        row["W_bound"] = transport.resolution
         result.rows.append(row)
+        elapsed = time.perf_counter() - start
+        if progress and elapsed > PROGRESS_AFTER:
+            print(f"gflow compare: t = {sa.time:.4g} ({n + 1} of {len(pairs)} times, {elapsed:.0f} s)",
+                  file=sys.stderr if progress is True else progress, flush=True)
     return result
 
 
@@ -237,19 +352,30 @@ def header(c: Comparison) -> list[str]:
             f"B: {b.path}  ({b.solver}, {grid_label(b)})",
             f"W1, W2: {c.transport.description}",
             f"L1, L2: densities regridded conservatively onto the {c.l_grid}",
+            f"W1[axis]: W1 of the 1D marginals on that axis, exact (densities on their own cells, or particles)",
             f"L1[axis]: L1 norm of the difference of the 1D marginals on that axis"]
 
 
 def table(c: Comparison) -> str:
     """The aligned terminal table, with the header that says what each number is."""
-    names = ["time", "risk_a", "risk_b", "risk_diff", "W1", "W2", "L1", "L2",
-             *(f"marginal_L1_{a}" for a in c.axes)]
-    titles = ["t", "risk A", "risk B", "A - B", "W1", "W2", "L1", "L2", *(f"L1[{a}]" for a in c.axes)]
-    cells = [[f"{row['time']:.4g}", *(f"{row[n]:.3e}" for n in names[1:])] for row in c.rows]
+    names = ["time", "risk_a", "risk_b", "risk_diff", "W1", "W2", *(f"marginal_W1_{a}" for a in c.axes),
+             "L1", "L2", *(f"marginal_L1_{a}" for a in c.axes)]
+    titles = ["t", "risk A", "risk B", "A - B", "W1", "W2", *(f"W1[{a}]" for a in c.axes), "L1", "L2",
+              *(f"L1[{a}]" for a in c.axes)]
+
+    def cell(row, n):
+        unresolved = n in ("W1", "W2") and row[n] < row["W_bound"]
+        return f"{row[n]:.3e}" + ("*" if unresolved else "")
+
+    cells = [[f"{row['time']:.4g}", *(cell(row, n) for n in names[1:])] for row in c.rows]
     widths = [max(len(t), *(len(r[k]) for r in cells)) for k, t in enumerate(titles)]
     lines = ["  ".join(t.rjust(w) for t, w in zip(titles, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join([*header(c), "", *lines])
+    notes = []
+    if any(r[-1] == "*" for row in cells for r in row):
+        notes = [f"*: below the stated bound {c.transport.resolution:.3g}: the transport grid does not resolve it"
+                 " (W1[axis] is exact and bounds W1 from below)"]
+    return "\n".join([*header(c), "", *lines, *notes])
 
 
 def to_json(c: Comparison) -> dict:
@@ -259,7 +385,8 @@ def to_json(c: Comparison) -> dict:
             "axes": list(c.axes),
             "methods": {"W": c.transport.method, "W_description": c.transport.description,
                         "W_resolution": c.transport.resolution,
-                        "L": c.l_grid, "marginals": "L1 of marginal differences; W1 of marginals, exact"},
+                        "L": c.l_grid, "marginals": "L1 of marginal differences; W1 of marginals, exact between the runs'"
+                                         " own densities or particles"},
             "rows": c.rows}
 
 

@@ -58,10 +58,11 @@ Options (`gflow.solver_options`, kind "particle"):
 
 Observation: density by cloud-in-cell binning on the case grid (`solvers.deposit`; particles
 outside the box are clipped into it so the binned mass equals the total weight, reported as
-`mass`); risk = R[rho_m]; energy = R + lam/2 sum_j q_j |u_j|^2. For T > 0 the entropy of an
-empirical measure is not defined, so the particle energy leaves the T int rho log rho term
-out (the blob solver reports a mollified one). The extra `outside_mass` is the weight of the
-particles outside the box.
+`mass`); risk = R[rho_m]; energy = R + lam/2 sum_j q_j |u_j|^2 + T int rho log rho, the same free
+energy E as the grid solvers'. An empirical measure has no density, so for T > 0 the entropy
+term is the Kozachenko-Leonenko k-nearest-neighbour estimate from the particles
+(`solvers.entropy.kl_neg_entropy`; bias ~ m^(-1/D)); the blob solver reports its mollified
+one. The extra `outside_mass` is the weight of the particles outside the box.
 
 Random streams: one `np.random.SeedSequence(seed)` spawns independent streams for the
 initial draw, the minibatches and the noise, so changing `batch` or T never changes the
@@ -78,6 +79,7 @@ from scipy.spatial import cKDTree
 from gflow.errors import RunError
 from gflow.solvers.base import Observation, Stepper
 from gflow.solvers.deposit import cloud_in_cell, outside_mass
+from gflow.solvers.entropy import kl_neg_entropy
 from gflow.solvers.integrators import DormandPrince, StepTooSmall, euler_in_place, rk4_in_place
 from gflow.solvers.quadrature import quadrature_particles
 
@@ -219,6 +221,9 @@ class ParticleStepper(Stepper):
         density = cloud_in_cell(self.grid, u, q)
         risk = self.model.risk(u, self.q_net, self.kernel)
         energy = self.model.energy(risk, u, self.q_net)
+        if self.temperature > 0:
+            # the free energy's T int rho log rho, as fv has it: estimated from the cloud
+            energy += self.temperature * kl_neg_entropy(u, q)
         return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
                            extras={"outside_mass": outside_mass(self.grid, u, q)})
 

@@ -108,9 +108,9 @@ def test_sliced_fallback_is_named_and_bounds_w_from_below(tmp_path, monkeypatch)
     b = write_grid_run(tmp_path / "b.h5", BOX, cells, [gaussian(BOX, cells, shift, [0.6, 0.5])])
     c = distances(a, b)
     assert c.transport.method == "sliced" and "sliced Wasserstein" in compare.header(c)[2]
-    # for a pure shift, sliced W1 = |s| times the mean |cos| of the directions (2/pi in the limit)
-    assert c.rows[0]["W1"] == pytest.approx(2 / np.pi * np.linalg.norm(shift), rel=0.1)
-    assert c.rows[0]["W1"] < np.linalg.norm(shift)
+    # the projection bounds are exact for a pure shift (issue 14: W2 was W_p^p raised to p again)
+    assert c.rows[0]["W1"] == pytest.approx(np.linalg.norm(shift), abs=1e-6)
+    assert c.rows[0]["W2"] == pytest.approx(np.linalg.norm(shift), abs=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,14 @@
     R[rho] = int P rho + 1/2 int int W(|u - v|) rho(u) rho(v),
     E[rho] = R + (lam/2) int |u|^2 rho + T int rho log rho.
 
+At weighted points rho_m = sum_j q_j delta_{u_j} the risk is this same functional of the
+empirical measure: for a W finite at 0 (a smooth kernel such as exp(-r^2), or r) the double
+sum includes the self-interaction j = k, 1/2 sum_j q_j^2 W(0), an O(1/m) term (1e-3 at m = 200
+for W ~ 1). For a kernel singular at 0 (-log r, r^-3: W(0) infinite or undefined) R[rho_m] is
+infinite, and the risk leaves the pairs at distance 0 out (the renormalised interaction
+energy 1/2 sum_{j != k}); the particles' velocity never has a self-term (W'(0) (u - u)/0 is
+0 by symmetry for smooth W and undefined otherwise).
+
 P and W are case-file expressions (parsed, never eval'd); grad P and W' are their exact
 symbolic derivatives. On a grid, W * rho is a zero-padded FFT convolution with the cell
 integrals of W (`gflow.models.convolution`), and the face velocity is -grad P - lam u at the face
@@ -36,6 +44,12 @@ class PotentialModel:
         self.grad_P = [self.P.diff(a) for a in spec.axes]
         self.W = parse_expression(spec.interaction, ["r"]) if spec.interaction else None
         self.dW = self.W.diff("r") if self.W is not None else None
+        #: W(0) where finite (the self-interaction of a smooth kernel), else 0: a singular one has none
+        self.W0 = 0.0
+        if self.W is not None:
+            with np.errstate(all="ignore"):
+                w0 = float(np.broadcast_to(self.W(np.zeros(1)), (1,))[0])
+            self.W0 = w0 if np.isfinite(w0) else 0.0
         self.trained = np.ones(len(spec.axes), dtype=bool)
         #: pair forces (W, possibly singular) need the particles' nearest-neighbour step cap
         self.pair_interaction = self.W is not None
@@ -68,7 +82,7 @@ class PotentialModel:
         return out
 
     def interaction_energy(self, u: np.ndarray, q: np.ndarray) -> float:
-        """1/2 sum_{j != k} q_j q_k W(|u_j - u_k|)."""
+        """1/2 sum_{j, k} q_j q_k W(|u_j - u_k|), pairs at distance 0 (j = k included) taking W0."""
         if self.W is None:
             return 0.0
         total = 0.0
@@ -76,12 +90,13 @@ class PotentialModel:
             diff = u[s:s + CHUNK, None, :] - u[None, :, :]
             r = np.sqrt((diff * diff).sum(axis=2))
             with np.errstate(divide="ignore", invalid="ignore"):
-                w = np.where(r > 0, self.W(r), 0.0)
+                w = np.where(r > 0, self.W(r), self.W0)
             total += float(q[s:s + CHUNK] @ w @ q)
         return 0.5 * total
 
     def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
-        """int P rho + 1/2 sum_{j != k} q_j q_k W(|u_j - u_k|) (numpy only: `kernel` is ignored)."""
+        """R[rho_m] = int P rho_m + 1/2 int int W rho_m rho_m (module text: self-interaction W0;
+        numpy only: `kernel` is ignored)."""
         cols = [u[:, i] for i in range(self.ndim)]
         return float(q @ np.broadcast_to(self.P(*cols), (len(u),))) + self.interaction_energy(u, q)
 

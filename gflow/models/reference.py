@@ -60,7 +60,9 @@ def potential_reference(P, W, weight_decay: float, source: np.ndarray, q: np.nda
                         query: np.ndarray | None = None, h: float = 1e-5, gradient: bool = True):
     """Risk, V and grad V of the potential model, by the definitions.
 
-    R = sum_j q_j P(u_j) + 1/2 sum_{j != k} q_j q_k W(|u_j - u_k|) and
+    R = sum_j q_j P(u_j) + 1/2 sum_{j, k} q_j q_k W(|u_j - u_k|), SPEC's R of the empirical
+    measure, the self-interaction j = k (and any pair at distance 0) included where W(0) is
+    finite and left out where the kernel is singular there (W(0) infinite or nan), and
     V(u) = P(u) + sum_k q_k W(|u - u_k|) + lam |u|^2 / 2, the sum over the points k away from u
     (a point does not interact with itself); grad V by central differences of step h of that
     V, one coordinate and one point at a time: independent of the symbolic derivatives the
@@ -91,6 +93,14 @@ def potential_reference(P, W, weight_decay: float, source: np.ndarray, q: np.nda
 
     risk = sum(q[j] * float(np.broadcast_to(P(*source[j]), ())) for j in range(n))
     risk += 0.5 * sum(q[j] * interaction(source[j], j) for j in range(n))
+    if W is not None:
+        with np.errstate(all="ignore"):
+            w0 = float(np.broadcast_to(W(np.zeros(1)), (1,))[0])
+        if np.isfinite(w0):
+            # the pairs `interaction` skips: j = k and distinct points that coincide
+            for j in range(n):
+                r = np.sqrt(np.sum((source[j] - source) ** 2, axis=1))
+                risk += 0.5 * q[j] * w0 * float(np.sum(q[r == 0]))
     V = np.zeros(len(query))
     grad = np.zeros(query.shape)
     for i, u in enumerate(query):
