@@ -5,11 +5,22 @@ appended by opening, growing every time-indexed dataset by one, writing, and clo
 (Dedalus' habit), so a run killed at any moment leaves a readable file with every
 snapshot written before. Every dimension of every dataset has an HDF5 dimension scale,
 which is what lets `xarray.open_dataset(path, engine="h5netcdf")` label it.
+
+An append is all or nothing. `time` grows last (readers trust it for the count), the solver
+state of the new snapshot is written beside the previous one (group `restart.new`) and takes
+its name only once `time` has grown, SIGINT and SIGTERM wait until the append is complete,
+and an exception inside it (a KeyboardInterrupt raised off the main thread, a full disk) rolls
+it back. A run killed outright (SIGKILL) may leave rows beyond `time` and the two restart
+groups: `Run.restart` picks the group of the last snapshot, and `SnapshotWriter.reopen`
+(resume) trims the rows and settles the groups before it appends.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import signal
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +34,10 @@ from gflow.errors import InputError
 FORMAT = "gflow"
 FORMAT_VERSION = 1
 _SCALARS = ("risk", "energy", "mass")
+#: the solver state behind the last snapshot, and the one of a snapshot being appended
+RESTART, PENDING = "restart", "restart.new"
+#: the signals an append holds back until it is complete
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -85,39 +100,108 @@ class SnapshotWriter:
         """Append to an existing run file (gflow run --resume)."""
         writer = cls.__new__(cls)
         writer.path, writer.extras = Path(path), tuple(extras)
+        with _signals_deferred(), h5py.File(writer.path, "a") as f:
+            _settle(f)       # what a run killed mid-append left: rows beyond `time`, two restart groups
         return writer
 
     def append(self, t: float, obs: Observation, restart: dict | None = None) -> None:
-        """Add one snapshot; `restart` (a stepper's `restart_state`) replaces the last one's."""
-        with h5py.File(self.path, "a") as f:
+        """Add one snapshot, all or nothing; `restart` (a stepper's `restart_state`) replaces the
+        last one's."""
+        with _signals_deferred(), h5py.File(self.path, "a") as f:
             n = f["time"].shape[0]
-            # every other dataset first, `time` last: a reader trusts `time` for the count
-            values = {"risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
-                      **{k: obs.extras[k] for k in self.extras}, "time": t}
-            f["density"].resize(n + 1, axis=0)
-            f["density"][n] = obs.density
-            if obs.positions is not None:
-                f["positions"].resize(n + 1, axis=0)
-                f["positions"][n] = obs.positions
-            if restart is not None:
-                _write_restart(f, n, restart)
-            for name, value in values.items():
-                f[name].resize(n + 1, axis=0)
-                f[name][n] = value
+            committed = False
+            try:
+                self._write(f, n, obs, restart)
+                # `time` last: a reader trusts it for the count, so this is the append's commit
+                f["time"].resize(n + 1, axis=0)
+                f["time"][n] = t
+                committed = True
+                _settle(f)
+            except BaseException:
+                # finish the append once `time` holds it, else roll it back; report the first error
+                with contextlib.suppress(Exception):
+                    if not committed:
+                        f["time"].resize(n, axis=0)
+                    _settle(f)
+                raise
             f.flush()
+
+    def _write(self, f: h5py.File, n: int, obs: Observation, restart: dict | None) -> None:
+        """Snapshot n in every time-indexed dataset but `time`, its solver state in `restart.new`."""
+        values = {"risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
+                  **{k: obs.extras[k] for k in self.extras}}
+        f["density"].resize(n + 1, axis=0)
+        f["density"][n] = obs.density
+        if obs.positions is not None:
+            f["positions"].resize(n + 1, axis=0)
+            f["positions"][n] = obs.positions
+        if restart is not None:
+            _write_restart(f, n, restart)
+        for name, value in values.items():
+            f[name].resize(n + 1, axis=0)
+            f[name][n] = value
 
 
 def _write_restart(f: h5py.File, index: int, state: dict) -> None:
-    """The solver state behind snapshot `index`, in group `restart` (not part of SPEC.md's layout)."""
-    if "restart" in f:
-        del f["restart"]
-    group = f.create_group("restart")
-    group.attrs["snapshot"] = index
+    """The solver state behind snapshot `index`, in group `restart.new` until `time` holds the
+    snapshot (`_settle` renames it); neither group is part of SPEC.md's layout."""
+    if PENDING in f:
+        del f[PENDING]
+    group = f.create_group(PENDING)
     for key, value in state.items():
         if isinstance(value, np.ndarray):
             group.create_dataset(key, data=value)
         else:
             group.attrs[key] = value
+    group.attrs["snapshot"] = index     # last: a group without it is incomplete
+
+
+def _restart_index(group) -> int | None:
+    """The snapshot a restart group belongs to, or None for an incomplete group."""
+    try:
+        return int(group.attrs["snapshot"])
+    except READ_ERRORS:
+        return None
+
+
+def _settle(f: h5py.File) -> None:
+    """Make the file what `time` says: trim the time-indexed datasets to its length, and keep as
+    `restart` the restart group of the last snapshot (dropping a stale or incomplete other)."""
+    n = f["time"].shape[0]
+    for name, ds in f.items():
+        if isinstance(ds, h5py.Dataset) and ds.maxshape and ds.maxshape[0] is None and ds.shape[0] > n:
+            ds.resize(n, axis=0)
+    if PENDING in f:
+        if _restart_index(f[PENDING]) == n - 1:
+            if RESTART in f:
+                del f[RESTART]
+            f.move(PENDING, RESTART)
+        else:
+            del f[PENDING]
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM back for the block, then hand them to the handlers that were in place
+    (so Ctrl-C still stops the run, just after the append). Only the main thread can set handlers;
+    elsewhere, and for signals whose handler Python did not set, nothing is deferred."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    try:
+        for signum in DEFERRED_SIGNALS:
+            handler = signal.getsignal(signum)
+            if handler is None or handler is signal.SIG_IGN:
+                continue
+            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -203,15 +287,23 @@ class Run:
     # --- the rest of the file
 
     def restart(self) -> dict | None:
-        """The solver state saved with the last snapshot, or None."""
+        """The solver state saved with the last snapshot, or None when the file has none; a
+        damaged state (a group without its `snapshot` attribute) is an `InputError`."""
         try:
             with h5py.File(self.path, "r") as f:
-                if "restart" not in f or int(f["restart"].attrs["snapshot"]) != len(self.time) - 1:
-                    return None
-                group = f["restart"]
-                state = {k: v for k, v in group.attrs.items() if k != "snapshot"}
-                state.update({k: group[k][()] for k in group})
-                return state
+                # `restart.new`: a run killed after `time` grew, before the group took its name
+                groups = [f[name] for name in (RESTART, PENDING) if name in f]
+                for group in groups:
+                    if _restart_index(group) == len(self.time) - 1:
+                        state = {k: v for k, v in group.attrs.items() if k != "snapshot"}
+                        state.update({k: group[k][()] for k in group})
+                        return state
+                if groups and _restart_index(groups[0]) is None:
+                    raise InputError(f"{self.path}: the saved solver state is damaged (group "
+                                     f"{groups[0].name.lstrip('/')!r} has no 'snapshot' attribute)")
+                return None
+        except InputError:
+            raise
         except READ_ERRORS as exc:
             raise InputError(f"{self.path}: cannot read the saved solver state: {_reason(exc)}") from None
 

@@ -36,13 +36,14 @@ class RunSummary:
 
 
 def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), dt: float | None = None,
-        start: int = 0) -> RunSummary:
+        start: int = 0, resumed: bool | None = None) -> RunSummary:
     """Advance `stepper` through `times`, handing each snapshot to the trackers.
 
     `dt` is the user's fixed step ([time].dt), or None for the stepper's own choice; each step
     is at most the time to the next snapshot, and the stepper is told which (`fixed`). With
-    `start` > 0 the stepper has been restored at times[start], which the trackers do not see
-    again as a snapshot (the file holds it).
+    `resumed` the stepper has been restored at times[start], which the trackers do not see
+    again as a snapshot (the file holds it); `resumed` defaults to `start` > 0, and a run
+    resumed from its first snapshot passes start = 0 and resumed = True.
     """
     clock_start = clock.perf_counter()
     steps = limited = 0
@@ -52,9 +53,9 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
         t = float(times[start])
         for tracker in trackers:
             tracker.start(t, obs)
-        if start == 0:
+        if not (start > 0 if resumed is None else resumed):
             for tracker in trackers:
-                tracker.handle(0, t, obs)
+                tracker.handle(start, t, obs)
         for index in range(start + 1, len(times)):
             t_next = float(times[index])
             while t < t_next:

@@ -2,8 +2,8 @@
 
 Each kind must conserve mass (grid solvers to 1e-10; particle ones carry weights summing to
 1), write datasets of the shapes SPEC.md fixes, pass `gflow check`, and resume bitwise: a
-run interrupted after its second snapshot and continued with `resume=True` holds exactly
-the datasets of an uninterrupted run.
+run interrupted after its first, second or third snapshot and continued with `resume=True`
+holds exactly the datasets of an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -34,12 +34,15 @@ def run(case, out, **kwargs):
 
 
 class Interrupt(KeyboardInterrupt):
-    """Ctrl-C right after the second snapshot is on disk."""
+    """Ctrl-C right after a given snapshot is on disk."""
 
 
-def stop_after_second(index, t, observation):
-    if index == 1:
-        raise Interrupt
+def stop_after(written: int):
+    """A snapshot callback that interrupts the run once `written` snapshots are on disk."""
+    def callback(index, t, observation):
+        if index == written - 1:
+            raise Interrupt
+    return callback
 
 
 def kinds():
@@ -87,18 +90,20 @@ def test_mass_shapes_and_layout(kind, whole):
         assert np.all(np.isfinite(f["risk"][()])) and np.all(np.isfinite(f["energy"][()]))
 
 
+@pytest.mark.parametrize("written", range(1, SNAPSHOTS))
 @pytest.mark.parametrize("kind", kinds())
-def test_resume_is_bitwise(kind, whole, tmp_path):
+def test_resume_is_bitwise(kind, written, whole, tmp_path):
+    """Issue 14: a run stopped after its first snapshot wrote t = 0 twice on resume."""
     case = case_for(kind)
     reference = whole(kind)
     with pytest.raises(Interrupt):
-        run(case, tmp_path, on_snapshot=stop_after_second)
+        run(case, tmp_path, on_snapshot=stop_after(written))
     path = tmp_path / f"{kind}.h5"
     with h5py.File(path) as f:
-        assert f["time"].shape == (2,)
+        assert f["time"].shape == (written,)
     check_snapshot(path)
     [resumed] = run(case, tmp_path, resume=True)
-    assert resumed.path == path and resumed.resumed_from == pytest.approx(1.0 / (SNAPSHOTS - 1))
+    assert resumed.path == path and resumed.resumed_from == pytest.approx((written - 1) / (SNAPSHOTS - 1))
     check_snapshot(path)
     with h5py.File(reference) as a, h5py.File(path) as b:
         names = sorted(k for k in a if isinstance(a[k], h5py.Dataset))

@@ -65,11 +65,47 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
         raise InputError(f"{path}: holds no snapshot to resume from; run with --force to start again")
     if not np.allclose(done.time, times[:n], rtol=1e-12, atol=0):
         raise InputError(f"{path}: its snapshot times do not match the case")
+    snapshot = done.snapshot(n - 1)        # shapes and values checked against the file's axes
+    weights = stepper.weights
+    if (snapshot.positions is None) != (weights is None) or (
+            weights is not None and len(snapshot.positions) != len(weights)):
+        raise InputError(f"{path}: its particles do not match the {spec.kind} solver of the case; "
+                         "run with --force to start again")
+    template = stepper.restart_state()
     state = done.restart()
-    if state is None and stepper.restart_state():
+    if state is None and template:
         raise InputError(f"{path}: the solver state of the last snapshot is missing; cannot resume exactly")
-    stepper.restore(done.density(n - 1), done.positions(n - 1), state or {})
+    problem = _state_mismatch(template, state or {})
+    try:
+        if problem is None:
+            stepper.restore(snapshot.density, snapshot.positions, state or {})
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        problem = " ".join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())
+    if problem is not None:
+        raise InputError(f"{path}: the saved solver state does not fit the {spec.kind} solver ({problem}); "
+                         "run with --force to start again")
     return n - 1
+
+
+def _state_mismatch(template: dict, state: dict) -> str | None:
+    """What keeps a saved `restart` state from being the kind `template` (a fresh stepper's
+    `restart_state`) is: a missing or extra entry, an array of another shape or kind, a number
+    or text where the other is wanted; None when it fits."""
+    for key in sorted(set(template) - set(state)):
+        return f"no {key!r}"
+    for key in sorted(set(state) - set(template)):
+        return f"{key!r} is not part of it"
+    for key, want in template.items():
+        have = state[key]
+        if isinstance(want, np.ndarray):
+            if not isinstance(have, np.ndarray) or have.shape != want.shape or not np.can_cast(have.dtype, want.dtype):
+                shape = getattr(have, "shape", "a scalar")
+                return f"{key!r} is {shape} of {getattr(have, 'dtype', type(have).__name__)}, " \
+                       f"expected {want.shape} of {want.dtype}"
+        elif isinstance(want, str) != isinstance(have, (str, bytes)) or (
+                not isinstance(want, str) and not isinstance(have, (int, float, np.integer, np.floating))):
+            return f"{key!r} is {have!r}, expected a {type(want).__name__}"
+    return None
 
 
 def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = False,
@@ -97,8 +133,8 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                 stepper = make_stepper(spec.kind, problem, spec.options)
             except (KeyError, ValueError) as exc:
                 raise InputError(f"{case.source}: solver {spec.kind}: {exc.args[0]}") from None
-            start = 0
-            if resume and path.exists():
+            start, resumed = 0, resume and path.exists()
+            if resumed:
                 start = _resume_point(path, case, spec, stepper, times)
                 if start == len(times) - 1:
                     echo(f"{spec.kind}: already complete ({path})")
@@ -113,8 +149,9 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                                         weights=weights, extras=stepper.extra_names())
             trackers = standard_trackers(writer, stepper, end=case.end, label=f"{case.name} [{spec.kind}]",
                                          axes=case.axes, progress=progress, warn=warn, on_snapshot=on_snapshot)
-            summary = run(stepper, times, trackers, case.dt, start=start)
-            resumed = float(times[start]) if start else None
-            echo(summary.line(spec.kind, stepper.summary()) + (f" (resumed at t = {resumed:g})" if resumed else ""))
-            results.append(SolverRun(spec.kind, path, summary, resumed))
+            summary = run(stepper, times, trackers, case.dt, start=start, resumed=resumed)
+            resumed_from = float(times[start]) if resumed else None
+            echo(summary.line(spec.kind, stepper.summary())
+                 + (f" (resumed at t = {resumed_from:g})" if resumed else ""))
+            results.append(SolverRun(spec.kind, path, summary, resumed_from))
     return results

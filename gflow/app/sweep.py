@@ -291,8 +291,8 @@ def run_task(job: dict) -> list[dict]:
             if r.summary is None:      # this solver's file was complete already
                 continue
             walls[r.kind] = {"wall_time": r.summary.wall, "steps": r.summary.steps}   # resumed: this part
-            status[r.kind] = "done (resumed)" if r.resumed_from else "done"
-            if r.resumed_from:
+            status[r.kind] = "done (resumed)" if r.resumed_from is not None else "done"
+            if r.resumed_from is not None:
                 _add_note(note, [r.kind], f"resumed at t = {r.resumed_from:g}")
         (out / SIDECAR).write_text(json.dumps(walls, indent=1) + "\n")
     rows = []
