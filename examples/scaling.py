@@ -7,7 +7,7 @@ the mean-field gaps, and draws the risk curves and the gaps. With the 1/m (mean-
 the gap falls like m^-1/2 (Mei, Montanari, Nguyen, PNAS 2018) and the neurons move by O(1)
 whatever m; with the plain sum the gap does not fall, the neurons of the runs that finish
 hardly move (the lazy regime), and the runs whose step is unstable stop (exit status 1,
-"mass has left the box").
+"the risk grew ... beyond 1e+06 times its start", or a non-finite risk).
 
     python examples/scaling.py -o scaling.png [--runs DIR] [--set KEY=VALUE] [--vary KEY=V1,V2]
 """

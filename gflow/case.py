@@ -154,7 +154,13 @@ def _set_path(doc: dict, parts: list[str], value: Any, item: str) -> None:
 
 
 def select_solvers(doc: dict, kinds: list[str], source: str) -> None:
-    """Keep only the solver tables of `kinds` (in that order); defaults for missing kinds."""
+    """Keep only the solver tables of `kinds` (in that order); defaults for missing kinds.
+
+    An empty name (`--solver ""`, `--solver fv,`) is refused: it would otherwise select nothing,
+    or everything."""
+    if not kinds or not all(kinds):
+        raise InputError(f"--solver: no solver named in {','.join(kinds)!r} (expected comma-separated kinds "
+                         f"from: {', '.join(SOLVER_KINDS)})")
     tables = doc.get("solvers", [doc["solver"]] if "solver" in doc else [])
     if not isinstance(tables, list):
         tables = [tables]

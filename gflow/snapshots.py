@@ -58,7 +58,7 @@ class SnapshotWriter:
 
     def __init__(self, path: str | Path, *, case_text: str, solver: str, axes, coordinates,
                  n_particles: int | None = None, weights: np.ndarray | None = None,
-                 extras: tuple[str, ...] = ()):
+                 extras: tuple[str, ...] = (), density_attrs: dict | None = None):
         self.path = Path(path)
         self.extras = tuple(extras)
         shape = tuple(len(c) for c in coordinates)
@@ -78,6 +78,8 @@ class SnapshotWriter:
                 scales.append(ds)
             density = f.create_dataset("density", (0, *shape), maxshape=(None, *shape), dtype="f8",
                                        chunks=(1, *shape))
+            # what a Lagrangian solver's density holds (`binned`: the particles inside the box)
+            density.attrs.update(density_attrs or {})
             density.dims[0].attach_scale(time)
             for i, s in enumerate(scales):
                 density.dims[1 + i].attach_scale(s)

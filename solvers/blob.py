@@ -30,7 +30,8 @@ neighbours, so the default caps the average at MAX_NEIGHBOURS (shrinking eps), w
 cost per step linear in m. Random blobs carry a Monte Carlo error that falls with the number
 of neighbours, not with eps (2D Ornstein-Uhlenbeck variance at t = 1: -6%, -2.5%, -1.3% with
 50, 130, 480 neighbours); lattice blobs with weights have none. The option `epsilon`
-overrides the default.
+overrides the default; one whose blob width sqrt(epsilon) exceeds MAX_BLOB_WIDTH times the
+box's widest side is refused (such blobs bin to a flat, then to a zero, density).
 
 Time stepping: third-order strong-stability-preserving Runge-Kutta (Shu-Osher, as the fv
 solver), whose stages are forward-Euler steps, so it is stable under the forward-Euler limit
@@ -56,7 +57,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from gflow.solvers.base import Observation, Stepper
-from gflow.solvers.deposit import gaussian_blobs, outside_mass
+from gflow.solvers.deposit import INSIDE_NOTE, gaussian_blobs, outside_mass
 from gflow.solvers.integrators import ssprk3
 from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
 from gflow.solvers.quadrature import lattice_spacing
@@ -68,6 +69,10 @@ MAX_NEIGHBOURS = 512
 #: forward-Euler step limits, as fractions of eps / T and of sqrt(eps) / max speed
 DIFFUSION_CFL = 0.25
 ADVECTION_CFL = 0.5
+#: largest blob standard deviation sqrt(epsilon), in units of the box's widest side: a wider
+#: blob bins as a flat density that says nothing about the particles, and far wider ones lose
+#: all their mass to round-off in the cell integrals (epsilon = 1e300 binned mass 0)
+MAX_BLOB_WIDTH = 10.0
 
 
 def epsilon_rule(h: float) -> float:
@@ -168,6 +173,8 @@ class BlobKernel:
 
 class BlobStepper(Stepper):
     kind = "blob"
+    #: attributes of the file's `density` dataset (`gflow.snapshots.SnapshotWriter`)
+    density_attrs = {"binned": INSIDE_NOTE}
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
@@ -182,6 +189,10 @@ class BlobStepper(Stepper):
             epsilon = epsilon_rule(lattice_spacing(self.u, self.weights))
         elif not epsilon:
             epsilon = default_epsilon(self.u, self.weights, cutoff)
+        side = float(np.max(np.ptp(np.array(self.grid.bounds, dtype=float), axis=1)))
+        if not np.sqrt(epsilon) <= MAX_BLOB_WIDTH * side:
+            raise ValueError(f"epsilon = {epsilon:g}: the blob width sqrt(epsilon) = {np.sqrt(epsilon):.3g} exceeds "
+                             f"{MAX_BLOB_WIDTH:g} times the box's widest side ({side:g}); choose a smaller epsilon")
         self.particle_kernel = options["kernel"]
         self.kernel = BlobKernel(self.u.shape[1], epsilon, cutoff)
         self.limited_steps = 0

@@ -6,11 +6,13 @@ Simulation Using Particles, 1988, section 5-2), so the binned density is the sec
 particle-to-grid counterpart of the finite-volume cell averages and a particle run
 compares cell by cell with a grid run.
 
-Mass outside the box: particle coordinates are clipped to the range of cell centres
-before binning (a particle beyond the box, or in the outer half of a boundary cell, goes
-wholly to the boundary cell), so the binned mass always equals the total weight, as the
-snapshot contract (density sum x cell volume = mass) demands. `outside_mass` reports how
-much weight the clipping moved.
+Mass outside the box: the binned density is that of the particles inside the box
+(`inside`); a particle beyond [grid].bounds is left out, so the binned mass (density sum x
+cell volume, the snapshot's `mass`) is the weight inside, and `outside_mass` is the rest
+(mass + outside_mass = the total weight). Gradient descent does not know the box, so a
+particle that leaves it is not lost: its position is stored, and it is binned again if it
+comes back. A particle inside the box but in the outer half of a boundary cell goes wholly
+to that cell (its coordinates are clipped to the range of cell centres).
 
 `gaussian_blobs` is the blob solver's reconstruction: the cell averages of the mollified
 density phi_eps * rho, each Gaussian blob integrated exactly over the cells (differences of
@@ -26,6 +28,10 @@ from scipy.special import ndtr
 from gflow.grids import CartesianGrid
 
 
+#: the `binned` attribute of a Lagrangian run's `density` dataset: what the density holds
+INSIDE_NOTE = "particles inside the box; outside_mass is the rest"
+
+
 def cloud_in_cell(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Density on `grid` (values at cell centres, grid.shape) of the weighted points (u, q).
 
@@ -37,8 +43,12 @@ def cloud_in_cell(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> np.ndarr
 
     Returns
     -------
-    density with density.sum() * grid.cell_volume == q.sum() to round-off.
+    density of the particles inside the box: density.sum() * grid.cell_volume == q.sum() -
+    outside_mass(grid, u, q) to round-off.
     """
+    keep = inside(grid, u)
+    if not keep.all():
+        u, q = u[keep], q[keep]
     shape = np.array(grid.shape)
     low = np.array([c[0] for c in grid.centres])
     # position in units of cells, with cell centres at the integers 0..n-1
@@ -57,11 +67,15 @@ def cloud_in_cell(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> np.ndarr
     return masses.reshape(grid.shape) / grid.cell_volume
 
 
-def outside_mass(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> float:
-    """Total weight of the particles outside the grid's box (moved inside by the clipping)."""
+def inside(grid: CartesianGrid, u: np.ndarray) -> np.ndarray:
+    """Which of the points u (m, D) lie in the grid's closed box."""
     low, high = np.array(grid.bounds).T
-    out = np.any((u < low) | (u > high), axis=1)
-    return float(q[out].sum())
+    return np.all((u >= low) & (u <= high), axis=1)
+
+
+def outside_mass(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> float:
+    """Total weight of the particles outside the grid's box (left out of the binned density)."""
+    return float(q[~inside(grid, u)].sum())
 
 
 #: (particle, cell) pairs per chunk of the blob deposit: bounds its temporaries
@@ -74,14 +88,16 @@ def gaussian_blobs(grid: CartesianGrid, u: np.ndarray, q: np.ndarray, epsilon: f
 
     Each blob is integrated exactly over the cells within `cutoff` * sqrt(eps) of its centre
     (per axis) and rescaled to carry exactly q_j: the tails beyond the cutoff or the box are
-    folded back onto the cells the blob covers, so the binned mass equals q.sum(). Centres
-    outside the box are clipped into it first, as in `cloud_in_cell`.
+    folded back onto the cells the blob covers. As in `cloud_in_cell`, only the blobs centred
+    inside the box are binned, so the binned mass is q.sum() - outside_mass(grid, u, q).
     """
+    keep = inside(grid, u)
+    if not keep.all():
+        u, q = u[keep], q[keep]
     shape = np.array(grid.shape)
     low, high = np.array(grid.bounds).T
     h = grid.spacing
     sd = np.sqrt(epsilon)
-    u = np.clip(u, low, high)
     # cells per axis that a blob's window [u - R, u + R] can touch
     width = np.minimum(np.ceil(2 * cutoff * sd / h).astype(np.intp) + 1, shape)
     strides = np.array([int(np.prod(shape[k + 1:])) for k in range(grid.ndim)], dtype=np.intp)

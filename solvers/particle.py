@@ -56,13 +56,15 @@ Options (`gflow.solver_options`, kind "particle"):
   pair per step on two cores); "numpy" with the model's own numpy methods, which the kernel
   is tested against to round-off.
 
-Observation: density by cloud-in-cell binning on the case grid (`solvers.deposit`; particles
-outside the box are clipped into it so the binned mass equals the total weight, reported as
-`mass`); risk = R[rho_m]; energy = R + lam/2 sum_j q_j |u_j|^2 + T int rho log rho, the same free
-energy E as the grid solvers'. An empirical measure has no density, so for T > 0 the entropy
-term is the Kozachenko-Leonenko k-nearest-neighbour estimate from the particles
+Observation: density by cloud-in-cell binning on the case grid of the particles inside its box
+(`solvers.deposit`; the binned mass, reported as `mass`, is the weight inside); risk = R[rho_m];
+energy = R + lam/2 sum_j q_j |u_j|^2 + T int rho log rho, the same free energy E as the grid
+solvers'. An empirical measure has no density, so for T > 0 the entropy term is the Kozachenko-Leonenko k-nearest-neighbour estimate from the particles
 (`solvers.entropy.kl_neg_entropy`; bias ~ m^(-1/D)); the blob solver reports its mollified
-one. The extra `outside_mass` is the weight of the particles outside the box.
+one. The extra `outside_mass` is the weight of the particles outside the box (mass + outside_mass
+= 1): gradient descent does not know the box, so particles leaving it do not stop the run (a
+warning says so once, `gflow.solvers.trackers.BoundaryTracker`), and the file's `density`
+carries the attribute `binned` (`solvers.deposit.INSIDE_NOTE`) saying what it holds.
 
 Random streams: one `np.random.SeedSequence(seed)` spawns independent streams for the
 initial draw, the minibatches and the noise, so changing `batch` or T never changes the
@@ -78,7 +80,7 @@ from scipy.spatial import cKDTree
 
 from gflow.errors import RunError
 from gflow.solvers.base import Observation, Stepper
-from gflow.solvers.deposit import cloud_in_cell, outside_mass
+from gflow.solvers.deposit import INSIDE_NOTE, cloud_in_cell, outside_mass
 from gflow.solvers.entropy import kl_neg_entropy
 from gflow.solvers.integrators import DormandPrince, StepTooSmall, euler_in_place, rk4_in_place
 from gflow.solvers.quadrature import quadrature_particles
@@ -132,6 +134,8 @@ def neighbour_step_limit(u: np.ndarray, v: np.ndarray) -> float:
 
 class ParticleStepper(Stepper):
     kind = "particle"
+    #: attributes of the file's `density` dataset (`gflow.snapshots.SnapshotWriter`)
+    density_attrs = {"binned": INSIDE_NOTE}
 
     def __init__(self, problem, options):
         super().__init__(problem, options)

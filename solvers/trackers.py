@@ -26,10 +26,15 @@ from gflow.snapshots import Observation, SnapshotWriter
 
 #: relative mass drift tolerated for conserving schemes (round-off over many steps)
 MASS_TOLERANCE = 1e-10
-#: mass outside the box (particles) that stops a run: the binned density no longer represents it
-OUTSIDE_TOLERANCE = 1e-3
+#: fraction of the weight outside the binning box (particles) that earns one warning per run:
+#: gradient descent does not know the box, so the run goes on; the density bins what is inside
+OUTSIDE_WARNING = 1e-3
 #: mass in the outermost cells of an axis that earns a warning: the box may be too small
 BOUNDARY_WARNING = 1e-3
+#: divergence without overflow: |risk| beyond RISK_GROWTH * max(|initial risk|, RISK_FLOOR) stops
+#: the run (a gradient flow's risk can rise with noise or a mass leaving the box, never by 1e6)
+RISK_GROWTH = 1e6
+RISK_FLOOR = 1.0
 
 
 class Tracker:
@@ -49,14 +54,31 @@ class Tracker:
 
 
 class InvariantTracker(Tracker):
-    """Stop on non-finite values, on mass drift of a conserving scheme, on mass leaving the box."""
+    """Stop on real divergence: non-finite values, the risk growing by RISK_GROWTH, mass drift.
+
+    Divergence is (1) a non-finite risk, energy, mass, density or particle position, or (2)
+    |risk| > RISK_GROWTH * max(|risk at the start|, RISK_FLOOR): a run that blows up without
+    overflowing yet (an unstable step, particles thrown far out) is stopped there rather than
+    at inf; the floor keeps a start at risk ~ 0 from counting round-off growth. (3) A
+    conserving scheme's mass (with `outside_mass`, the particles' total weight) drifting beyond
+    MASS_TOLERANCE. Mass leaving the binning box of a
+    Lagrangian solver is not divergence (gradient descent does not know the box):
+    `BoundaryTracker` warns about it once, and the run goes on.
+    """
 
     def __init__(self, conserves_mass: bool):
         self.conserves_mass = conserves_mass
         self.initial_mass = None
+        self.initial_risk = None
+
+    @staticmethod
+    def total_mass(obs: Observation) -> float:
+        """The density's mass plus what a Lagrangian solver has outside the box."""
+        return obs.mass + obs.extras.get("outside_mass", 0.0)
 
     def start(self, t, obs):
-        self.initial_mass = obs.mass
+        self.initial_mass = self.total_mass(obs)
+        self.initial_risk = obs.risk
         self.handle(-1, t, obs)
 
     def handle(self, index, t, obs):
@@ -65,21 +87,25 @@ class InvariantTracker(Tracker):
                 raise RunError(f"t = {t:.6g}: {name} is {value} (the solution blew up)")
         if not np.all(np.isfinite(obs.density)):
             raise RunError(f"t = {t:.6g}: the density has non-finite values (the solution blew up)")
-        m0 = self.initial_mass
-        if self.conserves_mass and abs(obs.mass - m0) > MASS_TOLERANCE * abs(m0):
-            raise RunError(f"t = {t:.6g}: mass drifted from {m0:.15g} to {obs.mass:.15g}")
-        outside = obs.extras.get("outside_mass", 0.0)
-        if outside > OUTSIDE_TOLERANCE:
-            raise RunError(f"t = {t:.6g}: {outside:.3g} of the mass has left the box (risk {obs.risk:.3g}): "
-                           "the run diverged, or [grid].bounds is too small")
+        if obs.positions is not None and not np.all(np.isfinite(obs.positions)):
+            raise RunError(f"t = {t:.6g}: particle positions are non-finite (the solution blew up)")
+        limit = RISK_GROWTH * max(abs(self.initial_risk), RISK_FLOOR)
+        if np.isfinite(self.initial_risk) and abs(obs.risk) > limit:
+            raise RunError(f"t = {t:.6g}: the risk grew from {self.initial_risk:.6g} to {obs.risk:.6g}, "
+                           f"beyond {RISK_GROWTH:g} times its start (the run diverged; a smaller step?)")
+        m0, mass = self.initial_mass, self.total_mass(obs)
+        if self.conserves_mass and abs(mass - m0) > MASS_TOLERANCE * abs(m0):
+            raise RunError(f"t = {t:.6g}: mass drifted from {m0:.15g} to {mass:.15g}")
 
 
 def boundary_mass(density: np.ndarray) -> list[float]:
-    """Fraction of the mass in the two outermost cell layers of each axis."""
+    """Fraction of the mass in the outermost cell layers of each axis (a one-cell axis's single
+    layer counted once)."""
     total = density.sum()
     fractions = []
     for axis in range(density.ndim):
-        edge = np.take(density, [0, -1], axis=axis).sum()
+        layers = sorted({0, density.shape[axis] - 1})
+        edge = np.take(density, layers, axis=axis).sum()
         fractions.append(float(edge / total) if total > 0 else 0.0)
     return fractions
 
@@ -89,23 +115,39 @@ def warn_on_stderr(text: str) -> None:
 
 
 class BoundaryTracker(Tracker):
-    """Warn once per axis when the density piles up in the outermost cells (the box may be too small)."""
+    """Warnings about the box, each naming the solver (`solver`), once per run.
 
-    def __init__(self, axes: tuple[str, ...] = (), warn: Callable[[str], None] | None = None):
+    Once per axis when the density piles up in its outermost cells (more than BOUNDARY_WARNING
+    of the mass; axes of one or two cells have no interior and are skipped); once when more
+    than OUTSIDE_WARNING of a Lagrangian solver's weight is outside the box (the `outside_mass`
+    extra, stored per snapshot): the density then bins the particles inside, the run goes on.
+    """
+
+    def __init__(self, axes: tuple[str, ...] = (), warn: Callable[[str], None] | None = None,
+                 solver: str = ""):
         self.axes = tuple(axes)
         self.warn = warn or warn_on_stderr
-        self.warned: set[int] = set()
+        self.prefix = f"{solver}: " if solver else ""
+        self.warned: set[int | str] = set()
 
     def start(self, t, obs):
         self.handle(-1, t, obs)
 
     def handle(self, index, t, obs):
         for axis, fraction in enumerate(boundary_mass(obs.density)):
-            if fraction > BOUNDARY_WARNING and axis not in self.warned:
+            if fraction > BOUNDARY_WARNING and axis not in self.warned and obs.density.shape[axis] > 2:
                 self.warned.add(axis)
                 name = self.axes[axis] if axis < len(self.axes) else str(axis)
-                self.warn(f"t = {t:.6g}: {fraction:.2%} of the mass sits in the boundary cells of axis "
-                          f"{name!r}; the box may be too small")
+                self.warn(f"{self.prefix}t = {t:.6g}: {fraction:.2%} of the mass sits in the boundary cells "
+                          f"of axis {name!r}; the box may be too small")
+        outside = obs.extras.get("outside_mass", 0.0)
+        total = outside + obs.mass
+        fraction = outside / total if total > 0 else 0.0
+        if fraction > OUTSIDE_WARNING and "outside" not in self.warned:
+            self.warned.add("outside")
+            self.warn(f"{self.prefix}t = {t:.6g}: {100 * fraction:.3g}% of the mass is outside the box "
+                      "of [grid].bounds; the run goes on, `density` bins the particles inside and "
+                      "`outside_mass` holds the rest (widen [grid].bounds to bin it all)")
 
 
 class SnapshotTracker(Tracker):
@@ -159,7 +201,8 @@ def standard_trackers(writer: SnapshotWriter | None, stepper, *, end: float, lab
                       axes: tuple[str, ...] = (), progress: bool | None = None, warn=None,
                       on_snapshot=None) -> list[Tracker]:
     """What `gflow run` attaches: checks, the boundary warning, the file, progress, a callback."""
-    trackers: list[Tracker] = [InvariantTracker(stepper.conserves_mass), BoundaryTracker(axes, warn)]
+    trackers: list[Tracker] = [InvariantTracker(stepper.conserves_mass),
+                                BoundaryTracker(axes, warn, getattr(stepper, "kind", ""))]
     if writer is not None:
         trackers.append(SnapshotTracker(writer, stepper))
     trackers.append(ProgressTracker(end, label or stepper.kind, progress))

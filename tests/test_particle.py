@@ -13,7 +13,7 @@ from gflow.case import case_from_text
 from gflow.app.cli import main as gflow_main
 from gflow.problem import build_problem
 from gflow.grids import CartesianGrid
-from gflow.solvers.deposit import cloud_in_cell
+from gflow.solvers.deposit import cloud_in_cell, outside_mass
 from gflow.solvers.fv import FiniteVolumeStepper
 from gflow.solvers.particle import ParticleStepper, particle_velocity
 from gflow.solver_options import defaults
@@ -262,7 +262,7 @@ def test_particles_converge_to_fv_heavy():
 # ----------------------------------------------------------------------------- deposit
 
 def test_cloud_in_cell_mass_and_moments():
-    """Binned mass = total weight (clipped particles included); CIC keeps the mean inside the box."""
+    """Binned mass = the weight inside the box (the rest is outside_mass); CIC keeps the mean."""
     grid = CartesianGrid([(-1.0, 1.0), (0.0, 3.0)], (8, 12))
     rng = np.random.default_rng(0)
     inside = rng.uniform([-0.85, 0.2], [0.85, 2.8], size=(500, 2))
@@ -273,12 +273,16 @@ def test_cloud_in_cell_mass_and_moments():
     cell_masses = rho * grid.cell_volume
     for k, c in enumerate(grid.mesh()):
         assert float((cell_masses * c).sum()) == pytest.approx(q @ inside[:, k], rel=1e-12)
-    # a particle on a cell centre stays in it; one far outside lands in the corner cell
-    centre = np.array([[grid.centres[0][3], grid.centres[1][5]], [9.0, -9.0]])
-    rho = cloud_in_cell(grid, centre, np.array([0.25, 0.75]))
+    # a particle on a cell centre stays in it; one far outside is left out (issue 14: the density
+    # is that of the particles inside, outside_mass the rest); one in the outer half of a
+    # boundary cell goes wholly to it
+    centre = np.array([[grid.centres[0][3], grid.centres[1][5]], [9.0, -9.0], [0.99, 0.01]])
+    weights = np.array([0.25, 0.5, 0.25])
+    rho = cloud_in_cell(grid, centre, weights)
     assert rho[3, 5] * grid.cell_volume == pytest.approx(0.25)
-    assert rho[-1, 0] * grid.cell_volume == pytest.approx(0.75)
-    assert grid.mass(rho) == pytest.approx(1.0, rel=1e-14)
+    assert rho[-1, 0] * grid.cell_volume == pytest.approx(0.25)
+    assert grid.mass(rho) == pytest.approx(0.5, rel=1e-14)
+    assert outside_mass(grid, centre, weights) == 0.5
 
 
 # ----------------------------------------------------------------------------- reproducibility

@@ -38,8 +38,12 @@ class Toy(Stepper):
             elif self.how == "mass":
                 rho *= 1.01
                 mass = 1.01
+            elif self.how == "risk":
+                return Observation(rho, 2e6, 2e6, mass)
             else:
-                extras["outside_mass"] = 0.2
+                # a fifth of the particles' weight outside the box: the density bins the rest
+                rho *= 0.8
+                mass, extras["outside_mass"] = 0.8, 0.2
         return Observation(rho, 1.0 / (1 + self.t), 1.0 / (1 + self.t), mass, extras=extras)
 
 
@@ -64,7 +68,7 @@ def test_snapshot_times_are_hit_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("how,cause", [("nan", "non-finite"), ("mass", "mass drifted"),
-                                       ("outside", "left the box")])
+                                       ("risk", "risk grew from 1 to 2e.06")])
 def test_blow_up_stops_with_time_and_cause_keeping_earlier_snapshots(tmp_path, how, cause):
     times = np.linspace(0, 2.0, 5)
     toy = Toy(break_at=1.2, how=how)
@@ -73,6 +77,18 @@ def test_blow_up_stops_with_time_and_cause_keeping_earlier_snapshots(tmp_path, h
     run_file = open_run(tmp_path / "r.h5")
     assert run_file.time.tolist() == [0.0, 0.5, 1.0]
     check_snapshot(tmp_path / "r.h5")
+
+
+def test_mass_outside_the_box_warns_once_naming_the_solver_and_goes_on(tmp_path):
+    """Issue 14: mass leaving a Lagrangian solver's box is not divergence (it stopped the run)."""
+    warnings = []
+    toy = Toy(break_at=0.5, how="outside")
+    times = np.linspace(0, 2.0, 5)
+    run(toy, times, trackers(tmp_path / "r.h5", toy, times, warn=warnings.append))
+    assert open_run(tmp_path / "r.h5").time.tolist() == times.tolist()
+    outside = [w for w in warnings if "outside the box" in w]
+    assert outside == [w for w in warnings if w.startswith("toy: t = 0.5: 20% of the mass is outside")]
+    assert len(outside) == 1
 
 
 def test_boundary_pile_up_warns_once_naming_the_axis(tmp_path):

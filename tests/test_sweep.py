@@ -173,19 +173,19 @@ def test_a_failing_run_is_its_row_and_the_rest_go_on(write_case, tmp_path):
     from distributed import LocalCluster
 
     path = write_case(PARTICLES)
-    # particles = 0 is a bad case (refused before any work); at T = 100 the noise throws the
-    # particles out of the box (a RunError in the worker). Through a scheduler's address, as
-    # --scheduler gives it (an in-process cluster here, for speed)
+    # particles = 0 is a bad case (refused before any work); at T = 1e8 the noise drives the risk
+    # beyond 1e6 times its start (a RunError in the worker; particles leaving the box are not
+    # one). Through a scheduler's address, as --scheduler gives it (an in-process cluster here)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster:
-        result = run_sweep(path, vary=["solver.particles=0,64", "regularization.temperature=0,100"],
+        result = run_sweep(path, vary=["solver.particles=0,64", "regularization.temperature=0,100000000"],
                            out_dir=tmp_path / "s", scheduler=cluster.scheduler_address, echo=quiet)
     status = {r["run"]: r["status"] for r in result.rows}
     assert status["solver.particles=64__regularization.temperature=0"] == "done"
     assert status["solver.particles=0__regularization.temperature=0"].startswith("failed: ")
-    assert "solver.particles: must be at least 1" in status["solver.particles=0__regularization.temperature=100"]
-    assert status["solver.particles=64__regularization.temperature=100"].startswith("failed: t = 0.5: ")
-    assert "left the box" in status["solver.particles=64__regularization.temperature=100"]
+    assert "solver.particles: must be at least 1" in status["solver.particles=0__regularization.temperature=100000000"]
+    assert status["solver.particles=64__regularization.temperature=100000000"].startswith("failed: t = 0.5: ")
+    assert "the risk grew" in status["solver.particles=64__regularization.temperature=100000000"]
     assert result.failed == 3
     table = read_csv(tmp_path / "s" / "sweep.csv")
     assert [r["status"] for r in table] == [r["status"] for r in result.rows]

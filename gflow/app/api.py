@@ -129,8 +129,9 @@ def run(case: Case | str | Path, solvers: str | Iterable[str] | None = None, out
     gflow.errors.InputError
         Bad case or options, or a run already in `output` without `force` or `resume`.
     gflow.errors.RunError
-        A run that had to stop (blow-up, mass leaving the box); the snapshots written before
-        stay in its file.
+        A run that had to stop (blow-up); the snapshots written before stay in its file. The
+        other solvers of the case still run; the error's attribute `finished` lists those that
+        finished (`gflow.app.execute.SolverRun`).
     """
     from gflow.app.execute import run_case
 

@@ -73,21 +73,30 @@ def cmd_run(args) -> int:
     from gflow.case import load_case
     from gflow.app.execute import run_case
 
-    kinds = [k.strip() for k in args.solver.split(",")] if args.solver else None
+    kinds = [k.strip() for k in args.solver.split(",")] if args.solver is not None else None
     case = load_case(args.case, args.set, kinds)
     out_dir = Path(args.output) if args.output else case.output_dir
 
     def log_snapshot(index, t, obs):
         print(f"snapshot {index + 1}/{case.snapshots}: t = {t:.6g}, risk = {obs.risk:.6g}", flush=True)
 
-    results = run_case(case, out_dir, force=args.force, resume=args.resume, progress=args.progress,
-                       on_snapshot=log_snapshot if args.verbose else None)
+    failure = None
+    try:
+        results = run_case(case, out_dir, force=args.force, resume=args.resume, progress=args.progress,
+                           on_snapshot=log_snapshot if args.verbose else None)
+    except (InputError, RunError) as exc:
+        # a solver failed: the files of those that finished are still reported and compared
+        if not getattr(exc, "finished", None):
+            raise
+        results, failure = exc.finished, exc
     written = [r.path for r in results]
     if len(written) > 1:
         from gflow.postprocess.report import write_report
         written += write_report(written, out_dir)
     for path in written:
         print(f"wrote {path}")
+    if failure is not None:
+        raise failure
     return 0
 
 
@@ -96,7 +105,7 @@ def cmd_sweep(args) -> int:
 
     if args.scheduler and args.workers is not None:
         raise InputError("--workers sizes the local cluster; with --scheduler the cluster's own workers run the sweep")
-    kinds = [k.strip() for k in args.solver.split(",")] if args.solver else None
+    kinds = [k.strip() for k in args.solver.split(",")] if args.solver is not None else None
     result = run_sweep(args.case, vary=args.vary, overrides=args.set, solver_kinds=kinds, out_dir=args.output,
                        scheduler=args.scheduler, workers=args.workers, reference=args.reference, force=args.force,
                        echo=lambda line: print(line, flush=True))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gflow.case import Case, SolverSpec
-from gflow.errors import InputError
+from gflow.errors import InputError, RunError
 from gflow.problem import Problem, build_problem
 from gflow.solvers.loop import RunSummary, run
 from gflow.solvers.trackers import standard_trackers
@@ -113,6 +113,9 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
     """Run every solver of `case`, writing `out_dir/<kind>.h5` for each.
 
     `echo` receives the one-line summaries, `warn` the run loop's warnings (default: stderr).
+    A solver that fails (InputError, RunError) does not stop the others; once all have run, the
+    first failure's kind is raised, naming every failed solver when the case has several, with
+    the list of runs that finished as its attribute `finished`.
     """
     from gflow.solvers import make_stepper
 
@@ -123,35 +126,55 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
         if path.exists() and not (force or resume):
             raise InputError(f"{path}: a run is already there; use --force to overwrite it or --resume "
                              "to continue it")
-    results = []
+    results: list[SolverRun] = []
+    failures: list[tuple[str, Exception]] = []
     with ExitStack() as stack:
         for path in paths.values():
             stack.enter_context(output_lock(path))
         for spec in case.solvers:
             path = paths[spec.kind]
             try:
-                stepper = make_stepper(spec.kind, problem, spec.options)
-            except (KeyError, ValueError) as exc:
-                raise InputError(f"{case.source}: solver {spec.kind}: {exc.args[0]}") from None
-            start, resumed = 0, resume and path.exists()
-            if resumed:
-                start = _resume_point(path, case, spec, stepper, times)
-                if start == len(times) - 1:
-                    echo(f"{spec.kind}: already complete ({path})")
-                    results.append(SolverRun(spec.kind, path, None, float(times[start])))
-                    continue
-                writer = SnapshotWriter.reopen(path, stepper.extra_names())
-            else:
-                weights = stepper.weights
-                writer = SnapshotWriter(path, case_text=case.text_for(spec), solver=spec.kind, axes=case.axes,
-                                        coordinates=problem.grid.centres,
-                                        n_particles=None if weights is None else len(weights),
-                                        weights=weights, extras=stepper.extra_names())
-            trackers = standard_trackers(writer, stepper, end=case.end, label=f"{case.name} [{spec.kind}]",
-                                         axes=case.axes, progress=progress, warn=warn, on_snapshot=on_snapshot)
-            summary = run(stepper, times, trackers, case.dt, start=start, resumed=resumed)
+                try:
+                    stepper = make_stepper(spec.kind, problem, spec.options)
+                except (KeyError, ValueError) as exc:
+                    raise InputError(f"{case.source}: solver {spec.kind}: {exc.args[0]}") from None
+                start, resumed = 0, resume and path.exists()
+                if resumed:
+                    start = _resume_point(path, case, spec, stepper, times)
+                    if start == len(times) - 1:
+                        echo(f"{spec.kind}: already complete ({path})")
+                        results.append(SolverRun(spec.kind, path, None, float(times[start])))
+                        continue
+                    writer = SnapshotWriter.reopen(path, stepper.extra_names())
+                else:
+                    weights = stepper.weights
+                    writer = SnapshotWriter(path, case_text=case.text_for(spec), solver=spec.kind, axes=case.axes,
+                                            coordinates=problem.grid.centres,
+                                            n_particles=None if weights is None else len(weights),
+                                            weights=weights, extras=stepper.extra_names(),
+                                            density_attrs=getattr(stepper, "density_attrs", None))
+                trackers = standard_trackers(writer, stepper, end=case.end, label=f"{case.name} [{spec.kind}]",
+                                             axes=case.axes, progress=progress, warn=warn, on_snapshot=on_snapshot)
+                summary = run(stepper, times, trackers, case.dt, start=start, resumed=resumed)
+            except (InputError, RunError) as exc:
+                # the other solvers still run: their files are reported and compared
+                failures.append((spec.kind, exc))
+                continue
             resumed_from = float(times[start]) if resumed else None
             echo(summary.line(spec.kind, stepper.summary())
                  + (f" (resumed at t = {resumed_from:g})" if resumed else ""))
             results.append(SolverRun(spec.kind, path, summary, resumed_from))
+    if failures:
+        raise _failure(failures, results, len(case.solvers))
     return results
+
+
+def _failure(failures: list[tuple[str, Exception]], finished: list[SolverRun], n_solvers: int) -> Exception:
+    """The error to raise for the failed solvers: the first one's kind (InputError or RunError),
+    naming each failed solver when the case has several, with `finished` (the runs that did
+    finish, whose files `gflow run` still reports and compares) as an attribute."""
+    error = failures[0][1]
+    if n_solvers > 1:
+        error = type(error)("; ".join(f"{kind}: {' '.join(str(exc).split())}" for kind, exc in failures))
+    error.finished = finished
+    return error
