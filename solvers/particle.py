@@ -61,8 +61,9 @@ Observation: density by cloud-in-cell binning on the case grid of the particles 
 energy = R + lam/2 sum_j q_j |u_j|^2 + T int rho log rho, the same free energy E as the grid
 solvers'. An empirical measure has no density, so for T > 0 the entropy term is the
 Kozachenko-Leonenko k-nearest-neighbour estimate from the particles
-(`solvers.entropy.kl_neg_entropy`; bias ~ m^(-1/D)); the blob solver reports its mollified one. The extra `outside_mass` is the weight of the particles outside the box (mass + outside_mass
-= 1): gradient descent does not know the box, so particles leaving it do not stop the run (a
+(`solvers.entropy.kl_neg_entropy`; bias ~ m^(-1/D)); the blob solver reports its mollified one.
+The extra `outside_mass` is the weight of the particles outside the box (mass + outside_mass = 1):
+gradient descent does not know the box, so particles leaving it do not stop the run (a
 warning says so once, `gflow.solvers.trackers.BoundaryTracker`), and the file's `density`
 carries the attribute `binned` (`solvers.deposit.INSIDE_NOTE`) saying what it holds.
 
