@@ -23,8 +23,9 @@ Which representation each number uses, the output states once:
   that, lower bounds from 1D projections (`_sliced`): D times the sliced W2^2 (Bonneel et al.,
   J. Math. Imaging Vis. 51, 2015, eq. 4) over fixed random orthonormal bases, and for W1 the
   largest projected W1 or the distance of the means; both are exact for a translation.
-- cell masses sit at cell centres; moving each cell's mass there moves W by at most half the
-  cell diagonal per run, and the output states this bound.
+- cell masses sit at cell centres; moving each cell's mass there moves W by at most
+  sqrt(sum_k h_k^2 / 12) per run on its own cells (uniform in each) and half the cell diagonal
+  on cells it was regridded onto (`_quantisation`), and the output states the sum.
 - marginal W1 (the table's W1[axis], JSON and CSV) is exact on each axis between the runs' own
   densities (piecewise constant on their cells) or particles, at any size: a lower bound of W1
   that needs no transport grid.
