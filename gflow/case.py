@@ -17,7 +17,7 @@ import tomli_w
 from gflow.errors import InputError
 from gflow.models import REGISTRY as MODEL_KINDS, model_kind
 from gflow.schema import Table, check_float, fail
-from gflow.solver_options import SOLVER_OPTIONS, read_options
+from gflow.solver_options import SOLVER_OPTIONS, over_budget, read_options
 
 # Sizes beyond these would exhaust memory before the first step; refusing them up front
 # turns an out-of-memory crash into one clear line.
@@ -205,6 +205,11 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     time_t.done()
 
     solvers = _solvers(top)
+    for i, spec in enumerate(solvers):
+        found = over_budget(spec.kind, spec.options, end, dt)
+        if found:
+            key = "time.dt" if found[0] == "dt" else ("solver" if top.has("solver") else f"solvers[{i}]") + ".lr"
+            raise fail(top.source, key, found[1])
     out_t = top.table("output", required=False)
     # the default directory comes from the name: keep it one plain path component
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "case"

@@ -14,6 +14,15 @@ from typing import Any
 from gflow.schema import Table
 
 
+#: the step budget: a case whose step count is known when it is read ([time].dt, or the particles'
+#: `lr`) may take at most MAX_STEPS steps; while running, a solver's own step that would need
+#: more than MAX_STEPS_PER_SNAPSHOT steps to reach the next snapshot stops the run
+#: (`gflow.solvers.loop`). Both stop runs that would otherwise never end (dt = 1e-300, a
+#: stiffness the solver cannot step over), each in one line.
+MAX_STEPS = 10**8
+MAX_STEPS_PER_SNAPSHOT = 10**6
+
+
 @dataclass(frozen=True)
 class Option:
     kind: str                      # "int" | "float" | "choice" | "bool"
@@ -120,6 +129,21 @@ def complete(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown option {unknown[0]!r} for solver {kind} (have: {', '.join(SOLVER_OPTIONS[kind])})")
     return {**defaults(kind), **options}
+
+
+def over_budget(kind: str, options: dict[str, Any], end: float, dt: float | None) -> tuple[str, str] | None:
+    """(key, problem) when the steps a case needs, known when it is read, exceed MAX_STEPS:
+    end / [time].dt, or end / lr for particles stepping by their learning rate."""
+    if dt is not None:
+        key, step = "dt", dt
+    elif kind == "particle" and options["integrator"] != "adaptive":
+        key, step = "lr", options["lr"]
+    else:
+        return None
+    if end / step <= MAX_STEPS:
+        return None
+    return key, (f"{step:g} would take {end / step:.3g} steps to the end time {end:g}, over the budget of "
+                 f"{MAX_STEPS:.0e} steps")
 
 
 def read_options(kind: str, table: Table) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from gflow.errors import RunError
 from gflow.snapshots import Observation
+from gflow.solver_options import MAX_STEPS_PER_SNAPSHOT
 from gflow.solvers.base import Stepper
 from gflow.solvers.trackers import Tracker
 
@@ -33,6 +34,21 @@ class RunSummary:
         if self.limited_steps:
             text += f", {self.limited_steps} steps shortened for stability"
         return text + (f", {extra}" if extra else "")
+
+
+def check_step(t: float, taken: float, wanted: float, remaining: float) -> None:
+    """Stop, in one line, a run that would never end: a step that is not positive, that no
+    longer moves t (t + dt == t), or a solver's own step so short that reaching the next
+    snapshot would take more than MAX_STEPS_PER_SNAPSHOT steps (`gflow.solver_options`)."""
+    if not taken > 0:
+        raise RunError(f"t = {t:.6g}: the solver's step fell to {taken:g}")
+    if t + taken == t:
+        raise RunError(f"t = {t:.6g}: the step {taken:g} no longer changes t (t + dt == t in floating point)")
+    if taken < wanted and taken * MAX_STEPS_PER_SNAPSHOT < remaining:
+        raise RunError(f"t = {t:.6g}: the solver's step fell to {taken:.3g}, over {MAX_STEPS_PER_SNAPSHOT:.0e} "
+                       f"steps to the next snapshot ({remaining:.3g} away): the snapshots are too far apart, or "
+                       "the problem too stiff for this solver (temperature, weight decay, a singular "
+                       "interaction, the step options)")
 
 
 def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), dt: float | None = None,
@@ -62,8 +78,7 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
                 remaining = t_next - t
                 wanted = remaining if dt is None else min(dt, remaining)
                 taken = stepper.step(wanted, fixed)
-                if not taken > 0:
-                    raise RunError(f"t = {t:.6g}: the solver's step fell to {taken:g}")
+                check_step(t, taken, wanted, remaining)
                 limited += fixed and taken < wanted * (1 - 1e-12)
                 # land exactly on the snapshot time, whatever the rounding of t + taken
                 t = t_next if taken >= remaining * (1 - 1e-12) else t + taken

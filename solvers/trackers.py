@@ -183,9 +183,11 @@ class ProgressTracker(Tracker):
         if not self.enabled:
             return
         from tqdm import tqdm
-        self.bar = tqdm(total=self.end, desc=self.label, unit="t", mininterval=1.0, leave=False,
+        # tqdm's remaining time is (total - n) / rate, the rate in simulated time per second; a
+        # resumed run starts the bar at `initial` = t, so the part done before is not counted
+        # as progress made in no time (which made the ETA of a resumed run far too short)
+        self.bar = tqdm(total=self.end, initial=t, desc=self.label, unit="t", mininterval=1.0, leave=False,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| t={n:.4g}/{total:.4g} [{elapsed}<{remaining}]")
-        self.bar.update(t)
 
     def advance(self, t):
         if self.bar is not None:

@@ -44,3 +44,114 @@ def test_fv_fused_and_numpy_take_the_same_steps_far_apart():
         # equal per step to ~1e-12 (tests/test_fv_kernel.py); 140 steps of up to 14 time units
         assert np.abs(x.density - y.density).max() < 1e-8
         assert abs(x.energy - y.energy) < 1e-8 * abs(x.energy)
+
+
+# ---------------------------------------------------------------------- item 7: the step budget
+from conftest import run_gflow                                  # noqa: E402
+from gflow.errors import InputError, RunError                   # noqa: E402
+from gflow.solvers.base import Observation, Stepper             # noqa: E402
+from gflow.solver_options import MAX_STEPS, MAX_STEPS_PER_SNAPSHOT  # noqa: E402
+
+
+class Shrinking(Stepper):
+    """A stepper whose own step is `first` * `factor`^k (factor 1: a constant step)."""
+
+    kind = "toy"
+
+    def __init__(self, first, factor=1.0):
+        super().__init__(None, {})
+        self.h, self.factor, self.steps = first, factor, 0
+
+    def step(self, dt_max, fixed=False):
+        taken = dt_max if fixed else min(dt_max, self.h)
+        self.h *= self.factor
+        self.steps += 1
+        return taken
+
+    def observe(self):
+        return Observation(np.ones(2) / 2, 0.0, 0.0, 1.0)
+
+
+def test_a_step_that_no_longer_moves_t_stops_the_loop():
+    # dt = 1 at t = 1e17: t + dt == t, the loop spun for ever
+    with pytest.raises(RunError, match=r"t \+ dt == t"):
+        run(Shrinking(1.0), np.array([1e17, 1e17 + 1e3]), dt=1.0)
+
+
+@pytest.mark.parametrize("first, factor", [(1e-9, 1.0), (0.1, 0.5)])
+def test_a_solver_step_below_the_floor_stops_the_loop(first, factor):
+    stepper = Shrinking(first, factor)
+    with pytest.raises(RunError, match="steps to the next snapshot"):
+        run(stepper, np.array([0.0, 1.0, 2.0]))
+    assert stepper.steps < 100
+
+
+def test_the_budget_is_refused_when_the_case_is_read():
+    base = TWO_LAYER_2D
+    with pytest.raises(InputError, match="time.dt: .*steps"):
+        case_from_text(base.replace("snapshots = 3", "snapshots = 3\ndt = 1e-300"))
+    with pytest.raises(InputError, match="time.dt: .*steps"):
+        case_from_text(base.replace("end = 1.0", "end = 1e300").replace("snapshots = 3", "snapshots = 3\ndt = 0.1"))
+    with pytest.raises(InputError, match="lr: .*steps"):
+        case_from_text(base + '[solver]\nkind = "particle"\nlr = 1e-300\n')
+    with pytest.raises(InputError, match="lr: .*steps"):
+        case_from_text(base.replace("end = 1.0", "end = 1e300") + '[solver]\nkind = "particle"\n')
+    # just inside the budget is accepted
+    case_from_text(base.replace("snapshots = 3", f"snapshots = 3\ndt = {1.0 / MAX_STEPS}"))
+    assert MAX_STEPS_PER_SNAPSHOT <= MAX_STEPS
+
+
+POTENTIAL_1D = """
+[model]
+kind = "potential"
+axes = ["x"]
+potential = "x**2 / 2"
+{interaction}
+[regularization]
+temperature = {T}
+weight_decay = {lam}
+[initial]
+mean = [0.5]
+std = [0.5]
+[grid]
+bounds = [[-4.0, 4.0]]
+cells = [64]
+[time]
+end = {end}
+snapshots = 3
+[solver]
+kind = "fv"
+{solver}
+"""
+
+
+@pytest.mark.parametrize("what, change", [
+    ("end", {"end": "1e300"}),
+    ("cfl", {"solver": "cfl = 1e-300"}),
+    ("temperature", {"T": "1e6"}),
+    ("weight decay", {"lam": "1e6"}),
+    ("singular interaction", {"interaction": 'interaction = "r**-3"'}),
+])
+def test_runs_that_would_never_end_stop_with_one_line(write_case, tmp_path, what, change):
+    fields = {"interaction": "", "T": "0.0", "lam": "0.0", "end": "1.0", "solver": "", **change}
+    path = write_case(POTENTIAL_1D.format(**fields))
+    done = run_gflow("run", path, "-o", tmp_path / "out", timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gflow: run stopped: ") and "t = " in lines[0], lines
+
+
+def test_the_progress_eta_counts_only_this_sessions_simulated_time():
+    # a resumed run's bar started with update(t): tqdm took the resumed part as progress made
+    # in no time, and its rate (simulated time per second) and remaining time were far off
+    from gflow.solvers.trackers import ProgressTracker
+    tracker = ProgressTracker(1.0, "resumed", enabled=True)
+    tracker.start(0.5, None)
+    try:
+        d = tracker.bar.format_dict
+        assert d["n"] == 0.5 and d["total"] == 1.0
+        rate = d["rate"] if d["rate"] else (d["n"] - d["initial"]) / max(d["elapsed"], 1e-9)
+        assert rate == 0.0     # no time simulated in this session yet: the ETA is unknown, not 0 s
+        assert "t=0.5/1" in str(tracker.bar)
+    finally:
+        tracker.finish()
