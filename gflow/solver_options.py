@@ -52,6 +52,8 @@ _PARTICLE_INIT = {
     "init": _choice("random", "random", "quadrature", doc="random draws or quadrature nodes"),
     "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles (Gauss-Hermite) or the case grid (midpoint)", maximum=4096),
     "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the numpy path (two_layer models)"),
+    "neighbour_cap": Option("bool", True, doc="cap steps by the nearest-neighbour distance over the relative "
+                            "speed where the interaction is singular at r = 0 (-log r); false: take dt or lr as given"),
 }
 
 #: kind -> key -> Option. `kind` itself is read by the case reader.

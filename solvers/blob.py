@@ -36,8 +36,9 @@ box's widest side is refused (such blobs bin to a flat, then to a zero, density)
 Time stepping: third-order strong-stability-preserving Runge-Kutta (Shu-Osher, as the fv
 solver), whose stages are forward-Euler steps, so it is stable under the forward-Euler limit
 dt = min(dt_max, DIFFUSION_CFL eps / T, ADVECTION_CFL sqrt(eps) / max_i |v_i|), plus the
-nearest-neighbour cap of `solvers.particle` for interaction kernels. The first bound keeps the
-stiff blob diffusion stable (its fastest rate is ~ T / eps: on a 1D lattice, Euler steps of
+nearest-neighbour cap of `solvers.particle` for singular interaction kernels (relative
+speed; never silently below a fixed [time].dt; `neighbour_cap = false` turns it off). The
+first bound keeps the stiff blob diffusion stable (its fastest rate is ~ T / eps: on a 1D lattice, Euler steps of
 1.0 eps / T were stable and 2.0 eps / T were not); the second keeps particles from moving
 more than half a blob width per step. Since stability forces dt ~ eps, forward Euler's O(dt)
 error would be as large as the O(eps) blob error (it lost 0.9% of the Ornstein-Uhlenbeck
@@ -59,7 +60,7 @@ from scipy.spatial import cKDTree
 from gflow.solvers.base import Observation, Stepper
 from gflow.solvers.deposit import INSIDE_NOTE, gaussian_blobs, outside_mass
 from gflow.solvers.integrators import ssprk3
-from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity
+from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity, refuse_below_fixed
 from gflow.solvers.quadrature import lattice_spacing
 
 #: ordered neighbour pairs per chunk of the blob sums (temporaries of a few MB each)
@@ -196,7 +197,7 @@ class BlobStepper(Stepper):
         self.particle_kernel = options["kernel"]
         self.kernel = BlobKernel(self.u.shape[1], epsilon, cutoff)
         self.limited_steps = 0
-        self.interacting = self.model.pair_interaction
+        self.interacting = self.model.singular_interaction and options["neighbour_cap"]
 
     def velocity(self, u: np.ndarray) -> np.ndarray:
         v = particle_velocity(self.model, u, self.weights, kernel=self.particle_kernel)
@@ -209,6 +210,8 @@ class BlobStepper(Stepper):
         """One SSP-RK3 step (Shu-Osher), its length set from the velocity at the start."""
         u = self.u
         v = self.velocity(u)
+        if fixed and self.interacting:
+            refuse_below_fixed(neighbour_step_limit(u, v), dt_max, self.kind)
         dt = min(dt_max, self.stable_dt(u, v))
         self.limited_steps += dt < dt_max
         self.u = ssprk3(u, self.velocity, dt, first=v)

@@ -36,19 +36,28 @@ class RunSummary:
         return text + (f", {extra}" if extra else "")
 
 
-def check_step(t: float, taken: float, wanted: float, remaining: float) -> None:
+#: solver steps in a row below the floor that stop the run (a transient, such as two particles
+#: drawn close together under a singular repulsion, recovers within a few steps)
+SHORT_STEPS = 100
+
+
+def check_step(t: float, taken: float, wanted: float, remaining: float, short: int) -> int:
     """Stop, in one line, a run that would never end: a step that is not positive, that no
-    longer moves t (t + dt == t), or a solver's own step so short that reaching the next
-    snapshot would take more than MAX_STEPS_PER_SNAPSHOT steps (`gflow.solver_options`)."""
+    longer moves t (t + dt == t), or a solver's own step that stays, SHORT_STEPS steps in a
+    row, so short that reaching the next snapshot would take more than MAX_STEPS_PER_SNAPSHOT
+    steps (`gflow.solver_options`). Returns the steps in a row below that floor."""
     if not taken > 0:
         raise RunError(f"t = {t:.6g}: the solver's step fell to {taken:g}")
     if t + taken == t:
         raise RunError(f"t = {t:.6g}: the step {taken:g} no longer changes t (t + dt == t in floating point)")
-    if taken < wanted and taken * MAX_STEPS_PER_SNAPSHOT < remaining:
+    if not (taken < wanted and taken * MAX_STEPS_PER_SNAPSHOT < remaining):
+        return 0
+    if short + 1 >= SHORT_STEPS:
         raise RunError(f"t = {t:.6g}: the solver's step fell to {taken:.3g}, over {MAX_STEPS_PER_SNAPSHOT:.0e} "
                        f"steps to the next snapshot ({remaining:.3g} away): the snapshots are too far apart, or "
                        "the problem too stiff for this solver (temperature, weight decay, a singular "
                        "interaction, the step options)")
+    return short + 1
 
 
 def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), dt: float | None = None,
@@ -62,7 +71,7 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
     resumed from its first snapshot passes start = 0 and resumed = True.
     """
     clock_start = clock.perf_counter()
-    steps = limited = 0
+    steps = limited = short = 0
     fixed = dt is not None
     try:
         obs = stepper.observe()
@@ -78,7 +87,7 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
                 remaining = t_next - t
                 wanted = remaining if dt is None else min(dt, remaining)
                 taken = stepper.step(wanted, fixed)
-                check_step(t, taken, wanted, remaining)
+                short = check_step(t, taken, wanted, remaining, short)
                 limited += fixed and taken < wanted * (1 - 1e-12)
                 # land exactly on the snapshot time, whatever the rounding of t + taken
                 t = t_next if taken >= remaining * (1 - 1e-12) else t + taken

@@ -31,11 +31,14 @@ Options (`gflow.solver_options`, kind "particle"):
   norm is the q-weighted RMS over particles, sqrt(sum_j q_j |e_j|^2 / D): a bound on the W2
   error of the step's empirical measure, not on the worst particle.
 - step: the case's [time].dt when given; otherwise `lr` for euler and rk4, and the
-  controller's choice for adaptive (never beyond the next snapshot time). For potential
-  models with an interaction W (singular ones such as -log r included) every integrator also
-  caps the step so that no particle moves more than NEIGHBOUR_CFL of the distance to its
-  nearest neighbour: explicit steps on a repulsive pair force are stable only below
-  ~ distance^2 / (q |W'|) (particles would jump past each other).
+  controller's choice for adaptive (never beyond the next snapshot time). For models whose
+  pair interaction is singular at r = 0 (`Model.singular_interaction`: -log r, r^-3; not r,
+  r^2 or a Gaussian, whose forces stay bounded) every integrator also caps the step so that
+  no particle moves more than NEIGHBOUR_CFL of the distance to its nearest neighbour
+  relative to it (the relative speed |v_i - v_j|: a pair moving as one never limits the
+  step): explicit steps on a singular pair force would jump particles past each other. The
+  cap never shortens a fixed [time].dt silently: a step it would shorten stops the run in
+  one line. `neighbour_cap = false` turns it off (the case's dt, or lr, is then taken as given).
 - batch > 0: minibatch SGD; each step draws `batch` data points i.i.d. from the data measure
   (weights p_m) and uses the unbiased estimate (1/batch) sum of the batch in place of E_x,
   for every stage of that step.
@@ -118,19 +121,31 @@ def particle_velocity(model, u: np.ndarray, q: np.ndarray, batch=None, kernel: s
 
 
 def neighbour_step_limit(u: np.ndarray, v: np.ndarray) -> float:
-    """The largest step in which no particle moves more than NEIGHBOUR_CFL of the distance to
-    its nearest neighbour: the particle-crossing (CFL) limit of pair interactions.
+    """The largest step in which no particle moves, relative to its nearest neighbour, more
+    than NEIGHBOUR_CFL of the distance between them: the particle-crossing (CFL) limit of
+    singular pair interactions. Only the relative speed |v_i - v_j| can close the gap, so a
+    cluster moving as one imposes nothing.
 
     Coincident particles do not interact (the model skips r = 0), so they impose nothing.
     """
     if len(u) < 2:
         return np.inf
-    dist = cKDTree(u).query(u, k=2)[0][:, 1]
-    speed = np.sqrt(np.einsum("ij,ij->i", v, v))
+    dist, index = cKDTree(u).query(u, k=2)
+    dist, nearest = dist[:, 1], index[:, 1]
+    relative = v - v[nearest]
+    speed = np.sqrt(np.einsum("ij,ij->i", relative, relative))
     moving = (speed > 0) & (dist > 0)
     if not moving.any():
         return np.inf
     return NEIGHBOUR_CFL * float(np.min(dist[moving] / speed[moving]))
+
+
+def refuse_below_fixed(cap: float, dt: float, kind: str) -> None:
+    """The neighbour cap never shortens the case's own [time].dt silently: it stops the run."""
+    if cap < dt:
+        raise RunError(f"the {kind} solver's nearest-neighbour cap (singular interaction) needs a step of "
+                       f"{cap:.3g}, below [time].dt = {dt:g}: lower [time].dt, or set neighbour_cap = false "
+                       "in [solver] to take dt as given")
 
 
 class ParticleStepper(Stepper):
@@ -163,8 +178,8 @@ class ParticleStepper(Stepper):
         #: the network's weights: q (mean field) or 1 (the plain-sum network)
         self.q_net = self.weights if self.scaling == "mean_field" else np.ones_like(self.weights)
         self.controller = DormandPrince(options["tolerance"], first_step=self.lr)
-        #: pair interactions (possibly singular, -log r) need the nearest-neighbour step cap
-        self.interacting = self.model.pair_interaction
+        #: singular pair interactions (-log r) need the nearest-neighbour step cap
+        self.interacting = self.model.singular_interaction and options["neighbour_cap"]
         self._first_stage = None     # FSAL: the drift at the current positions, if still valid
         self._buffer = None          # the Euler drift, reused step after step
 
@@ -193,7 +208,10 @@ class ParticleStepper(Stepper):
             else:
                 k1 = self.drift(self.u, batch)
             h = dt_max if fixed else min(self.lr, dt_max)
-            h = min(h, self._interaction_limit(k1))
+            cap = self._interaction_limit(k1)
+            if fixed:
+                refuse_below_fixed(cap, h, self.kind)
+            h = min(h, cap)
             if self.integrator == "euler":
                 euler_in_place(self.u, k1, h)
             else:

@@ -51,8 +51,10 @@ class PotentialModel:
                 w0 = float(np.broadcast_to(self.W(np.zeros(1)), (1,))[0])
             self.W0 = w0 if np.isfinite(w0) else 0.0
         self.trained = np.ones(len(spec.axes), dtype=bool)
-        #: pair forces (W, possibly singular) need the particles' nearest-neighbour step cap
         self.pair_interaction = self.W is not None
+        #: W or W' not finite at r = 0 (-log r, r**-3, sqrt r): the particles' neighbour cap
+        #: applies (a 0/0 form such as sin(r)/r counts as singular: the cap is then only cautious)
+        self.singular_interaction = self.W is not None and not (_finite_at_zero(self.W) and _finite_at_zero(self.dW))
 
     @property
     def ndim(self) -> int:
@@ -190,6 +192,13 @@ class PotentialGridOperator:
     def energy(self, rho: np.ndarray, risk: float | None = None) -> float:
         risk = self.risk(rho) if risk is None else risk
         return grid_energy(rho, risk, self.grid.cell_volume, self.lam, self.radius2, self.temperature)
+
+
+def _finite_at_zero(expression) -> bool:
+    """Whether a parsed expression of r is finite at r = 0."""
+    with np.errstate(all="ignore"):
+        value = np.broadcast_to(expression(np.zeros(1)), (1,))
+    return bool(np.all(np.isfinite(value)))
 
 
 def _derivative(f: np.ndarray, axis: int, h: float) -> np.ndarray:

@@ -33,6 +33,7 @@ class TwoLayerModel:
     kind = "two_layer"
     #: V has no pair interaction: no nearest-neighbour step cap for particles
     pair_interaction = False
+    singular_interaction = False
 
     def __init__(self, spec: TwoLayerSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
                  weight_decay: float = 0.0, temperature: float = 0.0):
