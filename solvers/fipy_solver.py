@@ -27,7 +27,7 @@ tolerance : float
 cfl : float
     The step as a multiple of the explicit limit `solvers.fv_flux.stable_dt` (the forward-Euler
     positivity step of the explicit scheme, re-evaluated from the current velocity every step);
-    a case `[time].dt` caps it.
+    a case `[time].dt` caps it, and so do the step control's growth cap and retries (`step`).
     The fv solver steps at 0.8 of the same limit, so cfl = 5 is 6.25 fv steps.
 convection : "exponential" | "upwind"
     FiPy's convection term. "exponential" (Scharfetter-Gummel) blends upwind and central by
