@@ -66,3 +66,33 @@ def test_initial_cell_averages_have_mass_one_and_exact_moments():
     assert g.mass(uniform_cell_average(g)) == pytest.approx(1.0)
     mix = mixture_cell_average(g, [0.25, 0.75], [[-2, 0], [2, 0]], [[0.5, 0.5], [0.5, 0.5]])
     assert (X * mix).sum() * g.cell_volume == pytest.approx(0.25 * -2 + 0.75 * 2, abs=1e-9)
+
+
+def test_a_data_file_with_y_needs_no_target(tmp_path):
+    """SPEC: a data file's y column replaces the target, so [target] may be left out (issue 14)."""
+    from gflow.case import load_case
+    from gflow.problem import build_problem
+
+    (tmp_path / "d.csv").write_text("x,y\n-1.0,0.5\n0.0,0.0\n1.0,-0.5\n")
+    case = tmp_path / "c.toml"
+    case.write_text("""
+[model]
+kind = "two_layer"
+activation = "tanh"
+[data]
+file = "d.csv"
+[initial]
+mean = [0.0, 0.0]
+std = [0.5, 0.5]
+[grid]
+bounds = [[-3.0, 3.0], [-3.0, 3.0]]
+cells = [8, 8]
+[time]
+end = 1.0
+""")
+    problem = build_problem(load_case(case))
+    np.testing.assert_array_equal(problem.model.y, [0.5, 0.0, -0.5])
+    # without a y column the target stays required
+    (tmp_path / "d.csv").write_text("x\n-1.0\n0.0\n1.0\n")
+    with pytest.raises(InputError, match="target: missing value"):
+        load_case(case)

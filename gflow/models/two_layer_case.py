@@ -6,7 +6,7 @@
     [data]   distribution = uniform | gaussian | samples, or file = "data.csv" (x1..xd[, y])
 
 Axes: (a, w[, b]) for d = 1, (a, w1..wd[, b]) for d > 1. A data file with a y column gives
-the targets itself.
+the targets itself: `[target]` is then optional (and ignored when given).
 """
 from __future__ import annotations
 
@@ -82,10 +82,14 @@ def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
     for absent in ("axes", "potential", "interaction"):
         if t.has(absent):
             raise t.error(absent, "only potential models have this key")
-    target = _target(top.table("target"), d, bias)
     data = _data(top.table("data", required=False), base_dir, d)
     if data.file is not None and _file_has_y(data.file):
+        # the file's y column replaces the target: a [target] table is optional, and ignored
+        if top.has("target"):
+            _target(top.table("target"), d, bias)
         target = TargetSpec()
+    else:
+        target = _target(top.table("target"), d, bias)
     spec = TwoLayerSpec("two_layer", axes, activation, bias, d, tuple(a for a in axes if a in train),
                         target, data)
     return spec, ({"data.file": data.file.resolve()} if data.file is not None else {})
