@@ -25,6 +25,7 @@ from gflow.solvers.entropy import kl_neg_entropy
 from gflow.solvers.fv import FiniteVolumeStepper
 from gflow.solvers.particle import ParticleStepper
 from runfiles import CASE_1D, gaussian, write_grid_run, write_particle_run
+from test_particle import OU_CASE
 
 CASE_3D = (CASE_1D.replace('axes = ["x"]', 'axes = ["x", "y", "z"]')
            .replace('potential = "0.5*x**2"', 'potential = "0.5*(x**2 + y**2 + z**2)"')
@@ -145,24 +146,8 @@ def test_slow_compare_reports_progress_on_stderr(tmp_path, monkeypatch, capsys):
 
 # ----------------------------------------------------------------------------- item 5: energy and risk
 
-LANGEVIN = """
-[model]
-kind = "potential"
-axes = ["x", "y"]
-potential = "0.5*(x**2 + y**2)"
-[regularization]
-temperature = 0.5
-[initial]
-distribution = "gaussian"
-mean = [1.0, -0.5]
-std = [0.6, 1.2]
-[grid]
-bounds = [[-5.0, 5.0], [-6.0, 6.0]]
-cells = [40, 48]
-[time]
-end = 0.5
-dt = 0.005
-"""
+#: the Ornstein-Uhlenbeck case of test_particle.py (T = 0.5), run to t = 0.5
+LANGEVIN = OU_CASE.replace("end = 1.0", "end = 0.5")
 
 
 def test_kl_entropy_estimate_of_a_gaussian():
