@@ -23,6 +23,8 @@ class Stepper(ABC):
     conserves_mass: ClassVar[bool] = True
     #: per-particle weights for Lagrangian solvers, else None
     weights: np.ndarray | None = None
+    #: attributes of the snapshot file's `density` dataset (what it holds, where that needs saying)
+    density_attrs: ClassVar[dict[str, str]] = {}
 
     def __init__(self, problem, options: dict[str, Any]):
         self.problem = problem
