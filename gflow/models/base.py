@@ -8,7 +8,7 @@ and a solver needs only what this protocol lists: the axes and which of them mov
 (`trained`), the velocity -grad V at weighted points (the Lagrangian path), the risk and
 energy of weighted points, and on a grid its `GridOperator` (the Eulerian path). No solver
 asks what kind a model is: a capability that only some kinds have is an attribute here
-(`data`, `pair_interaction`, `singular_interaction`) or a method of the grid operator (`velocity_factors`).
+(`data`, `singular_interaction`) or a method of the grid operator (`velocity_factors`).
 
 A model kind (`ModelKind`) is the case-file side of a model: it parses the `[model]` table
 (and any table it owns, such as `[target]` and `[data]`) into a frozen spec, and builds the
@@ -63,11 +63,9 @@ class Model(Protocol):
     temperature: float
     #: the data measure (x, p, y) of E_x, or None for models without data (no minibatches)
     data: Any
-    #: whether V has a pair interaction W(|u - v|)
-    pair_interaction: bool
-    #: whether that interaction is singular at r = 0 (W or W' not finite there: -log r, r^-3):
-    #: only then can explicit particle steps jump past a neighbour, so only then do the
-    #: particle solvers take their nearest-neighbour step cap (`gflow.solvers.particle`)
+    #: whether V has a pair interaction W(|u - v|) singular at r = 0 (W or W' not finite there:
+    #: -log r, r^-3): only then can explicit particle steps jump past a neighbour, so only then
+    #: do the particle solvers take their nearest-neighbour step cap (`gflow.solvers.particle`)
     singular_interaction: bool
 
     @property

@@ -51,7 +51,6 @@ class PotentialModel:
                 w0 = float(np.broadcast_to(self.W(np.zeros(1)), (1,))[0])
             self.W0 = w0 if np.isfinite(w0) else 0.0
         self.trained = np.ones(len(spec.axes), dtype=bool)
-        self.pair_interaction = self.W is not None
         #: W or W' not finite at r = 0 (-log r, r**-3, sqrt r): the particles' neighbour cap
         #: applies (a 0/0 form such as sin(r)/r counts as singular: the cap is then only cautious)
         self.singular_interaction = self.W is not None and not (_finite_at_zero(self.W) and _finite_at_zero(self.dW))

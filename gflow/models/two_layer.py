@@ -32,7 +32,6 @@ class TwoLayerModel:
 
     kind = "two_layer"
     #: V has no pair interaction: no nearest-neighbour step cap for particles
-    pair_interaction = False
     singular_interaction = False
 
     def __init__(self, spec: TwoLayerSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
