@@ -10,3 +10,9 @@ class InputError(Exception):
 
 class RunError(Exception):
     """A run that had to stop (blow-up, broken invariant): one line, exit status 1."""
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text on one line, to follow a file name (KeyError quotes its text: unquoted)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(text).split())

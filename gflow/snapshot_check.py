@@ -27,9 +27,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-#: what h5py raises on damaged content (see gflow.snapshots.READ_ERRORS)
-_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
-PARTICLE_SOLVERS = ("particle", "blob")
+from gflow.errors import reason
+from gflow.snapshots import READ_ERRORS
+from gflow.solver_options import PARTICLE_KINDS
+
 WEIGHT_TOLERANCE = 1e-9
 MASS_TOLERANCE = 1e-6
 
@@ -53,9 +54,8 @@ def problems(path) -> list[str]:
             except _Stop:
                 pass
             return found
-    except _READ_ERRORS as exc:
-        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        return [f"unreadable HDF5 content: {' '.join(str(text).split())}"]
+    except READ_ERRORS as exc:
+        return [f"unreadable HDF5 content: {reason(exc)}"]
 
 
 def first_problem(path) -> str | None:
@@ -207,7 +207,7 @@ def _check(f: h5py.File, found: list[str]) -> None:
         else:
             _mass_consistent(f, density, T, found)
 
-    particles = "positions" in f or "weights" in f or solver in PARTICLE_SOLVERS
+    particles = "positions" in f or "weights" in f or solver in PARTICLE_KINDS
     if particles:
         positions, weights = _dataset(f, "positions", found), _dataset(f, "weights", found)
         if weights.ndim != 1 or weights.shape[0] == 0:

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from gflow.version import __version__
-from gflow.errors import InputError
+from gflow.errors import InputError, reason
 
 FORMAT = "gflow"
 FORMAT_VERSION = 1
@@ -216,12 +216,6 @@ def _signals_deferred():
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
 
 
-def _reason(exc: BaseException) -> str:
-    """An exception's text on one line (KeyError quotes its text: unquote it)."""
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    return " ".join(str(text).split())
-
-
 @dataclass
 class Snapshot:
     """One snapshot of a run: the density on the run's grid, and particles where it has them."""
@@ -257,7 +251,7 @@ class Run:
             with h5py.File(self.path, "r") as f:
                 return f[name][index % len(self.time)]
         except READ_ERRORS as exc:
-            raise InputError(f"{self.path}: cannot read snapshot {index}: {_reason(exc)}") from None
+            raise InputError(f"{self.path}: cannot read snapshot {index}: {reason(exc)}") from None
 
     def density(self, index: int) -> np.ndarray:
         """The stored density of snapshot `index`, unchecked (see `snapshot`)."""
@@ -307,7 +301,7 @@ class Run:
         except InputError:
             raise
         except READ_ERRORS as exc:
-            raise InputError(f"{self.path}: cannot read the saved solver state: {_reason(exc)}") from None
+            raise InputError(f"{self.path}: cannot read the saved solver state: {reason(exc)}") from None
 
     def dataset(self, name: str) -> np.ndarray | None:
         """A whole dataset (an extra such as `negative_mass`), or None when the file has none."""
@@ -315,7 +309,7 @@ class Run:
             with h5py.File(self.path, "r") as f:
                 return f[name][()] if name in f else None
         except READ_ERRORS as exc:
-            raise InputError(f"{self.path}: cannot read dataset {name!r}: {_reason(exc)}") from None
+            raise InputError(f"{self.path}: cannot read dataset {name!r}: {reason(exc)}") from None
 
     @property
     def cell_volume(self) -> float:
@@ -349,7 +343,7 @@ class Run:
         try:
             return xarray.open_dataset(self.path, engine="h5netcdf")
         except READ_ERRORS as exc:
-            raise InputError(f"{self.path}: xarray cannot open it: {_reason(exc)}") from None
+            raise InputError(f"{self.path}: xarray cannot open it: {reason(exc)}") from None
 
 
 def _first_difference(a, b, prefix: str = "") -> str | None:
@@ -398,5 +392,5 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
     except InputError:
         raise
     except READ_ERRORS as exc:
-        raise InputError(f"{path}: unreadable or incomplete gflow file: {_reason(exc)}") from None
+        raise InputError(f"{path}: unreadable or incomplete gflow file: {reason(exc)}") from None
     return run.require_snapshots() if require_snapshots else run

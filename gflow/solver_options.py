@@ -94,12 +94,14 @@ _OPTIONS: dict[str, dict[str, Option]] = {
 
 @dataclass(frozen=True)
 class SolverKind:
-    """A registered solver: its stepper ("module:Class") and its options."""
+    """A registered solver: its stepper ("module:Class"), its options, and whether it moves
+    particles (whose file holds `positions` and `weights`; the grid only bins them)."""
 
     name: str
     stepper: str
     options: dict[str, Option]
     doc: str = ""
+    particles: bool = False
 
 
 #: kind -> SolverKind, in the order `gflow run` lists them
@@ -111,10 +113,13 @@ SOLVERS: dict[str, SolverKind] = {k.name: k for k in (
     SolverKind("fipy", "gflow.solvers.fipy_solver:FiPyStepper", _OPTIONS["fipy"],
                "implicit finite volume on FiPy"),
     SolverKind("particle", "gflow.solvers.particle:ParticleStepper", _OPTIONS["particle"],
-               "particles: gradient descent, SGD, Langevin"),
+               "particles: gradient descent, SGD, Langevin", particles=True),
     SolverKind("blob", "gflow.solvers.blob:BlobStepper", _OPTIONS["blob"],
-               "the blob method for diffusion"),
+               "the blob method for diffusion", particles=True),
 )}
+
+#: the Lagrangian kinds: resolution is their particle count, their files hold particles
+PARTICLE_KINDS = tuple(name for name, k in SOLVERS.items() if k.particles)
 
 #: kind -> key -> Option
 SOLVER_OPTIONS: dict[str, dict[str, Option]] = {name: k.options for name, k in SOLVERS.items()}

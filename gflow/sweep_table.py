@@ -12,12 +12,11 @@ import os
 from pathlib import Path
 
 from gflow.errors import InputError
+from gflow.solver_options import PARTICLE_KINDS
 
 #: columns of sweep.csv; each varied key gets its own column after `solver`
 COLUMNS = ("run", "solver", "status", "resolution", "particles", "cells", "final_time", "final_risk",
            "wall_time", "steps", "reference", "risk_error", "W1", "W2", "L1", "path", "note")
-#: particle-method kinds: resolution is the particle count (the grid only bins them)
-PARTICLE_KINDS = ("particle", "blob")
 
 
 def resolution_keys(kind: str) -> tuple[str, ...]:

@@ -353,8 +353,8 @@ def header(c: Comparison) -> list[str]:
             f"B: {b.path}  ({b.solver}, {grid_label(b)})",
             f"W1, W2: {c.transport.description}",
             f"L1, L2: densities regridded conservatively onto the {c.l_grid}",
-            f"W1[axis]: W1 of the 1D marginals on that axis, exact (densities on their own cells, or particles)",
-            f"L1[axis]: L1 norm of the difference of the 1D marginals on that axis"]
+            "W1[axis]: W1 of the 1D marginals on that axis, exact (densities on their own cells, or particles)",
+            "L1[axis]: L1 norm of the difference of the 1D marginals on that axis"]
 
 
 def table(c: Comparison) -> str:

@@ -22,7 +22,8 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from gflow.errors import InputError
-from gflow.sweep_table import PARTICLE_KINDS, group_key, read_csv, resolution_keys
+from gflow.solver_options import PARTICLE_KINDS
+from gflow.sweep_table import group_key, read_csv, resolution_keys
 
 #: error columns drawn, with their axis labels
 ERRORS = {"risk_error": "|R - R_ref| at the final time", "W1": "W1 to the reference at the final time"}

@@ -14,7 +14,7 @@ import pytest
 from gflow.app.execute import run_case
 from gflow.case import case_from_text
 from gflow.solvers import REGISTRY
-from gflow.sweep_table import PARTICLE_KINDS
+from gflow.solver_options import PARTICLE_KINDS
 from conftest import TWO_LAYER_2D, check_snapshot, has_module
 
 CELLS = (16, 12)

@@ -28,7 +28,8 @@ FOLDERS = {"gflow": "gflow", "grids": "gflow.grids", "solvers": "gflow.solvers",
 
 UTILITIES = {"gflow.errors", "gflow.version", "gflow.expr", "gflow.schema", "gflow.fft"}
 CONTRACT = UTILITIES | {"gflow.grids", "gflow.models", "gflow.case", "gflow.solver_options"}
-FORMATS = UTILITIES | {"gflow.case", "gflow.snapshots", "gflow.sweep_table", "gflow.snapshot_check"}
+FORMATS = UTILITIES | {"gflow.case", "gflow.solver_options", "gflow.snapshots", "gflow.sweep_table",
+                       "gflow.snapshot_check"}
 
 #: layer (a module or package) -> what its modules may import from gflow, besides their own layer
 ALLOWED = {

@@ -199,7 +199,7 @@ def interrupted_file(kind, tmp_path):
 
 def _case_text(kind):
     from test_generic_solvers import CASE, PARTICLES
-    from gflow.sweep_table import PARTICLE_KINDS
+    from gflow.solver_options import PARTICLE_KINDS
     options = f"particles = {PARTICLES}\n" if kind in PARTICLE_KINDS else ""
     return f'{CASE}\n[solver]\nkind = "{kind}"\n{options}'
 

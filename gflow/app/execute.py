@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gflow.case import Case, SolverSpec
-from gflow.errors import InputError, RunError
+from gflow.errors import InputError, RunError, reason
 from gflow.problem import Problem, build_problem
 from gflow.solvers.loop import RunSummary, run
 from gflow.solvers.trackers import standard_trackers
@@ -80,7 +80,7 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
         if problem is None:
             stepper.restore(snapshot.density, snapshot.positions, state or {})
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        problem = " ".join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())
+        problem = reason(exc)
     if problem is not None:
         raise InputError(f"{path}: the saved solver state does not fit the {spec.kind} solver ({problem}); "
                          "run with --force to start again")

@@ -40,7 +40,8 @@ from typing import Any
 
 from gflow.case import Case, case_from_text, parse_override_value
 from gflow.errors import InputError, RunError
-from gflow.sweep_table import PARTICLE_KINDS, group_key, write_csv
+from gflow.solver_options import PARTICLE_KINDS
+from gflow.sweep_table import group_key, write_csv
 
 MAX_NAME = 150
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-=")
