@@ -27,12 +27,19 @@ from gflow.solvers import fv_kernels
 from gflow.solvers.base import Observation, Stepper, grid_of
 from gflow.solvers.fv_flux import fv_rhs, stable_dt
 from gflow.errors import RunError
-from gflow.solvers.integrators import SSPRK3_STAGES
+from gflow.solvers.integrators import SSPRK3_STAGES, ssprk3
 
 #: a step may be at most this multiple of the last one (step control, with the stage checks)
 GROWTH = 2.0
 #: the largest dt times the estimated stiffness rate |dF/drho| of a step (`stiff_dt`)
 STIFFNESS = 1.0
+
+
+class _Retry(Exception):
+    """A later stage broke the step's limit (`limit`): the step is tried again, smaller."""
+
+    def __init__(self, limit: float):
+        self.limit = limit
 
 
 def stiff_dt(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray, dt: float) -> float:
@@ -85,18 +92,25 @@ class FiniteVolumeStepper(Stepper):
         first = self.rhs(rho, velocities)
         dt = self._first_try(dt_max, stable_dt(velocities, self.spacing, self.temperature))
         while True:
-            # the same floating-point operations as integrators.ssprk3, each stage's velocity checked
-            u1 = rho + dt * first
-            v1 = self.operator.face_velocities(u1)
-            limit = stable_dt(v1, self.spacing, self.temperature)
-            if dt <= limit:
-                u2 = 0.75 * rho + 0.25 * (u1 + dt * self.rhs(u1, v1))
-                v2 = self.operator.face_velocities(u2)
-                limit = min(stable_dt(v2, self.spacing, self.temperature), stiff_dt(rho, u1, u2, dt))
-                if dt <= limit:
-                    self.rho = (rho + 2.0 * (u2 + dt * self.rhs(u2, v2))) / 3.0
-                    return self._accept(dt, dt_max)
-            dt = self._retry(dt, limit)
+            stages: list[np.ndarray] = []
+
+            def checked_rhs(u: np.ndarray) -> np.ndarray:
+                """F at a later stage, once its velocity (and, at the third, the stiffness) allow dt."""
+                v = self.operator.face_velocities(u)
+                limit = stable_dt(v, self.spacing, self.temperature)
+                stages.append(u)
+                if len(stages) == 2:
+                    limit = min(limit, stiff_dt(rho, stages[0], u, dt))
+                if not dt <= limit:
+                    raise _Retry(limit)
+                return self.rhs(u, v)
+
+            try:
+                self.rho = ssprk3(rho, checked_rhs, dt, first=first)
+            except _Retry as retry:
+                dt = self._retry(dt, retry.limit)
+                continue
+            return self._accept(dt, dt_max)
 
     # ------------------------------------------------------------------ step control
     def _first_try(self, dt_max: float, limit: float) -> float:
@@ -166,8 +180,12 @@ class FiniteVolumeStepper(Stepper):
         first = self._kernel_args(self._m1)
         dt = self._first_try(dt_max, self._fused_stable_dt(first))
         h = self._kernel_spacing()
-        while not self._fused_stages(u, first, dt, h):
-            dt = self._retry(dt, self._limit)
+        while True:
+            try:
+                self._fused_stages(u, first, dt, h)
+                break
+            except _Retry as retry:
+                dt = self._retry(dt, retry.limit)
         # rotate buffers: the result becomes rho, the old rho a scratch buffer
         result = self._buffers[2]
         self._buffers[2] = self.rho
@@ -175,23 +193,22 @@ class FiniteVolumeStepper(Stepper):
         self._m1, self._moments[2] = self._moments[2], self._m1
         return self._accept(dt, dt_max)
 
-    def _fused_stages(self, u, args, dt: float, h) -> bool:
-        """The three stages into the buffers (u untouched); False, with the limit in `_limit`,
-        as soon as a later stage's velocity breaks the Euler limit for dt."""
+    def _fused_stages(self, u, args, dt: float, h) -> None:
+        """The three stages into the buffers (u untouched); `_Retry` as soon as a later stage's
+        velocity (or, at the third, the stiffness) breaks the limit for dt."""
         stage_in = u
         for index, ((c0, c1), buf, mom) in enumerate(zip(SSPRK3_STAGES, self._buffers, self._moments)):
             if index:
-                self._limit = self._fused_stable_dt(args)
+                limit = self._fused_stable_dt(args)
                 if index == 2:
-                    self._limit = min(self._limit, stiff_dt(u, self._view(self._buffers[0]), out, dt))
-                if not dt <= self._limit:
-                    return False
+                    limit = min(limit, stiff_dt(u, self._view(self._buffers[0]), stage_in, dt))
+                if not dt <= limit:
+                    raise _Retry(limit)
             out = self._view(buf)
             fv_kernels.stage(stage_in, u, out, mom, c0, c1, dt, *args[:2], self.operator.a, *args[2:],
                              h, self.theta, self._kernel_temperature())
             stage_in = out
             args = self._kernel_args(mom)
-        return True
 
     def restart_state(self) -> dict:
         """The growth cap's reference step, so that a resumed run steps as if never stopped."""
