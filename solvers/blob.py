@@ -210,15 +210,17 @@ class BlobStepper(Stepper):
         """One SSP-RK3 step (Shu-Osher), its length set from the velocity at the start."""
         u = self.u
         v = self.velocity(u)
-        if fixed and self.interacting:
-            refuse_below_fixed(neighbour_step_limit(u, v), dt_max, self.kind)
-        dt = min(dt_max, self.stable_dt(u, v))
+        cap = neighbour_step_limit(u, v) if self.interacting else np.inf
+        if fixed:
+            refuse_below_fixed(cap, dt_max, self.kind)
+        dt = min(dt_max, self.stable_dt(v, cap))
         self.limited_steps += dt < dt_max
         self.u = ssprk3(u, self.velocity, dt, first=v)
         return dt
 
-    def stable_dt(self, u: np.ndarray, v: np.ndarray) -> float:
-        """The forward-Euler limit: blob diffusion, half a blob width, nearest neighbours."""
+    def stable_dt(self, v: np.ndarray, neighbour_cap: float = np.inf) -> float:
+        """The forward-Euler limit: blob diffusion, half a blob width, and the nearest-neighbour
+        cap (`neighbour_step_limit`, computed once per step by `step`)."""
         eps = self.kernel.epsilon
         dt = np.inf
         if self.temperature > 0:
@@ -226,9 +228,7 @@ class BlobStepper(Stepper):
         speed = float(np.sqrt(np.einsum("ij,ij->i", v, v).max()))
         if speed > 0:
             dt = min(dt, ADVECTION_CFL * np.sqrt(eps) / speed)
-        if self.interacting:
-            dt = min(dt, neighbour_step_limit(u, v))
-        return dt
+        return min(dt, neighbour_cap)
 
     def observe(self) -> Observation:
         u, q, kernel = self.u, self.weights, self.kernel

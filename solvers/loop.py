@@ -61,14 +61,14 @@ def check_step(t: float, taken: float, wanted: float, remaining: float, short: i
 
 
 def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), dt: float | None = None,
-        start: int = 0, resumed: bool | None = None) -> RunSummary:
+        start: int = 0, resumed: bool = False) -> RunSummary:
     """Advance `stepper` through `times`, handing each snapshot to the trackers.
 
     `dt` is the user's fixed step ([time].dt), or None for the stepper's own choice; each step
     is at most the time to the next snapshot, and the stepper is told which (`fixed`). With
-    `resumed` the stepper has been restored at times[start], which the trackers do not see
-    again as a snapshot (the file holds it); `resumed` defaults to `start` > 0, and a run
-    resumed from its first snapshot passes start = 0 and resumed = True.
+    `resumed` (implied by `start` > 0) the stepper has been restored at times[start], which the
+    trackers do not see again as a snapshot (the file holds it): a run resumed from its first
+    snapshot passes start = 0 and resumed = True.
     """
     clock_start = clock.perf_counter()
     steps = limited = short = 0
@@ -78,7 +78,7 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
         t = float(times[start])
         for tracker in trackers:
             tracker.start(t, obs)
-        if not (start > 0 if resumed is None else resumed):
+        if not (resumed or start > 0):
             for tracker in trackers:
                 tracker.handle(start, t, obs)
         for index in range(start + 1, len(times)):

@@ -204,7 +204,7 @@ def standard_trackers(writer: SnapshotWriter | None, stepper, *, end: float, lab
                       on_snapshot=None) -> list[Tracker]:
     """What `gflow run` attaches: checks, the boundary warning, the file, progress, a callback."""
     trackers: list[Tracker] = [InvariantTracker(stepper.conserves_mass),
-                                BoundaryTracker(axes, warn, getattr(stepper, "kind", ""))]
+                                BoundaryTracker(axes, warn, stepper.kind)]
     if writer is not None:
         trackers.append(SnapshotTracker(writer, stepper))
     trackers.append(ProgressTracker(end, label or stepper.kind, progress))

@@ -15,6 +15,7 @@ import numpy as np
 from gflow.case import Case, SolverSpec
 from gflow.errors import InputError, RunError, reason
 from gflow.problem import Problem, build_problem
+from gflow.solvers import make_stepper
 from gflow.solvers.loop import RunSummary, run
 from gflow.solvers.trackers import standard_trackers
 from gflow.snapshots import SnapshotWriter, open_run
@@ -117,8 +118,6 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
     first failure's kind is raised, naming every failed solver when the case has several, with
     the list of runs that finished as its attribute `finished`.
     """
-    from gflow.solvers import make_stepper
-
     problem: Problem = build_problem(case)
     times = np.linspace(0.0, case.end, case.snapshots)
     paths = {spec.kind: Path(out_dir) / f"{spec.kind}.h5" for spec in case.solvers}
