@@ -197,15 +197,8 @@ def _check(f: h5py.File, found: list[str]) -> None:
     density = _dataset(f, "density", found)
     expected = (*lead, *sizes)
     meaning = f"{lead_meaning}, {', '.join(f'n_{a}' for a in axes)})"
-    problem = _shape_problem("density", density.shape, expected, meaning, T)
-    if problem:
-        found.append(problem)
-    elif _numeric(density, found):
-        bad = _rows_finite(density, T)
-        if bad is not None:
-            found.append(f"dataset 'density' has non-finite values in snapshot {bad}")
-        else:
-            _mass_consistent(f, density, T, found)
+    if _snapshot_rows("density", density, expected, meaning, T, found):
+        _mass_consistent(f, density, T, found)
 
     particles = "positions" in f or "weights" in f or solver in PARTICLE_KINDS
     if particles:
@@ -214,13 +207,7 @@ def _check(f: h5py.File, found: list[str]) -> None:
             found.append(f"dataset 'weights' has shape {weights.shape}, expected (m,) with m >= 1")
         else:
             m = weights.shape[0]
-            problem = _shape_problem("positions", positions.shape, (*lead, m, D), f"{lead_meaning}, m, D)", T)
-            if problem:
-                found.append(problem)
-            elif _numeric(positions, found):
-                bad = _rows_finite(positions, T)
-                if bad is not None:
-                    found.append(f"dataset 'positions' has non-finite values in snapshot {bad}")
+            _snapshot_rows("positions", positions, (*lead, m, D), f"{lead_meaning}, m, D)", T, found)
             if _numeric(weights, found):
                 w = weights[()]
                 if not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -234,6 +221,22 @@ def _check(f: h5py.File, found: list[str]) -> None:
         expected_scales["positions"] = ("time", *(("layer",) if layers else ()), "particle", "component")
         expected_scales["weights"] = ("particle",)
     _scales(f, T, axes, expected_scales, found)
+
+
+def _snapshot_rows(name: str, ds: h5py.Dataset, expected: tuple, meaning: str, T: int, found: list[str]) -> bool:
+    """A per-snapshot dataset of the expected shape, numeric and finite in every snapshot; the
+    first problem goes to `found`, and True means there was none."""
+    problem = _shape_problem(name, ds.shape, expected, meaning, T)
+    if problem:
+        found.append(problem)
+        return False
+    if not _numeric(ds, found):
+        return False
+    bad = _rows_finite(ds, T)
+    if bad is not None:
+        found.append(f"dataset {name!r} has non-finite values in snapshot {bad}")
+        return False
+    return True
 
 
 def _mass_consistent(f: h5py.File, density: h5py.Dataset, T: int, found: list[str]) -> None:
