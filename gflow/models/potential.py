@@ -45,15 +45,12 @@ class PotentialModel:
         self.W = parse_expression(spec.interaction, ["r"]) if spec.interaction else None
         self.dW = self.W.diff("r") if self.W is not None else None
         #: W(0) where finite (the self-interaction of a smooth kernel), else 0: a singular one has none
-        self.W0 = 0.0
-        if self.W is not None:
-            with np.errstate(all="ignore"):
-                w0 = float(np.broadcast_to(self.W(np.zeros(1)), (1,))[0])
-            self.W0 = w0 if np.isfinite(w0) else 0.0
+        w0 = _at_zero(self.W) if self.W is not None else 0.0
+        self.W0 = w0 if np.isfinite(w0) else 0.0
         self.trained = np.ones(len(spec.axes), dtype=bool)
         #: W or W' not finite at r = 0 (-log r, r**-3, sqrt r): the particles' neighbour cap
         #: applies (a 0/0 form such as sin(r)/r counts as singular: the cap is then only cautious)
-        self.singular_interaction = self.W is not None and not (_finite_at_zero(self.W) and _finite_at_zero(self.dW))
+        self.singular_interaction = self.W is not None and not (np.isfinite(w0) and np.isfinite(_at_zero(self.dW)))
 
     @property
     def ndim(self) -> int:
@@ -193,11 +190,10 @@ class PotentialGridOperator:
         return grid_energy(rho, risk, self.grid.cell_volume, self.lam, self.radius2, self.temperature)
 
 
-def _finite_at_zero(expression) -> bool:
-    """Whether a parsed expression of r is finite at r = 0."""
+def _at_zero(expression) -> float:
+    """A parsed expression of r at r = 0 (inf or nan where it is singular there)."""
     with np.errstate(all="ignore"):
-        value = np.broadcast_to(expression(np.zeros(1)), (1,))
-    return bool(np.all(np.isfinite(value)))
+        return float(np.broadcast_to(expression(np.zeros(1)), (1,))[0])
 
 
 def _derivative(f: np.ndarray, axis: int, h: float) -> np.ndarray:
