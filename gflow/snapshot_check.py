@@ -28,7 +28,8 @@ import h5py
 import numpy as np
 
 from gflow.errors import reason
-from gflow.snapshots import READ_ERRORS
+from gflow.h5io import reading
+from gflow.run_file import READ_ERRORS
 from gflow.solver_options import PARTICLE_KINDS
 
 WEIGHT_TOLERANCE = 1e-9
@@ -47,7 +48,7 @@ def problems(path) -> list[str]:
     try:
         if not h5py.is_hdf5(path):
             return ["not an HDF5 file"]
-        with h5py.File(path, "r") as f:
+        with reading(path) as f:
             found: list[str] = []
             try:
                 _check(f, found)

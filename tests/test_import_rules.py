@@ -9,8 +9,9 @@ for it below. In words:
    utilities and grids only: a model knows nothing of case files as a whole, files or solvers.
 3. The case-file contract (`gflow.case`, `gflow.solver_options`) reads the models' registry;
    `gflow.problem` turns a case into a model, a grid and an initial density.
-4. The file formats (`gflow.snapshots`, `gflow.snapshot_check`, `gflow.sweep_table`) may parse
-   a stored case, and nothing above.
+4. The file formats (`gflow.snapshots` writes run files, `gflow.run_file` reads them, both
+   through `gflow.h5io`; `gflow.snapshot_check`, `gflow.sweep_table`) may parse a stored case,
+   and nothing above.
 5. `gflow.solvers` (steppers, the run loop, trackers, integrators) and `gflow.postprocess`
    (reads snapshot files only) sit side by side: neither imports the other.
 6. `gflow.app` (command line, execution, sweeps, the Python API) is the only code that imports
@@ -29,7 +30,7 @@ FOLDERS = {"gflow": "gflow", "grids": "gflow.grids", "solvers": "gflow.solvers",
 UTILITIES = {"gflow.errors", "gflow.version", "gflow.expr", "gflow.schema", "gflow.fft"}
 CONTRACT = UTILITIES | {"gflow.grids", "gflow.models", "gflow.case", "gflow.solver_options"}
 FORMATS = UTILITIES | {"gflow.case", "gflow.solver_options", "gflow.snapshots", "gflow.sweep_table",
-                       "gflow.snapshot_check"}
+                       "gflow.snapshot_check", "gflow.run_file", "gflow.h5io"}
 
 #: layer (a module or package) -> what its modules may import from gflow, besides their own layer
 ALLOWED = {
@@ -43,7 +44,9 @@ ALLOWED = {
     "gflow.solver_options": UTILITIES,
     "gflow.case": UTILITIES | {"gflow.models", "gflow.solver_options"},
     "gflow.problem": CONTRACT,
+    "gflow.h5io": {"gflow.errors"},
     "gflow.snapshots": FORMATS,
+    "gflow.run_file": FORMATS,
     "gflow.snapshot_check": FORMATS,
     "gflow.sweep_table": FORMATS,
     "gflow.solvers": CONTRACT | {"gflow.problem", "gflow.snapshots"},
