@@ -1,21 +1,35 @@
 """The one reader of gflow run files (SPEC.md's snapshot layout).
 
-Every read goes through `open_run` and `Run`, so a truncated, corrupt or foreign file is one
-`InputError` (one line naming the file, exit 2) wherever it is first noticed, at open or at a
-later read. Files are opened through `gflow.h5io.reading`, which is safe beside a live writer.
+Every read goes through `open_run` and `Run`, so a truncated, corrupt, foreign or hostile file
+is one `InputError` (one line naming the file, exit 2) wherever it is first noticed, at open or
+at a later read. Files are opened through `gflow.h5io.reading`, which is safe beside a live writer.
+
+A run file is untrusted input. Before anything is read, its declared shape, dtype, size and
+chunking are checked against the bounds below (h5py's `shape`, `dtype` and `chunks` are
+metadata; reading allocates), so a small file declaring 2e9 snapshots is refused in one line
+instead of allocating them. The bounds are those of a case file (`gflow.case.MAX_CELLS`,
+`MAX_SNAPSHOTS`, the particle solver's `particles` maximum): nothing gflow writes exceeds
+them. Soft and external links, virtual datasets and datasets with external storage are
+refused, never followed (they read other files); text from the file that a terminal would
+see goes through `printable`.
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 
+from gflow.case import MAX_CELLS, MAX_SNAPSHOTS
 from gflow.errors import InputError, reason
 from gflow.h5io import reading
+from gflow.solver_options import SOLVER_OPTIONS
 
 FORMAT = "gflow"
 FORMAT_VERSION = 1
@@ -25,13 +39,201 @@ RESTART, PENDING = "restart", "restart.new"
 #: what h5py and numpy raise on a damaged file (h5py reports some corruption as RuntimeError)
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
 
+# ----------------------------------------------------------------------------- bounds
+#: particles (and blobs) of a run: the particle solver's `particles` maximum (10**8)
+MAX_PARTICLES = SOLVER_OPTIONS["particle"]["particles"].maximum
+#: axes of a run (a two-layer model has input_dim + 2 <= 66; a potential's axes are few)
+MAX_AXES = 128
+#: characters of an axis, solver or other short name
+MAX_NAME = 64
+#: bytes of the stored case text (a case file is a few kB)
+MAX_CASE_BYTES = 1 << 20
+#: tables and lists inside each other in the stored case (a case file nests three deep)
+MAX_CASE_DEPTH = 32
+#: root attributes, and bytes of any one of them but `case`
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_BYTES = 1 << 16
+#: values of one snapshot row that a read allocates: a density (<= MAX_CELLS) or positions (m * D)
+MAX_ROW_VALUES = 1 << 28
+#: a chunk holds at most one declared row or this many values, whichever is more: a larger
+#: chunk, compressed, would make a small read decompress gigabytes
+CHUNK_FLOOR = 1 << 16
+#: entries (attributes and datasets) of a saved solver state
+MAX_RESTART_ENTRIES = 64
+
+
+def printable(text, limit: int = 200) -> str:
+    """`text` safe to print on a terminal: control and format characters (ANSI escapes, carriage
+    returns, bidirectional overrides) written as escapes, at most `limit` characters."""
+    text = str(text)
+    out = "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
+                  for ch in text[:limit])
+    return out + ("..." if len(text) > limit else "")
+
 
 def restart_index(group) -> int | None:
     """The snapshot a restart group belongs to, or None for an incomplete group."""
     try:
+        found = group.attrs.get_id("snapshot")      # its metadata, before reading it
+        if found.shape not in ((), (1,)) or found.dtype.kind not in "iuf":
+            return None
         return int(group.attrs["snapshot"])
     except READ_ERRORS:
         return None
+
+
+# ----------------------------------------------------------------------------- checked access
+
+def _member(group, name: str, path, what: str):
+    """`group[name]` where it is a plain (hard) link, None where there is none; a soft or
+    external link is refused without being followed."""
+    link = group.get(name, getlink=True)
+    if link is None:
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        raise InputError(f"{path}: {what} is an external link to another file, which gflow does not follow")
+    if isinstance(link, h5py.SoftLink):
+        raise InputError(f"{path}: {what} is a soft link, which gflow does not follow")
+    if not isinstance(link, h5py.HardLink):
+        raise InputError(f"{path}: {what} is a link of an unknown kind")
+    return group[name]
+
+
+def _numeric(dtype: np.dtype) -> bool:
+    """Plain integers or floats (not strings, compounds, variable-length or array types)."""
+    return dtype.kind in "fiu" and dtype.subdtype is None and h5py.check_vlen_dtype(dtype) is None \
+        and dtype.itemsize <= 16
+
+
+def _array(group, name: str, path, *, ndim: int | None, limit: int, row: int | None = None,
+           label: str | None = None, required: bool = True) -> h5py.Dataset | None:
+    """The dataset `name`, checked from its metadata alone: a hard link to a dataset stored in
+    this file, of numbers, `ndim` dimensions (any: None), at most `limit` values, and chunks of at
+    most max(CHUNK_FLOOR, `row`) values (`row`: the values one read takes; default its size)."""
+    what = label or f"dataset {name!r}"
+    ds = _member(group, name, path, what)
+    if ds is None:
+        if required:
+            raise InputError(f"{path}: {what} is missing")
+        return None
+    if not isinstance(ds, h5py.Dataset):
+        raise InputError(f"{path}: {what} is not a dataset")
+    if ds.is_virtual:
+        raise InputError(f"{path}: {what} is a virtual dataset (it reads other files), which gflow does not read")
+    if ds.id.get_create_plist().get_external_count():
+        raise InputError(f"{path}: {what} keeps its values in external files, which gflow does not read")
+    if not _numeric(ds.dtype):
+        raise InputError(f"{path}: {what} has dtype {printable(ds.dtype)}, not numbers")
+    shape = ds.shape
+    if shape is None or (ndim is not None and len(shape) != ndim):
+        raise InputError(f"{path}: {what} has shape {shape}, expected {ndim} dimension(s)")
+    size = math.prod(shape)
+    if size > limit:
+        raise InputError(f"{path}: {what} declares shape {shape} ({size} values), more than the {limit} "
+                         "a gflow run holds")
+    chunk = math.prod(ds.chunks) if ds.chunks else 0
+    if chunk > max(CHUNK_FLOOR, size if row is None else row):
+        raise InputError(f"{path}: {what} has chunks of {ds.chunks}, larger than what one read needs")
+    return ds
+
+
+def _attribute(attrs, name: str, path, what: str, max_bytes: int = MAX_ATTRIBUTE_BYTES):
+    """Attribute `name`, its type and size checked from its metadata before it is read: numbers,
+    booleans or text (a scalar or an array), at most `max_bytes` bytes (text: characters)."""
+    found = attrs.get_id(name)
+    shape, dtype = found.shape, found.dtype
+    if shape is None:
+        raise InputError(f"{path}: {what} has no value")
+    string = h5py.check_string_dtype(dtype)
+    if string is None and not (_numeric(dtype) or dtype.kind == "b"):
+        raise InputError(f"{path}: {what} has type {printable(dtype)}, not numbers or text")
+    if math.prod(shape) * dtype.itemsize > max_bytes:
+        raise InputError(f"{path}: {what} declares {math.prod(shape)} values, more than the {max_bytes} bytes allowed")
+    value = attrs[name]
+    if string is not None:
+        texts = np.ravel(np.asarray(value, dtype=object))
+        if sum(len(t) for t in texts) > max_bytes:
+            raise InputError(f"{path}: {what} holds more than {max_bytes} characters")
+    return value
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, (str, bytes, np.str_, np.bytes_))
+
+
+def _depth(node) -> int:
+    """How many tables and lists sit inside each other in a parsed TOML document."""
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    return 1 + max((_depth(c) for c in children), default=0) if isinstance(node, (dict, list)) else 0
+
+
+def _case_document(text: str, path) -> dict | None:
+    """The stored case as a TOML document, None when it is not TOML; a case nested deeper than
+    MAX_CASE_DEPTH (which would exhaust the parser's stack) is refused."""
+    try:
+        document = tomllib.loads(text)
+    except RecursionError:
+        raise InputError(f"{path}: the stored case is nested too deeply") from None
+    except tomllib.TOMLDecodeError:
+        return None
+    if _depth(document) > MAX_CASE_DEPTH:
+        raise InputError(f"{path}: the stored case nests tables or lists more than {MAX_CASE_DEPTH} deep")
+    return document
+
+
+def _names(value, path) -> tuple[str, ...]:
+    """The `axes` attribute: 1 to MAX_AXES distinct identifiers of at most MAX_NAME characters."""
+    if np.ndim(value) != 1 or not 1 <= len(value) <= MAX_AXES or not all(_is_text(a) for a in value):
+        raise InputError(f"{path}: the axes attribute is not a list of 1 to {MAX_AXES} names")
+    axes = tuple(_text(a) for a in value)
+    bad = next((a for a in axes if not (a.isidentifier() and len(a) <= MAX_NAME)), None)
+    if bad is not None:
+        raise InputError(f"{path}: axis name {printable(repr(bad), MAX_NAME + 10)} is not a short identifier")
+    if len(set(axes)) != len(axes):
+        raise InputError(f"{path}: the axes attribute repeats a name")
+    return axes
+
+
+def _coordinates(f, axes, path) -> tuple[np.ndarray, ...]:
+    """Each axis's cell centres: finite, strictly increasing, with finite faces, and at most
+    MAX_CELLS cells in all."""
+    found = [_array(f, a, path, ndim=1, limit=MAX_CELLS, label=f"the coordinate dataset of axis {a!r}",
+                    required=False) for a in axes]
+    if any(ds is None or ds.shape[0] == 0 for ds in found):
+        raise InputError(f"{path}: the axis coordinate datasets do not match the axes {list(axes)}")
+    cells = math.prod(ds.shape[0] for ds in found)
+    if cells > MAX_CELLS:
+        raise InputError(f"{path}: the axes make a grid of {cells} cells, more than the {MAX_CELLS} a case may have")
+    coordinates = []
+    for a, ds in zip(axes, found):
+        c = np.asarray(ds[()], dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            h = (c[-1] - c[0]) / (len(c) - 1) if len(c) > 1 else 0.0
+            ends = (c[0] - h, c[-1] + h)
+        if not (np.all(np.isfinite(c)) and np.all(np.diff(c) > 0) and np.all(np.isfinite(ends))):
+            raise InputError(f"{path}: the coordinates of axis {a!r} are not finite and increasing")
+        coordinates.append(c)
+    return tuple(coordinates)
+
+
+def _root_attributes(f, path) -> dict:
+    """Every root attribute, each checked before it is read (`case` up to MAX_CASE_BYTES)."""
+    names = list(f.attrs)
+    if len(names) > MAX_ATTRIBUTES:
+        raise InputError(f"{path}: {len(names)} root attributes, more than the {MAX_ATTRIBUTES} a gflow run has")
+    return {k: _attribute(f.attrs, k, path, f"root attribute {printable(repr(k), MAX_NAME)}",
+                          MAX_CASE_BYTES if k == "case" else MAX_ATTRIBUTE_BYTES) for k in names}
+
+
+def _short_text(attrs, key: str, path) -> str:
+    value = attrs.get(key)
+    if not _is_text(value) or not 0 < len(_text(value)) <= MAX_NAME:
+        raise InputError(f"{path}: root attribute {key!r} is not a name of 1 to {MAX_NAME} characters")
+    return _text(value)
 
 
 @dataclass
@@ -59,15 +261,35 @@ class Run:
     attrs: dict = field(default_factory=dict)
     has_particles: bool = False
     weights: np.ndarray | None = None
+    #: the stored case as a TOML document (nesting bounded), None when it is not TOML
+    document: dict | None = None
 
     # --- snapshots
+
+    def _row_shape(self, name: str) -> tuple[int, ...]:
+        if name == "density":
+            return tuple(len(c) for c in self.coordinates)
+        return (0 if self.weights is None else len(self.weights), len(self.axes))
 
     def _read(self, name: str, index: int) -> np.ndarray:
         if not -len(self.time) <= index < len(self.time):
             raise InputError(f"{self.path}: no snapshot {index} (the run has {len(self.time)})")
+        row = self._row_shape(name)
         try:
             with reading(self.path) as f:
-                return f[name][index % len(self.time)]
+                # shape and chunks from the metadata first: only a row of the declared size is read
+                ds = _array(f, name, self.path, ndim=1 + len(row), limit=(MAX_SNAPSHOTS + 1) * math.prod(row),
+                            row=math.prod(row))
+                if ds.shape[0] < len(self.time):
+                    raise InputError(f"{self.path}: dataset {name!r} holds {ds.shape[0]} snapshots, "
+                                     f"'time' {len(self.time)}")
+                if ds.shape[1:] != row:
+                    what = "density snapshot" if name == "density" else "positions of snapshot"
+                    expected = "the axes say" if name == "density" else "the axes and weights say"
+                    raise InputError(f"{self.path}: {what} {index} has shape {ds.shape[1:]}, {expected} {row}")
+                return ds[index % len(self.time)]
+        except InputError:
+            raise
         except READ_ERRORS as exc:
             raise InputError(f"{self.path}: cannot read snapshot {index}: {reason(exc)}") from None
 
@@ -81,15 +303,8 @@ class Run:
     def snapshot(self, index: int) -> Snapshot:
         """Snapshot `index`, its shape and values checked against the run's axes and weights."""
         density, positions = self.density(index), self.positions(index)
-        shape = tuple(len(c) for c in self.coordinates)
-        if density.shape != shape:
-            raise InputError(f"{self.path}: density snapshot {index} has shape {density.shape}, "
-                             f"the axes say {shape}")
         if not np.all(np.isfinite(density)) or (positions is not None and not np.all(np.isfinite(positions))):
             raise InputError(f"{self.path}: snapshot {index} has non-finite values (a corrupt file?)")
-        if positions is not None and (positions.ndim != 2 or positions.shape[1] != len(shape)
-                                      or self.weights is None or len(self.weights) != len(positions)):
-            raise InputError(f"{self.path}: positions of snapshot {index} do not match the axes and weights")
         return Snapshot(float(self.time[index]), density, positions)
 
     def require_snapshots(self) -> Run:
@@ -102,16 +317,19 @@ class Run:
 
     def restart(self) -> dict | None:
         """The solver state saved with the last snapshot, or None when the file has none; a
-        damaged state (a group without its `snapshot` attribute) is an `InputError`."""
+        damaged state (a group without its `snapshot` attribute, entries of absurd size or
+        type) is an `InputError`."""
         try:
             with reading(self.path) as f:
                 # `restart.new`: a run killed after `time` grew, before the group took its name
-                groups = [f[name] for name in (RESTART, PENDING) if name in f]
+                groups = [g for g in (_member(f, name, self.path, f"group {name!r}") for name in (RESTART, PENDING))
+                          if g is not None]
+                for group in groups:
+                    if not isinstance(group, h5py.Group):
+                        raise InputError(f"{self.path}: {group.name.lstrip('/')!r} is not a group")
                 for group in groups:
                     if restart_index(group) == len(self.time) - 1:
-                        state = {k: v for k, v in group.attrs.items() if k != "snapshot"}
-                        state.update({k: group[k][()] for k in group})
-                        return state
+                        return self._state(group)
                 if groups and restart_index(groups[0]) is None:
                     raise InputError(f"{self.path}: the saved solver state is damaged (group "
                                      f"{groups[0].name.lstrip('/')!r} has no 'snapshot' attribute)")
@@ -121,11 +339,30 @@ class Run:
         except READ_ERRORS as exc:
             raise InputError(f"{self.path}: cannot read the saved solver state: {reason(exc)}") from None
 
+    def _state(self, group) -> dict:
+        where = group.name.lstrip("/")
+        keys, members = [k for k in group.attrs if k != "snapshot"], list(group)
+        if len(keys) + len(members) > MAX_RESTART_ENTRIES:
+            raise InputError(f"{self.path}: the saved solver state has more than {MAX_RESTART_ENTRIES} entries")
+        state = {k: _attribute(group.attrs, k, self.path, f"attribute {printable(repr(k), MAX_NAME)} of {where!r}")
+                 for k in keys}
+        for k in members:
+            ds = _array(group, k, self.path, ndim=None, limit=MAX_ROW_VALUES,
+                        label=f"dataset {printable(repr(k), MAX_NAME)} of {where!r}")
+            state[k] = ds[()]
+        return state
+
     def dataset(self, name: str) -> np.ndarray | None:
-        """A whole dataset (an extra such as `negative_mass`), or None when the file has none."""
+        """A whole dataset (an extra such as `negative_mass`), or None when the file has none;
+        one of numbers, of at most MAX_ROW_VALUES values."""
+        if "/" in name:
+            raise InputError(f"{self.path}: {name!r} is not a dataset name of the run's root")
         try:
             with reading(self.path) as f:
-                return f[name][()] if name in f else None
+                ds = _array(f, name, self.path, ndim=None, limit=MAX_ROW_VALUES, required=False)
+                return None if ds is None else ds[()]
+        except InputError:
+            raise
         except READ_ERRORS as exc:
             raise InputError(f"{self.path}: cannot read dataset {name!r}: {reason(exc)}") from None
 
@@ -137,18 +374,36 @@ class Run:
 
     @functools.cached_property
     def case(self):
-        """The stored case, parsed (`gflow.case.Case`); a bad one is an `InputError` naming this file."""
+        """The stored case, parsed (`gflow.case.Case`) with a case file's limits; a bad one is an
+        `InputError` naming this file. Like a case file, it checks the data files it names
+        (`named_files`): code that must not read what a run file names asks that first."""
         from gflow.case import case_from_text
 
-        return case_from_text(self.case_text, str(self.path))
+        try:
+            return case_from_text(self.case_text, str(self.path))
+        except InputError as exc:
+            raise InputError(printable(" ".join(str(exc).split()), 2000)) from None
+
+    def named_files(self) -> list[str]:
+        """The dotted keys of the stored case that name a file (`data.file`): a key `file` or
+        `path`, or one ending in `_file` or `_path`, holding text."""
+        found = []
+
+        def walk(node, prefix):
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    walk(value, f"{prefix}{key}.")
+                elif isinstance(value, str) and (key in ("file", "path") or key.endswith(("_file", "_path"))):
+                    found.append(f"{prefix}{key}")
+
+        walk(self.document or {}, "")
+        return found
 
     def matches(self, case, spec) -> str | None:
         """The first dotted key where the stored case differs from `case` run with `spec`, or None."""
-        try:
-            stored = tomllib.loads(self.case_text)
-        except tomllib.TOMLDecodeError:
+        if self.document is None:
             return "case"          # not even TOML: the whole stored case differs
-        return _first_difference(stored, tomllib.loads(case.text_for(spec)))
+        return _first_difference(self.document, tomllib.loads(case.text_for(spec)))
 
     def to_xarray(self):
         """The run as a labelled `xarray.Dataset` (lazy; needs xarray and h5netcdf)."""
@@ -171,11 +426,7 @@ def _first_difference(a, b, prefix: str = "") -> str | None:
             if found:
                 return found
         return None
-    return None if a == b else prefix.rstrip(".") or "case"
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return None if a == b else printable(prefix.rstrip("."), 200) or "case"
 
 
 def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
@@ -186,29 +437,43 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
         raise InputError(f"{path}: no such file")
     try:
         with reading(path) as f:
-            if _text(f.attrs.get("format", "")) != FORMAT:
+            fmt = _attribute(f.attrs, "format", path, "root attribute 'format'") if "format" in f.attrs else None
+            if not _is_text(fmt) or _text(fmt) != FORMAT:
                 raise InputError(f"{path}: not a gflow snapshot file (no format = 'gflow' attribute)")
-            names = f.attrs["axes"]
-            if np.ndim(names) != 1 or len(names) == 0:
-                raise InputError(f"{path}: the axes attribute is not a list of names")
-            axes = tuple(_text(a) for a in names)
-            coordinates = tuple(f[a][()] if a in f else None for a in axes)
-            if any(c is None or np.ndim(c) != 1 or len(c) == 0 for c in coordinates):
-                raise InputError(f"{path}: the axis coordinate datasets do not match the axes {list(axes)}")
-            n = f["time"].shape[0]
-            # a snapshot counts once `time` has it: a killed run may have grown the rest further
-            small = {k: f[k][:n] for k in ("time", *SCALARS)}
-            if any(len(v) != n for v in small.values()):
-                raise InputError(f"{path}: the time, risk, energy and mass datasets differ in length")
-            has_particles = "positions" in f
-            weights = f["weights"][()] if "weights" in f else None
-            if has_particles and (weights is None or np.ndim(weights) != 1):
+            attrs = _root_attributes(f, path)
+            if "axes" not in attrs:
+                raise InputError(f"{path}: the axes attribute is missing")
+            axes = _names(attrs["axes"], path)
+            solver = _short_text(attrs, "solver", path)
+            if not _is_text(attrs.get("case")):
+                raise InputError(f"{path}: root attribute 'case' is not text (a TOML case)")
+            case_text = _text(attrs["case"])
+            coordinates = _coordinates(f, axes, path)
+            n = _array(f, "time", path, ndim=1, limit=MAX_SNAPSHOTS).shape[0]
+            small = {"time": f["time"][()]}
+            for k in SCALARS:
+                ds = _array(f, k, path, ndim=1, limit=MAX_SNAPSHOTS + 1)
+                if ds.shape[0] < n:
+                    raise InputError(f"{path}: the time, risk, energy and mass datasets differ in length")
+                # a snapshot counts once `time` has it: a killed run may have grown the rest further
+                small[k] = ds[:n]
+            if not np.all(np.isfinite(small["time"])):
+                raise InputError(f"{path}: dataset 'time' has non-finite values")
+            has_particles = _member(f, "positions", path, "dataset 'positions'") is not None
+            ds = _array(f, "weights", path, ndim=1, limit=MAX_PARTICLES, required=False)
+            if ds is not None and ds.shape[0] * len(axes) > MAX_ROW_VALUES:
+                raise InputError(f"{path}: {ds.shape[0]} particles on {len(axes)} axes are more than the "
+                                 f"{MAX_ROW_VALUES} values a snapshot may hold")
+            weights = None if ds is None else ds[()]
+            if has_particles and (weights is None or len(weights) == 0):
                 raise InputError(f"{path}: a particle run without a 1D `weights` dataset")
-            run = Run(path, _text(f.attrs["solver"]), _text(f.attrs["case"]), axes, coordinates,
-                      small["time"], small["risk"], small["energy"], small["mass"],
-                      {k: f.attrs[k] for k in f.attrs}, has_particles, weights)
+            if weights is not None and not np.all(np.isfinite(weights)):
+                raise InputError(f"{path}: dataset 'weights' has non-finite values")
+            document = _case_document(case_text, path)
+            run = Run(path, solver, case_text, axes, coordinates, small["time"], small["risk"], small["energy"],
+                      small["mass"], attrs, has_particles, weights, document)
     except InputError:
         raise
-    except READ_ERRORS as exc:
+    except (*READ_ERRORS, MemoryError) as exc:
         raise InputError(f"{path}: unreadable or incomplete gflow file: {reason(exc)}") from None
     return run.require_snapshots() if require_snapshots else run

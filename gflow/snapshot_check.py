@@ -15,25 +15,37 @@ a reader's leniency cannot hide a writer's mistake. What it checks:
 - every dimension of every root dataset is an HDF5 dimension scale of its length (the fixed
   datasets: the scale SPEC.md names, `time`, the axes, `particle`, `component`).
 
+The file is untrusted: every dataset's dtype, size and chunks are checked from its metadata
+before it is read, against the reader's bounds (`gflow.run_file`: MAX_SNAPSHOTS snapshots,
+MAX_CELLS cells, MAX_PARTICLES particles, MAX_CASE_BYTES of case text); soft and external
+links, virtual datasets and external storage are problems, never followed; and each problem
+goes through `gflow.run_file.printable` (no terminal control characters, bounded length).
+
 A run killed while appending a snapshot may hold one more row than `time` in the other
 time-indexed datasets (`time` is written last, and readers trust it for the count): that
 unfinished row is allowed, and not checked.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from gflow.errors import reason
+from gflow.errors import InputError, reason
 from gflow.h5io import reading
-from gflow.run_file import READ_ERRORS
+from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_CASE_BYTES, MAX_CELLS, MAX_PARTICLES, MAX_ROW_VALUES,
+                            MAX_SNAPSHOTS, READ_ERRORS, _array, _attribute, printable)
 from gflow.solver_options import PARTICLE_KINDS
 
 WEIGHT_TOLERANCE = 1e-9
 MASS_TOLERANCE = 1e-6
+#: the file as the reader's checks name it, stripped from their messages
+_FILE = "<file>"
+#: the longest problem line
+MAX_PROBLEM = 500
 
 
 class _Stop(Exception):
@@ -54,9 +66,9 @@ def problems(path) -> list[str]:
                 _check(f, found)
             except _Stop:
                 pass
-            return found
+            return [printable(p, MAX_PROBLEM) for p in found]
     except READ_ERRORS as exc:
-        return [f"unreadable HDF5 content: {reason(exc)}"]
+        return [printable(f"unreadable HDF5 content: {reason(exc)}", MAX_PROBLEM)]
 
 
 def first_problem(path) -> str | None:
@@ -74,35 +86,52 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
 
 
+def _refused(exc: InputError) -> str:
+    return str(exc).removeprefix(f"{_FILE}: ")
+
+
 def _root(f: h5py.File, found: list[str]) -> tuple[tuple[str, ...], str]:
-    attrs = f.attrs
+    attrs = {}
     for key in ("format", "format_version", "gflow_version", "solver", "case", "axes"):
-        if key not in attrs:
+        if key not in f.attrs:
             found.append(f"root attribute {key!r} is missing")
+            continue
+        try:   # type and size from the metadata before the value is read
+            attrs[key] = _attribute(f.attrs, key, _FILE, f"root attribute {key!r}",
+                                    MAX_CASE_BYTES if key == "case" else MAX_ATTRIBUTE_BYTES)
+        except InputError as exc:
+            found.append(_refused(exc))
+    if found:
+        raise _Stop
     if "format" in attrs and not (_is_text(attrs["format"]) and _text(attrs["format"]) == "gflow"):
-        found.append(f"root attribute format = {attrs['format']!r}, not 'gflow'")
+        found.append(f"root attribute format = {printable(repr(attrs['format']), 80)}, not 'gflow'")
     if "format_version" in attrs:
         version = attrs["format_version"]
         if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)) or version < 1:
-            found.append(f"root attribute format_version = {version!r} is not an integer >= 1")
+            found.append(f"root attribute format_version = {printable(repr(version), 80)} is not an integer >= 1")
     for key in ("gflow_version", "solver"):
         if key in attrs and not (_is_text(attrs[key]) and _text(attrs[key]).strip()):
-            found.append(f"root attribute {key} = {attrs[key]!r} is not a non-empty text")
+            found.append(f"root attribute {key} = {printable(repr(attrs[key]), 80)} is not a non-empty text")
     if "case" in attrs:
         if not _is_text(attrs["case"]):
             found.append("root attribute 'case' is not text (a TOML case)")
         else:
             try:
                 tomllib.loads(_text(attrs["case"]))
+            except RecursionError:
+                found.append("root attribute 'case' is not valid TOML: nested too deeply")
             except tomllib.TOMLDecodeError as exc:
                 found.append(f"root attribute 'case' is not valid TOML: {' '.join(str(exc).split())}")
     axes: tuple[str, ...] = ()
     if "axes" in attrs:
         names = attrs["axes"]
         if np.ndim(names) != 1 or len(names) == 0 or not all(_is_text(a) and _text(a) for a in names):
-            found.append(f"root attribute axes = {names!r} is not a non-empty list of names")
+            found.append(f"root attribute axes = {printable(repr(names), 80)} is not a non-empty list of names")
+        elif not all(_text(a).isidentifier() for a in names):
+            found.append(f"root attribute axes = {printable(repr([_text(a) for a in names]), 80)} holds a name "
+                         "that is not an identifier")
         elif len({_text(a) for a in names}) != len(names):
-            found.append(f"root attribute axes = {[_text(a) for a in names]} repeats a name")
+            found.append(f"root attribute axes = {printable(repr([_text(a) for a in names]), 80)} repeats a name")
         else:
             axes = tuple(_text(a) for a in names)
     solver = _text(attrs["solver"]) if "solver" in attrs and _is_text(attrs["solver"]) else ""
@@ -111,14 +140,21 @@ def _root(f: h5py.File, found: list[str]) -> tuple[tuple[str, ...], str]:
     return axes, solver
 
 
-def _dataset(f: h5py.File, name: str, found: list[str]) -> h5py.Dataset:
-    if name not in f:
+def _dataset(f: h5py.File, name: str, found: list[str], limit: int, row: int | None = None) -> h5py.Dataset:
+    """Dataset `name` of at most `limit` values, checked from its metadata (`gflow.run_file._array`:
+    a hard link, not virtual, numbers, chunks no larger than a `row`) before anything reads it."""
+    link = f.get(name, getlink=True)
+    if link is None:
         found.append(f"dataset {name!r} is missing")
         raise _Stop
-    if not isinstance(f[name], h5py.Dataset):
+    if isinstance(link, h5py.HardLink) and not isinstance(f[name], h5py.Dataset):
         found.append(f"{name!r} is not a dataset")
         raise _Stop
-    return f[name]
+    try:
+        return _array(f, name, _FILE, ndim=None, limit=limit, row=row)
+    except InputError as exc:
+        found.append(_refused(exc))
+        raise _Stop from None
 
 
 def _numeric(ds: h5py.Dataset, found: list[str]) -> bool:
@@ -158,7 +194,7 @@ def _check(f: h5py.File, found: list[str]) -> None:
     axes, solver = _root(f, found)
     D = len(axes)
 
-    time = _dataset(f, "time", found)
+    time = _dataset(f, "time", found, MAX_SNAPSHOTS)
     if time.ndim != 1:
         found.append(f"dataset 'time' has shape {time.shape}, expected (T,)")
         raise _Stop
@@ -166,7 +202,7 @@ def _check(f: h5py.File, found: list[str]) -> None:
     if _numeric(time, found):
         _increasing(time[()], "time", found)
     for name in ("risk", "energy", "mass"):
-        ds = _dataset(f, name, found)
+        ds = _dataset(f, name, found, MAX_SNAPSHOTS + 1)
         problem = _shape_problem(name, ds.shape, (T,), "(T,)", T)
         if problem:
             found.append(problem)
@@ -175,7 +211,7 @@ def _check(f: h5py.File, found: list[str]) -> None:
 
     sizes = []
     for axis in axes:
-        ds = _dataset(f, axis, found)
+        ds = _dataset(f, axis, found, MAX_CELLS)
         if ds.ndim != 1 or ds.shape[0] == 0:
             found.append(f"coordinate dataset {axis!r} has shape {ds.shape}, expected (n,) with n >= 1")
             raise _Stop
@@ -184,30 +220,39 @@ def _check(f: h5py.File, found: list[str]) -> None:
         if _numeric(ds, found):
             _increasing(ds[()], axis, found)
         sizes.append(ds.shape[0])
+    if np.prod(sizes, dtype=object) > MAX_CELLS:
+        found.append(f"the axes make a grid of {np.prod(sizes, dtype=object)} cells, more than the {MAX_CELLS} "
+                     "a case may have")
     if found:
         raise _Stop
+    cells = int(np.prod(sizes, dtype=object))
 
     layers = None
-    if "layer" in f:
-        layer = _dataset(f, "layer", found)
-        layers = layer.shape[0] if layer.ndim == 1 else None
+    if f.get("layer", getlink=True) is not None:
+        layer = _dataset(f, "layer", found, MAX_ROW_VALUES // cells)
+        layers = layer.shape[0] if layer.ndim == 1 and layer.shape[0] else None
         if layers is None:
             found.append(f"dataset 'layer' has shape {layer.shape}, expected (L,)")
     lead, lead_meaning = ((T, layers), "(T, L") if layers else ((T,), "(T")
 
-    density = _dataset(f, "density", found)
     expected = (*lead, *sizes)
+    density = _dataset(f, "density", found, (MAX_SNAPSHOTS + 1) * math.prod(expected[1:]), math.prod(expected[1:]))
     meaning = f"{lead_meaning}, {', '.join(f'n_{a}' for a in axes)})"
     if _snapshot_rows("density", density, expected, meaning, T, found):
-        _mass_consistent(f, density, T, found)
+        _mass_consistent(f, axes, density, T, found)
 
-    particles = "positions" in f or "weights" in f or solver in PARTICLE_KINDS
+    particles = any(f.get(n, getlink=True) is not None for n in ("positions", "weights")) or solver in PARTICLE_KINDS
     if particles:
-        positions, weights = _dataset(f, "positions", found), _dataset(f, "weights", found)
+        weights = _dataset(f, "weights", found, MAX_PARTICLES)
         if weights.ndim != 1 or weights.shape[0] == 0:
             found.append(f"dataset 'weights' has shape {weights.shape}, expected (m,) with m >= 1")
+        elif math.prod((*lead[1:], weights.shape[0], D)) > MAX_ROW_VALUES:
+            found.append(f"{weights.shape[0]} particles on {D} axes are more than the {MAX_ROW_VALUES} values "
+                         "a snapshot may hold")
         else:
             m = weights.shape[0]
+            row = math.prod((*lead[1:], m, D))
+            positions = _dataset(f, "positions", found, (MAX_SNAPSHOTS + 1) * row, row)
             _snapshot_rows("positions", positions, (*lead, m, D), f"{lead_meaning}, m, D)", T, found)
             if _numeric(weights, found):
                 w = weights[()]
@@ -240,13 +285,14 @@ def _snapshot_rows(name: str, ds: h5py.Dataset, expected: tuple, meaning: str, T
     return True
 
 
-def _mass_consistent(f: h5py.File, density: h5py.Dataset, T: int, found: list[str]) -> None:
-    """sum(density) * cell volume = mass, where every axis has two or more uniform cells."""
-    if density.ndim != 1 + len(f.attrs["axes"]) or f["mass"].dtype.kind not in "fiu":
+def _mass_consistent(f: h5py.File, axes, density: h5py.Dataset, T: int, found: list[str]) -> None:
+    """sum(density) * cell volume = mass, where every axis has two or more uniform cells (the
+    datasets read here were checked by `_dataset` already)."""
+    if density.ndim != 1 + len(axes) or f["mass"].dtype.kind not in "fiu":
         return
     volume = 1.0
-    for axis in f.attrs["axes"]:
-        c = f[_text(axis)][()]
+    for axis in axes:
+        c = f[axis][()]
         if len(c) < 2 or not np.allclose(np.diff(c), c[1] - c[0], rtol=1e-9, atol=0):
             return
         volume *= c[1] - c[0]
@@ -262,15 +308,24 @@ def _scales(f: h5py.File, T: int, axes, expected: dict, found: list[str]) -> Non
     """Every dimension of every root dataset carries a dimension scale of its length."""
     required = ["time", *(("particle", "component") if "positions" in expected else ())]
     for name in required:
-        if name not in f or not isinstance(f[name], h5py.Dataset):
+        if not isinstance(f.get(name, getlink=True), h5py.HardLink) or not isinstance(f[name], h5py.Dataset):
             found.append(f"dimension scale dataset {name!r} is missing")
         elif not f[name].is_scale:
             found.append(f"dataset {name!r} is not a dimension scale")
         elif f[name].ndim != 1:
             found.append(f"dimension scale {name!r} has shape {f[name].shape}, expected 1-D")
-    for name, ds in f.items():
+    for name in f:
+        link = f.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            found.append(f"{name!r} is a {'soft' if isinstance(link, h5py.SoftLink) else 'external'} link, "
+                         "which gflow does not follow")
+            continue
+        ds = f[name]
         if not isinstance(ds, h5py.Dataset):
             continue           # groups (the solver's `restart` state) are not part of the layout
+        if ds.is_virtual:
+            found.append(f"dataset {name!r} is a virtual dataset (it reads other files)")
+            continue
         if ds.is_scale:
             if ds.ndim != 1:
                 found.append(f"dimension scale {name!r} has shape {ds.shape}, expected 1-D")
