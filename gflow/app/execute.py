@@ -1,17 +1,23 @@
 """Run a checked case with each of its solvers: the work behind `gflow run` (and sweeps).
 
-Before any work: every output file is checked (an existing run is never overwritten
-without `force`, and is continued with `resume`) and locked, so a second run writing the
-same file at the same time is refused instead of corrupting it.
+Before any work: the output directory is checked (created, a directory, writable), every
+output file is checked (never a symbolic link or a directory; an existing run is never
+overwritten without `force`, and is continued with `resume`) and locked, so a second run
+writing the same file at the same time is refused instead of corrupting it. The output
+directory itself may be a symbolic link (`gflow.app.outputs`): only each file's own name is.
 """
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gflow.app.outputs import check_dir, check_output
 from gflow.case import Case, SolverSpec
 from gflow.errors import InputError, RunError, reason
 from gflow.problem import Problem, build_problem
@@ -34,24 +40,74 @@ class SolverRun:
     resumed_from: float | None = None
 
 
+#: attempts at a lock whose file another run removes as we take it (each lost race costs one)
+LOCK_TRIES = 10
+_LOCK_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
 @contextmanager
 def output_lock(path: Path):
-    """Hold an exclusive lock beside `path` for the whole run, or refuse at once."""
+    """Hold an exclusive lock beside `path` for the whole run, or refuse at once.
+
+    The lock file `.KIND.h5.lock` is opened without following a symbolic link, never truncated
+    and never written: a link planted there (`.fv.h5.lock -> ~/.bashrc`) is refused in one line
+    and its target left as it was; so is anything but a regular file (a FIFO would block the
+    open). A run unlinks its lock file when it ends, so a lock taken on a file that has just been
+    unlinked would exclude nobody: once locked, the name must still be that file, or we try again.
+    """
     if fcntl is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(f".{path.name}.lock")
-    handle = open(lock_path, "w")
-    try:
+    for _ in range(LOCK_TRIES):
+        fd = _open_lock(lock_path)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise InputError(f"{path}: another gflow run is writing this file right now") from None
+        except OSError as exc:
+            os.close(fd)
+            raise InputError(f"{lock_path}: cannot lock: {exc.strerror or exc}") from None
+        if _names(lock_path, fd):
+            break
+        os.close(fd)
+    else:
+        raise InputError(f"{path}: its lock file keeps being replaced; another gflow run is starting or ending there")
+    try:
         yield
-        lock_path.unlink(missing_ok=True)
+        if _names(lock_path, fd):      # never another run's lock
+            lock_path.unlink(missing_ok=True)
     finally:
-        handle.close()
+        os.close(fd)
+
+
+def _open_lock(lock_path: Path) -> int:
+    """The lock file's descriptor, created if missing (mode 0o644), never through a link."""
+    try:
+        fd = os.open(lock_path, _LOCK_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):      # EMLINK: O_NOFOLLOW's answer on FreeBSD
+            raise InputError(f"{lock_path}: is a symbolic link; gflow never opens a lock file through one "
+                             "(remove it)") from None
+        if exc.errno in (errno.EISDIR, errno.ENXIO):      # ENXIO: a FIFO nobody reads
+            raise InputError(f"{lock_path}: is not a regular file (remove it)") from None
+        raise InputError(f"{lock_path}: cannot create the lock file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{lock_path}: is not a regular file (remove it)")
+    return fd
+
+
+def _names(lock_path: Path, fd: int) -> bool:
+    """Whether `lock_path` (not followed) is still the file open as `fd`."""
+    try:
+        here = os.lstat(lock_path)
+    except OSError:
+        return False
+    there = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.ndarray) -> int:
@@ -110,21 +166,31 @@ def _state_mismatch(template: dict, state: dict) -> str | None:
 
 
 def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = False,
-             progress: bool | None = None, on_snapshot=None, echo=print, warn=None) -> list[SolverRun]:
+             progress: bool | None = None, on_snapshot=None, echo=print, warn=None,
+             also=()) -> list[SolverRun]:
     """Run every solver of `case`, writing `out_dir/<kind>.h5` for each.
+
+    Before any work, `out_dir` must be a usable directory (`gflow.app.outputs.check_dir`; it
+    may itself be a symbolic link) and each `<kind>.h5` a regular file or absent: a symbolic
+    link there, dangling or not, is refused with or without `force` (the run would write
+    wherever it points), and an existing run needs `force` or `resume`. `also` are the other
+    files the caller will write from these runs (the report of `gflow run`), checked alike.
 
     `echo` receives the one-line summaries, `warn` the run loop's warnings (default: stderr).
     A solver that fails (InputError, RunError) does not stop the others; once all have run, the
     first failure's kind is raised, naming every failed solver when the case has several, with
     the list of runs that finished as its attribute `finished`.
     """
+    out_dir = check_dir(out_dir)
+    paths = {spec.kind: out_dir / f"{spec.kind}.h5" for spec in case.solvers}
+    for path in paths.values():
+        check_output(path, force or resume,
+                     exists="a run is already there; use --force to overwrite it or --resume to continue it")
+    for path in also:
+        check_output(path, force or resume, exists="already exists; use --force to overwrite it "
+                                                   "(or --resume to continue the runs it is about)")
     problem: Problem = build_problem(case)
     times = np.linspace(0.0, case.end, case.snapshots)
-    paths = {spec.kind: Path(out_dir) / f"{spec.kind}.h5" for spec in case.solvers}
-    for path in paths.values():
-        if path.exists() and not (force or resume):
-            raise InputError(f"{path}: a run is already there; use --force to overwrite it or --resume "
-                             "to continue it")
     results: list[SolverRun] = []
     failures: list[tuple[str, Exception]] = []
     with ExitStack() as stack:
