@@ -1,20 +1,130 @@
-"""Opening run files with h5py, safely beside a live writer.
+"""Opening run files with h5py: safe beside a live writer, and safe on a full disk.
 
-HDF5's own file locks are non-blocking: a reader holding a file open made a writer's next
-append fail, and a writer's append made readers fail. gflow's writer therefore opens its file
-without HDF5's lock (it has its own run lock, `gflow.app.execute.output_lock`), and gflow's
-readers open through `reading`.
+Live readers. HDF5's own file locks are non-blocking `flock`s held while a file is open: a
+reader holding a run file open (`h5py.File(path)`, `xarray.open_dataset`) made the writer's
+next append fail, and an append in progress made readers fail. gflow therefore opens its files
+without HDF5's lock (`locking=False`; the run lock `gflow.app.execute.output_lock` already keeps
+a second writer out) and uses a lock of its own, a POSIX record lock (`fcntl.lockf`) on the run
+file itself, which Linux keeps apart from `flock`:
+
+- the writer holds it exclusively for each append (`appending`), a few milliseconds;
+- gflow's readers hold it shared while they read (`reading`), so they see the file as it was
+  after the last complete append, never half of one.
+
+Either side waits a bounded time (`WAIT`) and then goes on without it, so nothing hangs on a
+reader that never lets go. Other programs' readers (h5py, xarray) take HDF5's `flock`, which
+the writer ignores: they never stop a run, and a file opened between appends is complete up to
+`time`'s length; one opened during an append (milliseconds in every snapshot interval) may
+fail to open or read an old view, and a view held open across appends goes stale (reopen it).
+
+Full disks. An append first reserves its bytes beyond the end of the file
+(`os.posix_fallocate`), before HDF5 writes anything, so a full disk (ENOSPC) or a file-size
+limit (EFBIG) is met while the file is still exactly as the last append left it; HDF5 truncates
+the unused reserve when it closes the file. `DiskFull` carries the cause.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import stat
+import time
 from pathlib import Path
 
 import h5py
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no reader/writer lock
+    fcntl = None
+
+#: seconds a reader waits for an append to finish, or the writer for readers to finish
+WAIT = 30.0
+#: what every append reserves beyond its data: HDF5's metadata (B-tree nodes, headers) grow too
+METADATA_RESERVE = 1 << 16
+#: errors that mean "no room": a full disk, a quota, a file-size limit
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFull(OSError):
+    """No room for the next write: nothing of it was written."""
+
+
+def _lock(fd: int, kind: int, wait: float) -> bool:
+    """Take the POSIX record lock `kind` on `fd`, waiting up to `wait` seconds; False when it
+    could not be had (held too long, or locks unsupported on this file system)."""
+    if fcntl is None:
+        return False
+    deadline = time.monotonic() + wait
+    pause = 0.001
+    while True:
+        try:
+            fcntl.lockf(fd, kind | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN) or time.monotonic() > deadline:
+                return False
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
+
 
 @contextlib.contextmanager
-def reading(path: str | Path):
-    """The run file at `path`, open read-only for the block."""
-    with h5py.File(path, "r", locking=False) as f:
+def reading(path: str | Path, wait: float = WAIT):
+    """The run file at `path`, open read-only for the block, with no append in progress."""
+    # O_NONBLOCK: a FIFO named as a run file must not hang the open
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        _lock(fd, fcntl.LOCK_SH if fcntl else 0, wait)
+        with _open_read_only(path) as f:
+            yield f
+    finally:
+        os.close(fd)      # releases the lock (h5py closing its own descriptor already has)
+
+
+@contextlib.contextmanager
+def _open_read_only(path):
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        if "locking flag" not in str(exc):
+            raise
+        # This process holds the file open already, with HDF5's lock (h5py's default, say in a
+        # notebook). HDF5 would share that open file, and its view from when it was opened; a
+        # Python file object is a file of its own to HDF5, read afresh.
+        with open(path, "rb") as raw, h5py.File(raw, "r") as f:
+            yield f
+        return
+    with f:
         yield f
+
+
+def reserve(fd: int, nbytes: int) -> None:
+    """Allocate `nbytes` beyond the end of the file open as `fd`, or raise `DiskFull`."""
+    size = os.fstat(fd).st_size
+    try:
+        os.posix_fallocate(fd, size, nbytes)
+    except OSError as exc:
+        if exc.errno in NO_ROOM:
+            raise DiskFull(exc.errno, os.strerror(exc.errno)) from None
+        # EINVAL / EOPNOTSUPP: the file system cannot reserve; HDF5's own errors remain
+
+
+@contextlib.contextmanager
+def appending(path: str | Path, nbytes: int, wait: float = WAIT):
+    """The run file at `path` open for appending, with `nbytes` (+ `METADATA_RESERVE`) reserved
+    first and gflow's readers held off. A symlink at `path` is refused (ELOOP)."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _lock(fd, fcntl.LOCK_EX if fcntl else 0, wait)
+        reserve(fd, nbytes + METADATA_RESERVE)
+        with h5py.File(path, "a", locking=False) as f:
+            yield f
+    finally:
+        os.close(fd)
+
+
+def creating(path: str | Path) -> h5py.File:
+    """A new run file at `path` (replacing a regular file there), without HDF5's lock."""
+    return h5py.File(path, "w", locking=False)

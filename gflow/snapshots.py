@@ -17,6 +17,7 @@ groups: `Run.restart` picks the group of the last snapshot, and `SnapshotWriter.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from gflow.errors import InputError, RunError, reason
+from gflow.h5io import METADATA_RESERVE, DiskFull, appending, creating, reading, reserve
 from gflow.version import __version__
 
 # the reader's names, re-exported: `from gflow.snapshots import open_run` keeps working
@@ -58,7 +61,18 @@ class SnapshotWriter:
         self.extras = tuple(extras)
         shape = tuple(len(c) for c in coordinates)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(self.path, "w") as f:
+        if self.path.is_symlink():
+            raise InputError(f"{self.path}: is a symbolic link; a run file is written only as a file of its own")
+        setup = sum(np.asarray(c).nbytes for c in coordinates) + (0 if weights is None else 3 * np.asarray(weights).nbytes)
+        try:
+            _probe_room(self.path, setup + METADATA_RESERVE)
+            self._create(shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs)
+        except OSError as exc:
+            self.path.unlink(missing_ok=True)     # a half-made file holds no snapshot yet
+            raise RunError(f"{self.path}: cannot create the run file: {_cause(exc)}") from None
+
+    def _create(self, shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs) -> None:
+        with creating(self.path) as f:
             f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, gflow_version=__version__,
                            solver=solver, case=case_text, axes=list(axes))
             time = f.create_dataset("time", (0,), maxshape=(None,), dtype="f8", chunks=(256,))
@@ -97,31 +111,50 @@ class SnapshotWriter:
         """Append to an existing run file (gflow run --resume)."""
         writer = cls.__new__(cls)
         writer.path, writer.extras = Path(path), tuple(extras)
-        with _signals_deferred(), h5py.File(writer.path, "a") as f:
-            _settle(f)       # what a run killed mid-append left: rows beyond `time`, two restart groups
+        try:
+            with _signals_deferred(), appending(writer.path, 0) as f:
+                _settle(f)       # what a run killed mid-append left: rows beyond `time`, two restart groups
+        except OSError as exc:
+            raise RunError(f"{writer.path}: cannot reopen the run file to continue it: {_cause(exc)}") from None
         return writer
 
     def append(self, t: float, obs: Observation, restart: dict | None = None) -> None:
         """Add one snapshot, all or nothing; `restart` (a stepper's `restart_state`) replaces the
-        last one's."""
-        with _signals_deferred(), h5py.File(self.path, "a") as f:
-            n = f["time"].shape[0]
-            committed = False
-            try:
-                self._write(f, n, obs, restart)
-                # `time` last: a reader trusts it for the count, so this is the append's commit
-                f["time"].resize(n + 1, axis=0)
-                f["time"][n] = t
-                committed = True
+        last one's.
+
+        The snapshot's bytes are reserved on disk before anything is written, and its data
+        flushed before `time` grows; no room (a full disk, a file-size limit) or a failed write
+        is a `RunError` naming what the file still holds, and the file stays valid."""
+        try:
+            with _signals_deferred(), appending(self.path, _payload_bytes(obs, restart)) as f:
+                self._append(f, t, obs, restart)
+        except DiskFull as exc:
+            held = _held(self.path)
+            raise RunError(f"{self.path}: no room to write the snapshot at t = {t:g} ({exc.strerror}); the file "
+                           f"keeps its {held} snapshots: make room and continue with --resume") from None
+        except OSError as exc:
+            raise RunError(f"{self.path}: cannot write the snapshot at t = {t:g}: {_cause(exc)}; the file keeps "
+                           f"its {_held(self.path)} snapshots: continue with --resume") from None
+
+    def _append(self, f: h5py.File, t: float, obs: Observation, restart: dict | None) -> None:
+        n = f["time"].shape[0]
+        committed = False
+        try:
+            self._write(f, n, obs, restart)
+            f.flush()          # the data is in the file before `time` says it is
+            # `time` last: a reader trusts it for the count, so this is the append's commit
+            f["time"].resize(n + 1, axis=0)
+            f["time"][n] = t
+            committed = True
+            _settle(f)
+        except BaseException:
+            # finish the append once `time` holds it, else roll it back; report the first error
+            with contextlib.suppress(Exception):
+                if not committed:
+                    f["time"].resize(n, axis=0)
                 _settle(f)
-            except BaseException:
-                # finish the append once `time` holds it, else roll it back; report the first error
-                with contextlib.suppress(Exception):
-                    if not committed:
-                        f["time"].resize(n, axis=0)
-                    _settle(f)
-                raise
-            f.flush()
+            raise
+        f.flush()
 
     def _write(self, f: h5py.File, n: int, obs: Observation, restart: dict | None) -> None:
         """Snapshot n in every time-indexed dataset but `time`, its solver state in `restart.new`."""
@@ -137,6 +170,37 @@ class SnapshotWriter:
         for name, value in values.items():
             f[name].resize(n + 1, axis=0)
             f[name][n] = value
+
+
+def _payload_bytes(obs: Observation, restart: dict | None) -> int:
+    """What one append writes, at most: its arrays, scalars and solver state."""
+    arrays = [obs.density, obs.positions, *(restart or {}).values()]
+    return sum(np.asarray(a).nbytes for a in arrays if a is not None and not isinstance(a, str)) + sum(
+        len(v) for v in (restart or {}).values() if isinstance(v, str)) + 64 * (8 + len(obs.extras))
+
+
+def _probe_room(path: Path, nbytes: int) -> None:
+    """Raise `DiskFull` unless `nbytes` could be written at `path` now: a new run file is written by
+    HDF5 in one go (it cannot be reserved inside), so its room is tried on an empty file first."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        reserve(fd, nbytes)
+    finally:
+        os.close(fd)
+
+
+def _held(path: Path) -> int | str:
+    """How many snapshots the run file at `path` holds, for a message ("?" when unreadable)."""
+    try:
+        with reading(path, wait=1.0) as f:
+            return int(f["time"].shape[0])
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return "?"
+
+
+def _cause(exc: OSError) -> str:
+    """An OSError in a few words: its errno's text when it has one ("No space left on device")."""
+    return os.strerror(exc.errno) if exc.errno else reason(exc)
 
 
 def _write_restart(f: h5py.File, index: int, state: dict) -> None:
