@@ -13,18 +13,30 @@ from gflow.postprocess.plot import comparison_figure, run_labels, save
 from gflow.snapshots import open_run
 
 
-def write_report(paths, out_dir) -> list[Path]:
-    """Compare the runs in `paths` (the first is the reference); return the files written."""
+#: the report's files, in the order `build_report` returns their contents
+REPORT_FILES = ("compare.txt", "compare.png")
+
+
+def build_report(paths):
+    """The report of the runs in `paths` (the first is the reference): (compare.txt's text, the figure).
+
+    Writing is the caller's: `gflow run` checks both files before any work and writes them
+    atomically, never through a symbolic link (`gflow.app.outputs`).
+    """
     runs = [open_run(p, require_snapshots=True) for p in paths]
     comparisons = [compare_runs(runs[0], other) for other in runs[1:]]
     labels = run_labels(runs)
-    out_dir = Path(out_dir)
     lines = [f"{len(runs)} runs; reference A = {labels[0]}",
              "final risk: " + ", ".join(f"{label} {r.risk[-1]:.6g} (t = {r.time[-1]:.4g})"
                                         for label, r in zip(labels, runs))]
     for label, c in zip(labels[1:], comparisons):
         lines += ["", f"== {labels[0]} (A) vs {label} (B)", table(c)]
-    text_path = out_dir / "compare.txt"
-    text_path.write_text("\n".join(lines) + "\n")
-    figure_path = save(comparison_figure(runs, comparisons), out_dir / "compare.png")
-    return [text_path, figure_path]
+    return "\n".join(lines) + "\n", comparison_figure(runs, comparisons)
+
+
+def write_report(paths, out_dir) -> list[Path]:
+    """`build_report` written plainly to `out_dir` (for scripts); return the files written."""
+    text, figure = build_report(paths)
+    text_path = Path(out_dir) / REPORT_FILES[0]
+    text_path.write_text(text)
+    return [text_path, save(figure, Path(out_dir) / REPORT_FILES[1])]

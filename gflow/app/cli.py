@@ -80,10 +80,17 @@ def cmd_run(args) -> int:
     def log_snapshot(index, t, obs):
         print(f"snapshot {index + 1}/{case.snapshots}: t = {t:.6g}, risk = {obs.risk:.6g}", flush=True)
 
+    # a multi-solver run reports itself (compare.txt, compare.png): those files are checked with
+    # the run files before any work, and overwritten only with --force (or --resume, which
+    # continues the very runs they compare)
+    report = []
+    if len(case.solvers) > 1:
+        from gflow.postprocess.report import REPORT_FILES
+        report = [out_dir / name for name in REPORT_FILES]
     failure = None
     try:
         results = run_case(case, out_dir, force=args.force, resume=args.resume, progress=args.progress,
-                           on_snapshot=log_snapshot if args.verbose else None)
+                           on_snapshot=log_snapshot if args.verbose else None, also=report)
     except (InputError, RunError) as exc:
         # a solver failed: the files of those that finished are still reported and compared
         if not getattr(exc, "finished", None):
@@ -91,8 +98,10 @@ def cmd_run(args) -> int:
         results, failure = exc.finished, exc
     written = [r.path for r in results]
     if len(written) > 1:
-        from gflow.postprocess.report import write_report
-        written += write_report(written, out_dir)
+        from gflow.app.outputs import save_figure, write_text
+        from gflow.postprocess.report import build_report
+        text, figure = build_report(written)
+        written += [write_text(report[0], text), save_figure(figure, report[1])]
     for path in written:
         print(f"wrote {path}")
     if failure is not None:
