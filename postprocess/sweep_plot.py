@@ -146,16 +146,3 @@ def sweep_figure(path, dpi: float = 100):
     fig.suptitle(f"{where.parent.name}/{where.name}: dashed lines are least-squares fits of log error against log x")
     return fig, slopes
 
-
-def cmd_plot_sweep(args) -> int:
-    """`gflow plot sweep.csv [-o FILE]`: the figure, and the fitted slopes printed."""
-    from gflow.postprocess.plot import check_image_path, save
-
-    if args.movie:
-        raise InputError(f"--movie: a sweep.csv has no density to animate ({args.run})")
-    output = check_image_path(args.output or Path(args.run).with_suffix(".png"))
-    fig, slopes = sweep_figure(args.run, args.dpi)
-    for (group, error, what), p in slopes.items():
-        print(f"slope of {error} against {what}: {p:.3f}  ({group})")
-    print(f"wrote {save(fig, output)}")
-    return 0

@@ -2,6 +2,11 @@
 
 Each command returns an exit status; bad input (an unreadable run, an unknown image type)
 is an `InputError`, which the CLI prints as one line with exit status 2.
+
+Every output (JSON, CSV, figures, movies) is checked before any work and written atomically
+by `gflow.app.outputs`: an existing file is overwritten only with `--force`, a symbolic link,
+a directory or one of the inputs at an output's name is refused, and an unusable directory
+(missing and not creatable, read-only, a file) is one line.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from gflow.app.outputs import check_outputs, replacing, save_figure, write_text
 from gflow.errors import InputError
 
 
@@ -21,6 +27,7 @@ def register_compare(sub) -> None:
     p.add_argument("--csv", nargs="?", const="-", metavar="FILE",
                    help="write the rows as CSV to FILE (stdout without FILE, instead of the table)")
     p.add_argument("--plot", metavar="FILE", help="write a comparison figure (risk, W against time, final densities)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_compare)
 
 
@@ -31,6 +38,7 @@ def register_plot(sub) -> None:
     p.add_argument("--movie", metavar="FILE", help="also write an animation of the density (.gif, or .mp4 with ffmpeg)")
     p.add_argument("--columns", type=int, default=4, help="snapshot times shown (default 4)")
     p.add_argument("--dpi", type=float, default=100, help="resolution of the figure and movie (default 100)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing figure or movie")
     p.set_defaults(func=cmd_plot)
 
 
@@ -38,11 +46,7 @@ def _emit(text: str, target: str, note) -> None:
     if target == "-":
         sys.stdout.write(text)
         return
-    try:
-        Path(target).write_text(text)
-    except OSError as exc:
-        raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
-    note(f"wrote {target}")
+    note(f"wrote {write_text(target, text)}")
 
 
 def cmd_compare(args) -> int:
@@ -54,6 +58,8 @@ def cmd_compare(args) -> int:
     if args.plot:
         from gflow.postprocess.plot import check_image_path
         check_image_path(args.plot)
+    files = [None if target == "-" else target for target in (args.json, args.csv)] + [args.plot]
+    check_outputs(files, args.force, inputs=(args.a, args.b))
     run_a, run_b = open_run(args.a, require_snapshots=True), open_run(args.b, require_snapshots=True)
     comparison = compare_runs(run_a, run_b)
     machine = "-" in (args.json, args.csv)
@@ -69,16 +75,15 @@ def cmd_compare(args) -> int:
     if args.csv:
         _emit(to_csv(comparison), args.csv, note)
     if args.plot:
-        from gflow.postprocess.plot import comparison_figure, save
-        note(f"wrote {save(comparison_figure([run_a, run_b], [comparison]), args.plot)}")
+        from gflow.postprocess.plot import comparison_figure
+        note(f"wrote {save_figure(comparison_figure([run_a, run_b], [comparison]), args.plot)}")
     return 0
 
 
 def cmd_plot(args) -> int:
     if Path(args.run).suffix.lower() == ".csv":
-        from gflow.postprocess.sweep_plot import cmd_plot_sweep
-        return cmd_plot_sweep(args)
-    from gflow.postprocess.plot import check_image_path, movie_writer, run_figure, save, write_movie
+        return _plot_sweep(args)
+    from gflow.postprocess.plot import check_image_path, movie_writer, run_figure, write_movie
     from gflow.snapshots import open_run
 
     if args.columns < 1:
@@ -86,10 +91,29 @@ def cmd_plot(args) -> int:
     output = check_image_path(args.output or Path(args.run).with_suffix(".png"))
     if args.movie:
         movie_writer(args.movie, 1)   # refuse an unknown movie type before any work
+    check_outputs([output, args.movie], args.force, inputs=(args.run,))
     run = open_run(args.run, require_snapshots=True)
-    print(f"wrote {save(run_figure(run, args.columns, args.dpi), output)}")
+    print(f"wrote {save_figure(run_figure(run, args.columns, args.dpi), output)}")
     if args.movie:
-        print(f"wrote {write_movie(run, args.movie, dpi=args.dpi)}")
+        with replacing(args.movie) as tmp:
+            write_movie(run, tmp, dpi=args.dpi)
+        print(f"wrote {args.movie}")
+    return 0
+
+
+def _plot_sweep(args) -> int:
+    """`gflow plot sweep.csv [-o FILE]`: the figure of `postprocess.sweep_plot`, and the fitted slopes printed."""
+    from gflow.postprocess.plot import check_image_path
+    from gflow.postprocess.sweep_plot import sweep_figure
+
+    if args.movie:
+        raise InputError(f"--movie: a sweep.csv has no density to animate ({args.run})")
+    output = check_image_path(args.output or Path(args.run).with_suffix(".png"))
+    check_outputs([output], args.force, inputs=(args.run,))
+    fig, slopes = sweep_figure(args.run, args.dpi)
+    for (group, error, what), p in slopes.items():
+        print(f"slope of {error} against {what}: {p:.3f}  ({group})")
+    print(f"wrote {save_figure(fig, output)}")
     return 0
 
 
