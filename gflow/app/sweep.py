@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gflow.app.outputs import check_dir, check_output, replacing, write_text
 from gflow.case import Case, case_from_text, parse_override_value
 from gflow.errors import InputError, RunError
 from gflow.solver_options import PARTICLE_KINDS
@@ -295,7 +296,7 @@ def run_task(job: dict) -> list[dict]:
             status[r.kind] = "done (resumed)" if r.resumed_from is not None else "done"
             if r.resumed_from is not None:
                 _add_note(note, [r.kind], f"resumed at t = {r.resumed_from:g}")
-        (out / SIDECAR).write_text(json.dumps(walls, indent=1) + "\n")
+        write_text(out / SIDECAR, json.dumps(walls, indent=1) + "\n")
     rows = []
     for kind in kinds:
         try:
@@ -511,6 +512,13 @@ def _measure(client, table: list[dict], keys, reference: str | None) -> None:
         table[i]["reference"] = "self" if table[i]["path"] == ref else ref
 
 
+def _write_table(rows: list[dict], keys, path: Path) -> None:
+    """sweep.csv (`gflow.sweep_table.write_csv`) written to a fresh temporary name and moved over
+    `path` (`gflow.app.outputs.replacing`): never through a link, never half a table."""
+    with replacing(path) as tmp:
+        write_csv(rows, keys, tmp)
+
+
 def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=None, scheduler=None,
               workers=None, reference=None, force=False, processes=True, echo=print) -> SweepResult:
     """Run every combination of a case's sweep; write DIR/sweep.csv and return its rows.
@@ -524,8 +532,9 @@ def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=No
     if reference is not None:
         from gflow.snapshots import open_run
         reference = str(open_run(reference).path.resolve())
-    csv_path = sweep.out / "sweep.csv"
-    sweep.out.mkdir(parents=True, exist_ok=True)
+    # sweep.csv is this directory's table, rebuilt from its run files on every start (continuing a
+    # sweep is its ordinary use): rewritten without --force, but never through a link
+    csv_path = check_output(check_dir(sweep.out) / "sweep.csv", force=True)
     total, done = len(sweep.runs), 0
     sizes = ", ".join(f"{k}: {n} values" for k, n in sweep.sizes.items())
     echo(f"sweep: {total} runs of {case_path} ({sizes}), output {sweep.out}")
@@ -550,13 +559,13 @@ def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=No
                     rows = [{"solver": k, "status": _failure(rows)} for k in sweep.kinds]
                 sweep.rows_of[name] = rows
                 report(name, rows)
-                write_csv(sweep.table(), sweep.keys, csv_path)      # an interrupted sweep keeps its table
+                _write_table(sweep.table(), sweep.keys, csv_path)      # an interrupted sweep keeps its table
             table = sweep.table()
             _measure(client, table, sweep.keys, reference)
     except BaseException:
-        write_csv(sweep.table(), sweep.keys, csv_path)
+        _write_table(sweep.table(), sweep.keys, csv_path)
         raise
-    write_csv(table, sweep.keys, csv_path)
+    _write_table(table, sweep.keys, csv_path)
     counts = _count(table)
     echo(f"wrote {csv_path} ({', '.join(f'{n} {w}' for w, n in counts.items())})")
     return SweepResult(table, csv_path, counts)
