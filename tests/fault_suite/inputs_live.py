@@ -1,0 +1,129 @@
+"""Classes c (signals), d (full disk) and e (live readers): faults while a run writes its file."""
+from __future__ import annotations
+
+import importlib.util
+import signal
+import time
+
+from .context import CASES, LONG, LONG_SNAPSHOTS, Trial
+from .harness import Child, check_file, gflow, judge
+
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+
+
+def _run_args(out, *extra):
+    return ["run", CASES / "quickstart.toml", "-o", out, "-v", *LONG, *extra]
+
+
+def _after_stop(v, work, out, reported: int, command: str):
+    """The file of a stopped run holds every snapshot it reported and passes the check; --resume
+    (no limit, no signal) completes it."""
+    path = out / "fv.h5"
+    if path.exists():
+        problem, count = check_file(path)
+        if problem:
+            v.fail("lost", command, f"after the stop the file fails gflow check: {problem}")
+        elif count < reported:
+            v.fail("lost", command, f"reported {reported} snapshots, the file holds {count}")
+    elif reported:
+        v.fail("lost", command, f"reported {reported} snapshots, no file left")
+    resumed = gflow(_run_args(out, "--resume"), work)
+    outcome = judge(v, resumed, must_succeed=path.exists())
+    if outcome == "ok":
+        problem, count = check_file(path)
+        if problem or count != LONG_SNAPSHOTS:
+            v.fail("other", resumed.command(), f"--resume exit 0 but the file: {problem or f'{count} snapshots'}")
+
+
+def signals(suite, rng, n, cls):
+    for i in range(n):
+        name = rng.choice(sorted(SIGNALS))
+        at = rng.randint(1, LONG_SNAPSHOTS - 2)
+        delay = rng.uniform(0.0, 0.05)
+        # --full also signals during start-up (imports, case reading, numba compilation)
+        startup = suite.full and rng.random() < 0.2
+        label = f"{name} " + (f"at {delay * 20:.2f} s of start-up" if startup else f"after snapshot {at}+{delay:.3f} s")
+        yield Trial(cls, label, _signal_trial, suite, cls, SIGNALS[name], None if startup else at,
+                    delay * 20 if startup else delay)
+
+
+def _signal_trial(v, suite, cls, sig, at, delay):
+    work, _ = suite.folder(cls)
+    out = work / "out"
+    child = Child(_run_args(out), work, stdout_pipe=True)
+    if at is not None:
+        child.wait_snapshots(at)
+    time.sleep(delay)
+    child.signal(sig)
+    result = child.wait()
+    reported = sum(line.startswith("snapshot ") for line in result.stdout.splitlines())
+    judge(v, result, allow_signal=True)
+    _after_stop(v, work, out, reported, result.command())
+
+
+def full_disk(suite, rng, n, cls):
+    for i in range(n):
+        fraction = rng.choice([None, *[rng.uniform(0.1, 0.95) for _ in range(5)]])
+        yield Trial(cls, "fsize " + (f"{fraction:.2f} of the whole file" if fraction else "16 KiB"),
+                    _disk_trial, suite, cls, fraction)
+
+
+def _disk_trial(v, suite, cls, fraction):
+    size = suite.base("long").stat().st_size
+    limit = int(size * fraction) if fraction else 16 * 1024
+    work, _ = suite.folder(cls)
+    out = work / "out"
+    result = Child(_run_args(out), work, fsize=limit, stdout_pipe=True).wait()
+    reported = sum(line.startswith("snapshot ") for line in result.stdout.splitlines())
+    v.label += f" ({limit} bytes, {reported} snapshots reported)"
+    judge(v, result)
+    _after_stop(v, work, out, reported, result.command())
+
+
+def live_readers(suite, rng, n, cls):
+    for i in range(n):
+        yield Trial(cls, f"readers {i}", _live_trial, suite, cls, rng.randrange(2**32))
+
+
+def _live_trial(v, suite, cls, seed):
+    import random
+
+    import h5py
+
+    r = random.Random(seed)
+    work, _ = suite.folder(cls)
+    out = work / "out"
+    path = out / "fv.h5"
+    extra = ["--set", "time.end=30", "--set", "time.snapshots=121"]
+    writer = Child(_run_args(out, *extra), work, stdout_pipe=True)
+    writer.wait_snapshots(1)
+    readers = ["h5py", "info", "check", "compare"]
+    if importlib.util.find_spec("xarray") and importlib.util.find_spec("h5netcdf"):
+        readers.append("xarray")
+    opened = 0
+    while writer.running():
+        reader = r.choice(readers)
+        try:
+            if reader == "h5py":
+                with h5py.File(path, "r") as f:       # HDF5's default file locking, as a user would
+                    f["time"][()]
+            elif reader == "xarray":
+                import xarray
+
+                with xarray.open_dataset(path, engine="h5netcdf") as ds:
+                    ds["time"].values
+            else:
+                argv = {"info": ["info", path], "check": ["check", path], "compare": ["compare", path, path]}[reader]
+                judge(v, gflow(argv, work, timeout=60))
+            opened += 1
+        except Exception as exc:   # the harness's own readers only press on the writer: noted
+            v.notes.append(f"{reader} beside the writer: {type(exc).__name__}: {str(exc)[:120]}")
+        time.sleep(r.uniform(0.0, 0.05))
+    result = writer.wait()
+    v.label += f" ({opened} reads)"
+    if judge(v, result, must_succeed=True) == "ok" or path.exists():
+        problem, count = check_file(path)
+        if problem:
+            v.fail("lost", result.command(), f"beside readers the file fails gflow check: {problem}")
+        elif result.status == 0 and count != 121:
+            v.fail("other", result.command(), f"exit 0 but {count} of 121 snapshots")

@@ -1,0 +1,254 @@
+"""Class b of the fault suite: damaged and hostile run files fed to info, check, compare, plot and
+run --resume. Each is cut from a small real run that gflow wrote (`Suite.base`)."""
+from __future__ import annotations
+
+import os
+import re
+
+import h5py
+import numpy as np
+
+from .context import CASES, PARTICLE, SMALL, Trial, copy
+from .harness import check_file, digest, gflow, judge, watch_outside
+
+HUGE = 2_000_000_000
+
+
+def _truncate(p, r, out):
+    data = p.read_bytes()
+    p.write_bytes(data[: r.randint(0, len(data) - 1)])
+    return "truncated"
+
+
+def _flip(p, r, out):
+    data = bytearray(p.read_bytes())
+    head = r.random() < 0.3          # the superblock and first object headers
+    for _ in range(r.randint(1, 20)):
+        i = r.randrange(0, min(len(data), 2048) if head else len(data))
+        data[i] ^= 1 << r.randrange(8)
+    p.write_bytes(bytes(data))
+    return "flipped bytes" + (" (header)" if head else "")
+
+
+def _zero_block(p, r, out):
+    data = bytearray(p.read_bytes())
+    i = r.randrange(0, len(data))
+    data[i:i + 4096] = bytes(len(data[i:i + 4096]))
+    p.write_bytes(bytes(data))
+    return "4 KiB zeroed"
+
+
+def _replace(f, name, **kw):
+    del f[name]
+    f.create_dataset(name, **kw)
+
+
+def _huge_time(p, r, out):
+    with h5py.File(p, "a") as f:
+        names = ["time"] if r.random() < 0.5 else ["time", "risk", "energy", "mass"]
+        for name in names:
+            _replace(f, name, shape=(HUGE,), maxshape=(None,), chunks=(4096,), dtype="f8")
+    return f"huge declared {'+'.join(names)}"
+
+
+def _huge_density(p, r, out):
+    with h5py.File(p, "a") as f:
+        n = f["time"].shape[0]
+        side = r.choice([30_000, 1_000_000])
+        _replace(f, "density", shape=(n, side, side), chunks=(1, 64, 64), dtype="f8")
+    return f"huge declared density ({side}^2 per snapshot)"
+
+
+def _huge_axis(p, r, out):
+    with h5py.File(p, "a") as f:
+        _replace(f, "a", shape=(HUGE,), chunks=(4096,), dtype="f8")
+    return "huge declared axis coordinate"
+
+
+def _wrong_dtype(p, r, out):
+    name = r.choice(["time", "risk", "density", "a", "mass"])
+    kind = r.choice(["str", "int8", "complex", "compound", "bool", "scalar"])
+    with h5py.File(p, "a") as f:
+        shape = f[name].shape
+        if kind == "str":
+            _replace(f, name, data=np.full(shape, "x", dtype=object), dtype=h5py.string_dtype())
+        elif kind == "compound":
+            _replace(f, name, shape=shape, dtype=np.dtype([("x", "f8"), ("y", "i4")]))
+        elif kind == "scalar":
+            _replace(f, name, data=1.0)
+        else:
+            _replace(f, name, shape=shape, dtype={"int8": "i1", "complex": "c16", "bool": "?"}[kind])
+    return f"{name} of dtype {kind}"
+
+
+def _wrong_attr(p, r, out):
+    key = r.choice(["axes", "solver", "case", "format", "format_version"])
+    value = r.choice([np.arange(3), 7, np.array([b"\xff\xfe"]), np.array(["a", "b", "c", "d"]), ""])
+    with h5py.File(p, "a") as f:
+        f.attrs[key] = value
+    return f"attribute {key} = {type(value).__name__}"
+
+
+def _external_link(p, r, out):
+    target = out.path / "canary.h5"
+    name = r.choice(["density", "time", "a"])
+    with h5py.File(p, "r") as src, h5py.File(target, "w") as t:
+        t[name] = src[name][()]
+    with h5py.File(p, "a") as f:
+        del f[name]
+        f[name] = h5py.ExternalLink(str(target), "/" + name)
+    return f"{name} an external link to a file outside"
+
+
+def _soft_cycle(p, r, out):
+    name = r.choice(["density", "time"])
+    with h5py.File(p, "a") as f:
+        del f[name]
+        f[name] = h5py.SoftLink("/loop")
+        f["loop"] = h5py.SoftLink("/" + name)
+    return f"{name} a cycle of soft links"
+
+
+CONTROL = "\x1b]0;owned\x07\x1b[2J\x1b[31m\r\x08\x00"
+
+
+def _control_attrs(p, r, out):
+    with h5py.File(p, "a") as f:
+        f.attrs["solver"] = "fv" + CONTROL
+        f.attrs["gflow_version"] = CONTROL + "\n\nTraceback (fake)"
+        f.attrs["case"] = 'name = "' + CONTROL.replace("\x00", "") + '"\n' + str(f.attrs["case"]).split("\n", 2)[-1]
+    return "control characters in attributes"
+
+
+def _stored_data_file(p, r, out):
+    which = r.choice(["/dev/zero", "fifo", "canary"])
+    if which == "fifo":
+        os.mkfifo(out.path / "data.csv")
+        target = out.path / "data.csv"
+    elif which == "canary":
+        target = out.canary("data.csv", "x,y\n0.1,0.2\n0.3,0.4\n")
+    else:
+        target = which
+    with h5py.File(p, "a") as f:
+        case = str(f.attrs["case"])
+        case = re.sub(r"\[data\]\n(?:[^\[\n][^\n]*\n)*", f'[data]\nfile = "{target}"\n\n', case)
+        f.attrs["case"] = case
+    return f"stored case naming {which} as its data file"
+
+
+def _deep_case(p, r, out):
+    n = r.choice([1000, 100_000])
+    with h5py.File(p, "a") as f:
+        f.attrs.modify("case", str(f.attrs["case"]) + "\ndeep = " + "[" * n + "]" * n + "\n")
+    return f"stored case nested {n} deep"
+
+
+def _bad_times(p, r, out):
+    how = r.choice(["nan", "decreasing", "inf", "negative mass", "more rows"])
+    with h5py.File(p, "a") as f:
+        if how == "nan":
+            f["time"][-1] = np.nan
+        elif how == "inf":
+            f["risk"][0] = np.inf
+        elif how == "decreasing":
+            f["time"][...] = f["time"][()][::-1]
+        elif how == "negative mass":
+            f["mass"][...] = -1.0
+        else:
+            f["time"].resize((f["time"].shape[0] + 5,))
+    return f"time/scalars: {how}"
+
+
+def _hostile_restart(p, r, out):
+    """Only for the particle base: its restart group holds the generator state."""
+    with h5py.File(p, "a") as f:
+        groups = [g for g in f["restart"].values() if isinstance(g, h5py.Group)] or [f["restart"]]
+        g = groups[-1]
+        names = [k for k in g.keys() if isinstance(g[k], h5py.Dataset)]
+        how = r.choice(["huge", "string", "drop", "extra"])
+        if how == "extra" or not names:
+            g["junk"] = np.zeros(3)
+        else:
+            name = r.choice(names)
+            if how == "drop":
+                del g[name]
+            elif how == "huge":
+                _replace(g, name, shape=(HUGE,), chunks=(4096,), dtype="u8")
+            else:
+                _replace(g, name, data="x" * 100, dtype=h5py.string_dtype())
+    return f"restart state: {how}"
+
+
+def _special_path(p, r, out):
+    how = r.choice(["directory", "fifo", "dev_zero", "dangling"])
+    p.unlink()
+    if how == "directory":
+        p.mkdir()
+    elif how == "fifo":
+        os.mkfifo(p)
+    elif how == "dev_zero":
+        p.symlink_to("/dev/zero")
+    else:
+        p.symlink_to(p.parent / "absent.h5")
+    return f"run file path a {how}"
+
+
+DAMAGE = {"truncate": _truncate, "flip": _flip, "zero_block": _zero_block, "huge_time": _huge_time,
+          "huge_density": _huge_density, "huge_axis": _huge_axis, "wrong_dtype": _wrong_dtype,
+          "wrong_attr": _wrong_attr, "external_link": _external_link, "soft_cycle": _soft_cycle,
+          "control_attrs": _control_attrs, "stored_data_file": _stored_data_file, "deep_case": _deep_case,
+          "bad_times": _bad_times, "restart": _hostile_restart, "special_path": _special_path}
+COMMANDS = ["info", "check", "compare_a", "compare_b", "plot", "resume"]
+
+
+def hostile_run_files(suite, rng, n, cls):
+    combos = [(d, c) for d in DAMAGE for c in COMMANDS]
+    order = list(combos)
+    rng.shuffle(order)
+    if n < len(combos):
+        # the default size: distinct damages first, then distinct commands
+        seen, picked = set(), []
+        for d, c in order:
+            if d not in seen:
+                seen.add(d)
+                picked.append((d, c))
+        order = picked + [x for x in order if x not in picked]
+    for i in range(n):
+        damage, command = order[i % len(order)]
+        yield Trial(cls, f"{damage}/{command}/{i}", _hostile, suite, cls, damage, command, rng.randrange(2**32))
+
+
+def _hostile(v, suite, cls, damage, command, seed):
+    import random
+
+    r = random.Random(seed)
+    work, outside = suite.folder(cls)
+    particle = damage == "restart"
+    base = suite.base("particle" if particle else "fv")
+    kind = "particle" if particle else "fv"
+    bad = copy(base, work / "out" / f"{kind}.h5")
+    what = DAMAGE[damage](bad, r, outside)
+    v.label += f" ({what})"
+    before_problem, before_n = check_file(bad) if bad.is_file() else ("absent", 0)
+    before = digest(bad) if bad.is_file() else None
+    good = copy(base, work / "good.h5")
+    argv = {"info": ["info", bad], "check": ["check", bad], "compare_a": ["compare", bad, good],
+            "compare_b": ["compare", good, bad], "plot": ["plot", bad, "-o", work / "figure.png"],
+            "resume": ["run", CASES / "quickstart.toml", "-o", work / "out", "--resume",
+                       *(PARTICLE if particle else SMALL)]}[command]
+    outside.arm()
+    result = gflow(argv, work)
+    # plot rebuilds the model from the stored case, so it reads the case's data file by design
+    watch_outside(v, outside, result.command(), may_read=command == "plot")
+    outcome = judge(v, result)
+    if CONTROL[:4] in result.stdout + result.stderr:
+        v.notes.append(f"{result.command()}: echoes raw terminal control characters from the file")
+    if command != "resume":
+        if bad.is_file() and digest(bad) != before:
+            v.fail("lost", result.command(), "a reader changed the file it read")
+        return
+    problem, count = check_file(bad) if bad.is_file() else ("absent", 0)
+    if outcome == "ok" and (problem or count < 3):
+        v.fail("other", result.command(), f"exit 0 but the resumed file: {problem or f'{count} snapshots'}")
+    elif before_problem is None and (problem or count < before_n):
+        v.fail("lost", result.command(), f"held {before_n} valid snapshots, now: {problem or count}")
