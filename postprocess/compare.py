@@ -31,6 +31,10 @@ Which representation each number uses, the output states once:
   that needs no transport grid.
 - the table marks with `*` each W below its stated bound (`W_bound` in JSON and CSV): the
   transport grid does not resolve it.
+
+The common grid holds at most `regrid.MAX_COMMON_CELLS` cells (the largest grid a case may
+have): two runs on far-apart boxes or of very different spacings, whose union box at the
+coarser spacing would be larger, are refused in one line before anything is allocated.
 """
 from __future__ import annotations
 
@@ -97,6 +101,14 @@ def common_times(ta: np.ndarray, tb: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
+def run_common_grid(run_a: Run, run_b: Run) -> tuple[np.ndarray, ...]:
+    """`regrid.common_grid` of two runs' faces; one beyond MAX_COMMON_CELLS is an `InputError`."""
+    try:
+        return common_grid(faces(run_a), faces(run_b))
+    except ValueError as exc:
+        raise InputError(f"{run_b.path}: cannot be compared with {run_a.path}: {exc}") from None
+
+
 def _support(run: Run, grid) -> int:
     return len(run.weights) if grid is None else math.prod(len(f) - 1 for f in grid)
 
@@ -145,7 +157,7 @@ def plan_transport(run_a: Run, run_b: Run) -> Transport:
         # whole quantisation error to W, where two coarse densities share it and it cancels
         # both on one grid: identical densities then give exactly W = 0, where two different
         # coarse grids would add their quantisation error even between equal runs
-        shared = _coarsened(runs, [common_grid(faces(run_a), faces(run_b))] * 2, PAIR_MAX, MIN_CELLS)[0]
+        shared = _coarsened(runs, [run_common_grid(run_a, run_b)] * 2, PAIR_MAX, MIN_CELLS)[0]
         grids = [shared, shared]
         both_grids = not (run_a.has_particles or run_b.has_particles)
         if not both_grids and _support(run_a, as_points[0]) * _support(run_b, as_points[1]) <= PAIR_MAX:
@@ -314,9 +326,9 @@ def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
     pairs = common_times(run_a.time, run_b.time)
     if not pairs:
         raise InputError(f"{run_b.path}: no snapshot time in common with {run_a.path}")
+    common = run_common_grid(run_a, run_b)       # refused here, before any transport is planned
     transport = plan_transport(run_a, run_b)
     fa, fb = faces(run_a), faces(run_b)
-    common = common_grid(fa, fb)
     volumes = cell_volumes(common)
     l_grid = f"common grid of {' x '.join(str(len(f) - 1) for f in common)} cells (union box, coarser spacing)"
     result = Comparison((run_a, run_b), transport, l_grid)

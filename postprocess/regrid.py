@@ -11,10 +11,23 @@ target box covers the source box; onto a coarser grid whose faces are source fac
 the exact cell average, and onto a refinement it reproduces the function exactly.
 
 Faces here are arrays of increasing positions, one per axis; they need not be uniform.
+
+The overlaps are never formed as a dense (n_dst, n_src) matrix: between consecutive faces of
+both grids merged, each piece lies in one source and one target cell, so an axis costs
+O(n_src + n_dst) memory, however fine or odd the two grids are. The common grid of two runs
+holds at most MAX_COMMON_CELLS cells (two runs on far-apart boxes would otherwise make one
+of any size); a larger one is a ValueError.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from gflow.case import MAX_CELLS
+
+#: cells of a common grid at most: the largest grid a case may have
+MAX_COMMON_CELLS = MAX_CELLS
 
 
 def uniform_faces(low: float, high: float, cells: int) -> np.ndarray:
@@ -28,29 +41,65 @@ def overlap_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.clip(hi - lo, 0.0, None)
 
 
+def overlaps(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zero entries of `overlap_matrix(src, dst)`: (target cell i, source cell j, length),
+    in increasing i; at most len(src) + len(dst) of them."""
+    points = np.union1d(src, dst)
+    middle = 0.5 * (points[1:] + points[:-1])
+    j = np.searchsorted(src, middle, side="right") - 1
+    i = np.searchsorted(dst, middle, side="right") - 1
+    keep = (j >= 0) & (j < len(src) - 1) & (i >= 0) & (i < len(dst) - 1)
+    # each piece [points[k], points[k+1]] is one cell's intersection |C_i ∩ S_j|, as the matrix has it
+    return i[keep], j[keep], np.diff(points)[keep]
+
+
 def regrid(values: np.ndarray, src_faces, dst_faces) -> np.ndarray:
     """Cell averages on the grid `src_faces` -> cell averages on `dst_faces` (conservative)."""
     out = np.asarray(values, dtype=float)
     for axis, (src, dst) in enumerate(zip(src_faces, dst_faces)):
         if np.array_equal(src, dst):
             continue
-        weights = overlap_matrix(src, dst) / np.diff(dst)[:, None]
-        out = np.moveaxis(np.tensordot(weights, out, axes=(1, axis)), 0, axis)
+        i, j, length = overlaps(src, dst)
+        moved = np.moveaxis(out, axis, 0)
+        pieces = moved[j] * length.reshape(-1, *([1] * (moved.ndim - 1)))
+        result = np.zeros((len(dst) - 1, *moved.shape[1:]))
+        if len(i):
+            starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+            result[i[starts]] = np.add.reduceat(pieces, starts, axis=0)
+        result /= np.diff(dst).reshape(-1, *([1] * (moved.ndim - 1)))
+        out = np.moveaxis(result, 0, axis)
     return out
+
+
+def common_cells(faces_a, faces_b) -> tuple[int, ...]:
+    """The cells per axis of `common_grid(faces_a, faces_b)`, from the faces alone; a ValueError
+    when the grid would hold more than MAX_COMMON_CELLS cells (or the box is not finite)."""
+    cells = []
+    for fa, fb in zip(faces_a, faces_b):
+        lo, hi = min(fa[0], fb[0]), max(fa[-1], fb[-1])
+        h = max(np.diff(fa).max(), np.diff(fb).max())
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            count = (hi - lo) / h
+        if not (np.isfinite(count) and count <= MAX_COMMON_CELLS):
+            raise ValueError(f"their common grid (the union box {lo:.6g} .. {hi:.6g} at spacing {h:.3g}) would "
+                             f"have more than the {MAX_COMMON_CELLS} cells allowed")
+        cells.append(max(1, round(count)))
+    if math.prod(cells) > MAX_COMMON_CELLS:
+        raise ValueError(f"their common grid would have {' x '.join(map(str, cells))} cells, more than the "
+                         f"{MAX_COMMON_CELLS} allowed")
+    return tuple(cells)
 
 
 def common_grid(faces_a, faces_b) -> tuple[np.ndarray, ...]:
     """One uniform grid for two: per axis, the union of both intervals at the coarser spacing.
 
     Two grids on one box, one a refinement of the other, give the coarser grid itself, so a
-    fine solution is compared with a coarse one through its exact cell averages there.
+    fine solution is compared with a coarse one through its exact cell averages there. More
+    than MAX_COMMON_CELLS cells is a ValueError (`common_cells`), before anything is allocated.
     """
-    out = []
-    for fa, fb in zip(faces_a, faces_b):
-        lo, hi = min(fa[0], fb[0]), max(fa[-1], fb[-1])
-        h = max(np.diff(fa).max(), np.diff(fb).max())
-        out.append(uniform_faces(lo, hi, max(1, round((hi - lo) / h))))
-    return tuple(out)
+    cells = common_cells(faces_a, faces_b)
+    return tuple(uniform_faces(min(fa[0], fb[0]), max(fa[-1], fb[-1]), n)
+                 for fa, fb, n in zip(faces_a, faces_b, cells))
 
 
 def coarsen_faces(faces: np.ndarray, factor: int = 2) -> np.ndarray:
