@@ -3,10 +3,14 @@
 Panel functions take an `ax`, draw one thing, and return the `ax`. Figures are built on
 `matplotlib.figure.Figure` with the Agg canvas, never through pyplot, so nothing here
 changes a global backend or needs a display. Movies iterate the snapshot file frame by frame.
+
+A run file is untrusted: text from it (the solver's name, a message about its stored case) is
+drawn through `_label`, which no mathtext `$` can break; and the f(x) panel, which rebuilds the
+model from the stored case, is left out with a note when that case names a file (a `[data]`
+file): `gflow plot` reads the run file and nothing the run file names (`network_model`).
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gflow.errors import InputError
+from gflow.run_file import printable
 from gflow.snapshots import Run, Snapshot
 from gflow.postprocess.runs import cell_masses, faces, grid_points, marginal
 
@@ -22,6 +27,11 @@ from gflow.postprocess.runs import cell_masses, faces, grid_points, marginal
 MAX_DRAWN = 3000
 #: snapshot columns in `gflow plot`
 COLUMNS = 4
+
+
+def _label(text) -> str:
+    """Text from a run file, safe to draw: printable, short, and literal (no mathtext)."""
+    return printable(text, 120).replace("$", r"\$")
 
 
 # ----------------------------------------------------------------------------- panels
@@ -48,7 +58,7 @@ def density_panel(ax, run: Run, snap: Snapshot, plane=(0, 1), particles: bool = 
             drawn = _subsample(snap.positions)
             ax.scatter(drawn[:, i], drawn[:, j], s=1.0, c="white", alpha=0.4, linewidths=0)
         ax.set(xlabel=run.axes[i], ylabel=run.axes[j], xlim=(f[i][0], f[i][-1]), ylim=(f[j][0], f[j][-1]))
-    ax.set_title(f"{run.solver}, t = {snap.time:.4g}")
+    ax.set_title(f"{_label(run.solver)}, t = {snap.time:.4g}")
     return ax
 
 
@@ -63,9 +73,17 @@ def network_model(run: Run):
 
     A network is a model with the optional `network(u, q, x)` and `input_dim` of the Model
     protocol (`gflow.models.base`); which kind it is does not matter here.
+
+    The model is rebuilt from the stored case only when that case names no file
+    (`Run.named_files`, e.g. `data.file`): a run file is untrusted, and one naming /dev/zero or
+    another user's file must not make `gflow plot` read it. Such a run is drawn without the f(x)
+    panel, and the figure says why.
     """
     from gflow.problem import problem_from_text
 
+    named = run.named_files()
+    if named:
+        return None, (f"the stored case names a file ({', '.join(named)}); gflow plot reads only the run file")
     try:
         problem = problem_from_text(run.case_text, str(run.path))
     except InputError as exc:
@@ -81,10 +99,8 @@ def network_model(run: Run):
 def _neurons(run: Run, snap: Snapshot):
     """Neurons and their network weights: particles, or cell centres with cell masses."""
     if snap.positions is not None:
-        try:
-            conventional = tomllib.loads(run.case_text).get("solver", {}).get("scaling") == "conventional"
-        except tomllib.TOMLDecodeError:
-            conventional = False
+        solver = (run.document or {}).get("solver", {})
+        conventional = isinstance(solver, dict) and solver.get("scaling") == "conventional"
         return snap.positions, np.ones(len(snap.positions)) if conventional else run.weights
     f = faces(run)
     return grid_points(f), cell_masses(snap.density, f).ravel()
@@ -106,7 +122,7 @@ def network_panel(ax, run: Run, snap: Snapshot, model):
 
 def curve_panel(ax, runs, name: str, labels=None):
     """`name` ("risk" or "energy") against time for several runs; log scale when positive."""
-    labels = labels or [r.solver for r in runs]
+    labels = [_label(label) for label in (labels or [r.solver for r in runs])]
     values = [getattr(r, name) for r in runs]
     for r, v, label in zip(runs, values, labels):
         ax.plot(r.time, v, marker=".", label=label)
@@ -119,7 +135,7 @@ def curve_panel(ax, runs, name: str, labels=None):
 
 def distance_panel(ax, comparisons, labels):
     """W1 (solid) and W2 (dotted) against time for each comparison."""
-    for k, (c, label) in enumerate(zip(comparisons, labels)):
+    for k, (c, label) in enumerate(zip(comparisons, map(_label, labels))):
         t = [row["time"] for row in c.rows]
         ax.plot(t, [row["W1"] for row in c.rows], marker=".", color=f"C{k}", label=f"W1 {label}")
         ax.plot(t, [row["W2"] for row in c.rows], ls=":", color=f"C{k}", label=f"W2 {label}")
@@ -161,7 +177,7 @@ def run_figure(run: Run, columns: int = COLUMNS, dpi: float = 100) -> Figure:
     risk_ax, energy_ax = bottom.subplots(1, 2)
     curve_panel(risk_ax, [run], "risk")
     curve_panel(energy_ax, [run], "energy")
-    fig.suptitle(f"{run.path}  ({run.solver})" + (f"\nno f(x) panel: {why}" if why else ""))
+    fig.suptitle(_label(f"{run.path}  ({run.solver})") + (f"\nno f(x) panel: {_label(why)}" if why else ""))
     return fig
 
 
@@ -175,7 +191,7 @@ def comparison_figure(runs, comparisons, dpi: float = 100) -> Figure:
     distance_panel(distance_ax, comparisons, [f"{labels[0]} vs {label}" for label in labels[1:]])
     for ax, run, label in zip(bottom.subplots(1, len(runs), squeeze=False)[0], runs, labels):
         density_panel(ax, run, run.snapshot(len(run.time) - 1))
-        ax.set_title(f"{label}, t = {run.time[-1]:.4g}")
+        ax.set_title(f"{_label(label)}, t = {run.time[-1]:.4g}")
     return fig
 
 
