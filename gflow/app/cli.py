@@ -124,18 +124,20 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_info(args) -> int:
+    """A summary of a run file; every text from the file goes through `printable` (a hostile
+    file's ANSI escapes or carriage returns never reach the terminal)."""
+    from gflow.run_file import printable
     from gflow.snapshots import open_run
 
     run = open_run(args.run)
     shape = " x ".join(str(len(c)) for c in run.coordinates)
     print(f"file     {run.path}")
-    print(f"solver   {run.solver}   gflow {run.attrs.get('gflow_version', '?')}   "
-          f"format {run.attrs.get('format_version', '?')}")
-    first = run.case_text.splitlines()
-    name = next((line.split("=", 1)[1].strip() for line in first if line.startswith("name")), "?")
-    print(f"case     {name}")
+    print(f"solver   {printable(run.solver)}   gflow {printable(run.attrs.get('gflow_version', '?'), 40)}   "
+          f"format {printable(run.attrs.get('format_version', '?'), 40)}")
+    name = (run.document or {}).get("name", "?")
+    print(f"case     {printable(name, 80)}")
     bounds = ", ".join(f"{a} in [{c[0]:.4g}, {c[-1]:.4g}]" for a, c in zip(run.axes, run.coordinates))
-    print(f"grid     {shape} cells; {bounds} (centres)")
+    print(f"grid     {shape} cells; {printable(bounds, 2000)} (centres)")
     if run.has_particles:
         print(f"particles {len(run.weights)}")
     if len(run.time) == 0:
