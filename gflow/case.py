@@ -16,13 +16,14 @@ import tomli_w
 
 from gflow.errors import InputError
 from gflow.models import REGISTRY as MODEL_KINDS, model_kind
-from gflow.schema import Table, check_float, fail
+from gflow.schema import Table, check_float, decode_utf8, fail, open_regular
 from gflow.solver_options import SOLVER_OPTIONS, over_budget, read_options
 
 # Sizes beyond these would exhaust memory before the first step; refusing them up front
 # turns an out-of-memory crash into one clear line.
 MAX_CELLS = 2**27            # cells of the grid (1 GiB per density array)
 MAX_SNAPSHOTS = 100_000
+MAX_CASE_BYTES = 1 << 20     # a case file is a page of TOML; larger is a wrong path (or /dev/zero)
 SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 
 
@@ -86,19 +87,31 @@ class Case:
 def load_case(path: str | Path, overrides: list[str] = (), solver_kinds: list[str] | None = None) -> Case:
     """Read a case file, apply `--set KEY=VALUE` overrides and a `--solver` selection."""
     path = Path(path)
+    return case_from_text(read_case_text(path), str(path), overrides, solver_kinds, base_dir=path.parent,
+                          stem=path.stem)
+
+
+def read_case_text(path: Path) -> str:
+    """The text of a case file: a regular file of at most MAX_CASE_BYTES, UTF-8 (a BOM allowed).
+
+    A directory, a device (/dev/zero) or a FIFO is refused before any byte is read, so that
+    `gflow run` never hangs on a pipe nor fills memory from an endless file."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    return case_from_text(text, source, overrides, solver_kinds, base_dir=path.parent, stem=path.stem)
+    with open_regular(path, source, MAX_CASE_BYTES) as handle:
+        try:
+            data = handle.read(MAX_CASE_BYTES + 1)
+        except OSError as exc:
+            raise InputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_CASE_BYTES:
+        raise InputError(f"{source}: more than the {MAX_CASE_BYTES} bytes a case file may have")
+    return decode_utf8(data, source)
 
 
 def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
                    solver_kinds: list[str] | None = None, base_dir: Path | None = None,
                    stem: str = "case") -> Case:
     try:
-        doc = tomllib.loads(text)
+        doc = tomllib.loads(text.removeprefix("\ufeff"))    # a BOM (from an editor) is no TOML
     except RecursionError:
         raise InputError(f"{source}: not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:

@@ -7,8 +7,10 @@ problem in one line (an `InputError`), so a bad case stops before any work.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from gflow.errors import InputError
 
@@ -130,6 +132,56 @@ def check_int(value: Any, error: Callable[[str, str], InputError], name: str,
     if maximum is not None and value > maximum:
         raise error(name, f"must be at most {maximum}, got {value}")
     return value
+
+
+# ----------------------------------------------------------------------------- input files
+
+#: what a path that is not a regular file is, for the one-line refusal
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"))
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def open_regular(path, label: str, max_bytes: int | None = None) -> BinaryIO:
+    """`path` opened for binary reading, refused in one line unless it is a regular file.
+
+    The file is opened without blocking and then checked (fstat), so that a FIFO never
+    waits for a writer and a device (/dev/zero) or a directory is refused before any byte
+    is read; `max_bytes` bounds its size as it stands (callers still read at most that
+    much, since a file may grow, and /proc files report size 0). `label` starts the message.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a plain file")
+            raise InputError(f"{label}: is {kind}, not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise InputError(f"{label}: {info.st_size} bytes is more than the {max_bytes} allowed")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def decode_utf8(data: bytes, label: str, first_line: int = 1, first_offset: int = 0) -> str:
+    """UTF-8 text (a leading BOM dropped); otherwise one line naming the line and byte offset."""
+    if first_offset == 0 and data.startswith(UTF8_BOM):
+        data, first_offset = data[len(UTF8_BOM):], len(UTF8_BOM)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + data.count(b"\n", 0, exc.start)
+        raise InputError(f"{label}: not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} "
+                         f"(byte offset {first_offset + exc.start})") from None
 
 
 def check_expression(table: Table, key: str, text: str, variables) -> None:
