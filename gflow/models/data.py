@@ -6,12 +6,22 @@ finite data set; a CSV file gives user data, whose y column replaces the target.
 """
 from __future__ import annotations
 
+import itertools
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
 
-from gflow.models.two_layer_case import DataSpec
 from gflow.errors import InputError
+from gflow.models.two_layer_case import MAX_DATA_NODES, DataSpec
+from gflow.schema import decode_utf8, open_regular
+
+#: a data file holds at most as many rows as any data measure has nodes
+MAX_DATA_ROWS = MAX_DATA_NODES
+#: a data line holds at most MAX_INPUT_DIM + 1 numbers: 64 KiB is far beyond that
+MAX_LINE_BYTES = 1 << 16
+#: the file itself, checked before reading: MAX_DATA_ROWS lines of 1 KiB
+MAX_DATA_BYTES = MAX_DATA_ROWS << 10
 
 
 @dataclass(frozen=True)
@@ -51,18 +61,91 @@ def build_data(spec: DataSpec, input_dim: int, source: str = "<case>") -> DataMe
 
 
 def _read_csv(path, d: int, source: str) -> DataMeasure:
-    try:
-        table = np.genfromtxt(path, delimiter=",", names=True, dtype=float)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{source}: data.file: cannot read {path}: {exc}") from None
-    names = table.dtype.names or ()
-    xs = ["x"] if d == 1 and "x" in names else [f"x{i + 1}" for i in range(d)]
-    missing = [n for n in xs if n not in names]
-    if missing:
-        raise InputError(f"{source}: data.file: {path} has no column {missing[0]!r} (columns: {', '.join(names)})")
-    table = np.atleast_1d(table)
-    x = np.stack([table[n] for n in xs], axis=1)
-    y = table["y"] if "y" in names else None
+    label = f"{source}: data.file: {path}"
+    with open_regular(path, label, MAX_DATA_BYTES) as handle:
+        lines = csv_lines(handle, label)
+        names = _header(lines, label)
+        xs = file_inputs(names, d)
+        missing = [n for n in xs if n not in names]
+        if missing:
+            raise InputError(f"{label}: has no column {missing[0]!r} (columns: {', '.join(names)})")
+        wanted = [names.index(n) for n in xs] + ([names.index("y")] if "y" in names else [])
+        columns = [array("d") for _ in wanted]
+        rows = 0
+        for number, text in lines:
+            fields = text.split(",")
+            if len(fields) != len(names):
+                raise InputError(f"{label}: line {number} has {len(fields)} values, the header {len(names)} columns")
+            rows += 1
+            if rows > MAX_DATA_ROWS:
+                raise InputError(f"{label}: more than the {MAX_DATA_ROWS} data rows allowed")
+            for column, index in zip(columns, wanted):
+                try:
+                    column.append(float(fields[index]))
+                except ValueError:
+                    raise InputError(f"{label}: line {number}: {fields[index].strip()[:40]!r} in column "
+                                     f"{names[index]!r} is not a number") from None
+    values = [np.frombuffer(c, dtype=float) for c in columns]
+    x = np.stack(values[:d], axis=1) if rows else np.empty((0, d))
+    y = values[d] if "y" in names else None
     if len(x) == 0 or not np.all(np.isfinite(x)) or (y is not None and not np.all(np.isfinite(y))):
-        raise InputError(f"{source}: data.file: {path} is empty or has missing or non-numeric values")
+        raise InputError(f"{label}: is empty or has missing or non-numeric values")
     return DataMeasure(x, np.full(len(x), 1.0 / len(x)), y)
+
+
+# ----------------------------------------------------------------------------- data files
+
+def csv_lines(handle, label: str):
+    """(line number, text) of each line that holds data, streamed: a line's comment ('#' on)
+    and blanks are dropped, a leading UTF-8 BOM too; a line longer than MAX_LINE_BYTES or one
+    that is not UTF-8 is refused in one line naming it (and the byte offset)."""
+    offset = 0
+    for number in itertools.count(1):
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES:
+            raise InputError(f"{label}: line {number} is longer than the {MAX_LINE_BYTES} bytes allowed")
+        text = decode_utf8(raw, label, number, offset)
+        offset += len(raw)
+        if number == 1 and text.lstrip().startswith("#"):
+            text = text.lstrip()[1:]            # a header may be written as a comment
+        text = text.split("#", 1)[0].strip()
+        if text:
+            yield number, text
+
+
+def file_inputs(names: list[str], d: int) -> list[str]:
+    """The columns holding the inputs: x1..xd (or x alone for d = 1)."""
+    return ["x"] if d == 1 and "x" in names else [f"x{i + 1}" for i in range(d)]
+
+
+def _header(lines, label: str) -> list[str]:
+    first = next(lines, None)
+    if first is None:
+        raise InputError(f"{label}: is empty (expected a header line of column names, e.g. x,y)")
+    names = [n.strip() for n in first[1].split(",")]
+    if not all(names):
+        raise InputError(f"{label}: line {first[0]}: the header has an empty column name")
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise InputError(f"{label}: line {first[0]}: column {repeated!r} appears twice in the header")
+    return names
+
+
+def file_columns(path, label: str) -> tuple[list[str], int]:
+    """The column names of a data file and a bound on its data rows (its lines after the
+    header), without parsing it: what the case check needs (`gflow.memory`), in one pass of
+    block reads; more than MAX_DATA_ROWS lines is refused here already."""
+    with open_regular(path, label, MAX_DATA_BYTES) as handle:
+        lines = csv_lines(handle, label)
+        names = _header(lines, label)
+        rest = handle.read(0)           # the header's line has been consumed
+        count = 0
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            rest = block
+            if count > MAX_DATA_ROWS:
+                raise InputError(f"{label}: more than the {MAX_DATA_ROWS} data rows allowed")
+        count += bool(rest) and not rest.endswith(b"\n")
+    return names, count

@@ -45,6 +45,7 @@ class DataSpec:
     seed: int = 0
     sampler: str = "uniform"           # samples: draw from uniform(low, high) or gaussian(mean, std)
     file: Path | None = None
+    rows: int = 0                      # file: its lines after the header when checked (a bound on its rows)
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
     for absent in ("axes", "potential", "interaction"):
         if t.has(absent):
             raise t.error(absent, "only potential models have this key")
-    data = _data(top.table("data", required=False), base_dir, d)
-    if data.file is not None and _file_has_y(data.file):
+    data, columns = _data(top.table("data", required=False), base_dir, d)
+    if "y" in columns:
         # the file's y column replaces the target: a [target] table is optional, and ignored
         if top.has("target"):
             _target(top.table("target"), d, bias)
@@ -120,14 +121,22 @@ def _target(t: Table, d: int, bias: bool) -> TargetSpec:
     return TargetSpec(neurons=tuple(neurons))
 
 
-def _data(t: Table, base_dir: Path, input_dim: int) -> DataSpec:
+def _data(t: Table, base_dir: Path, input_dim: int) -> tuple[DataSpec, list[str]]:
+    """The data spec and, for a data file, its column names (else none)."""
     if t.has("file"):
+        from gflow.models.data import file_columns, file_inputs
+
         t.string("distribution", "file", choices=("file", "samples"))
         file = base_dir / t.string("file")
-        if not file.is_file():
+        if not file.exists():
             raise t.error("file", f"no such file: {file}")
+        label = f"{t.source}: {t.key('file')}: {file}"
+        names, rows = file_columns(file, label)
+        missing = [n for n in file_inputs(names, input_dim) if n not in names]
+        if missing:
+            raise InputError(f"{label}: has no column {missing[0]!r} (columns: {', '.join(names)})")
         t.done()
-        return DataSpec(distribution="file", file=file)
+        return DataSpec(distribution="file", file=file, rows=rows), names
     dist = t.string("distribution", "uniform", choices=("uniform", "gaussian", "samples"))
     spec = DataSpec(distribution=dist)
     low, high = t.number("low", spec.low), t.number("high", spec.high)
@@ -141,12 +150,14 @@ def _data(t: Table, base_dir: Path, input_dim: int) -> DataSpec:
     if dist != "samples" and nodes**input_dim > MAX_DATA_NODES:
         raise t.error("nodes", f"{nodes}^{input_dim} quadrature nodes is more than the {MAX_DATA_NODES} allowed")
     t.done()
-    return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler)
+    return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler), []
 
 
-def _file_has_y(path: Path) -> bool:
-    header = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
-    return bool(header) and "y" in [c.strip() for c in header[0].split(",")]
+def data_nodes(spec: DataSpec, input_dim: int) -> int:
+    """How many nodes the data measure has (for a file: a bound, its lines after the header)."""
+    if spec.distribution == "file":
+        return spec.rows
+    return spec.samples if spec.distribution == "samples" else spec.nodes**input_dim
 
 
 # ----------------------------------------------------------------------------- building
