@@ -6,8 +6,8 @@ Run it from the repository root::
     python -m tests.fault_suite [--full] [--seed N] [--workers K] [--only CLASS,...]
     python tests/fault_suite [--full] ...          (the same)
 
-The default size (about 40 inputs) is what CI runs (tests/test_fault_suite.py); ``--full`` runs
-about 900. A totals table is printed at the end; every failure (class, input, command, outcome,
+The default size (34 inputs) is what CI runs (tests/test_fault_suite.py); ``--full`` runs
+about 870. A totals table is printed at the end; every failure (class, input, command, outcome,
 last stderr line) is written to ``.fault_suite/failures-<seed>[-full].json``. Exit status 0 when
 no input broke the contract, 1 otherwise.
 
@@ -79,12 +79,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: class -> (generator, inputs at the default size, inputs with --full)
 CLASSES = {
-    "a_case_files": (inputs_cases.malformed_cases, 12, 300),
-    "b_run_files": (inputs_runfiles.hostile_run_files, 12, 330),
-    "c_signals": (inputs_live.signals, 3, 60),
-    "d_full_disk": (inputs_live.full_disk, 3, 60),
-    "e_live_readers": (inputs_live.live_readers, 1, 20),
-    "f_paths": (inputs_cases.paths, 8, 130),
+    "a_case_files": (inputs_cases.malformed_cases, 11, 380),
+    "b_run_files": (inputs_runfiles.hostile_run_files, 11, 330),
+    "c_signals": (inputs_live.signals, 2, 60),
+    "d_full_disk": (inputs_live.full_disk, 2, 40),
+    "e_live_readers": (inputs_live.live_readers, 1, 15),
+    "f_paths": (inputs_cases.paths, 7, 42),
 }
 
 
