@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ MAX_CELLS = 2**27            # cells of the grid (1 GiB per density array)
 MAX_SNAPSHOTS = 100_000
 MAX_CASE_BYTES = 1 << 20     # a case file is a page of TOML; larger is a wrong path (or /dev/zero)
 SOLVER_KINDS = tuple(SOLVER_OPTIONS)
+#: the datasets and groups of a run file besides the axes (`gflow.snapshots`: SCALARS, the
+#: particle scales, the restart groups, every solver's `extra_names`), folded as axis names
+#: are compared (tests/test_case_bounds.py holds this list to the writer and the solvers)
+RUN_FILE_NAMES = {name.casefold(): name for name in (
+    "time", "density", "risk", "energy", "mass", "positions", "weights", "particle", "component",
+    "restart", "restart.new", "outside_mass", "min_density", "negative_mass", "edge_density")}
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     kind = model_t.string("kind", choices=tuple(MODEL_KINDS))
     # the kind reads its [model] keys and the tables it owns ([target], [data], ...)
     model, files = model_kind(kind).parse(top, model_t, base_dir)
+    _check_axis_names(model.axes, model_t)
     model_t.done()
 
     reg = top.table("regularization", required=False)
@@ -232,6 +240,28 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     top.done()
     return Case(name, description, model, weight_decay, temperature, initial, bounds, cells, end, snapshots,
                 dt, solvers, output_dir, source, copy.deepcopy(doc), sweep, files)
+
+
+def _check_axis_names(axes: tuple[str, ...], t: Table) -> None:
+    """Each axis becomes a dataset of the run file (its cell centres) and a variable of
+    expressions: refuse names HDF5 would read as paths ('/', '.'), control characters, names
+    that Python's parser would read as another (not NFKC-normal: 'ｘ' is 'x'), and names that
+    equal a dataset of the run file or each other once Unicode forms and case are folded."""
+    seen: dict[str, str] = {}
+    for name in axes:
+        if not name or any(c in "/." or unicodedata.category(c)[0] == "C" for c in name):
+            raise t.error("axes", f"{name!r}: an axis name must be non-empty, without '/', '.' or control characters")
+        normal = unicodedata.normalize("NFKC", name)
+        if normal != name:
+            raise t.error("axes", f"{name!r} is not in Unicode normal form (NFKC): expressions would read it "
+                                  f"as {normal!r}; write {normal!r}")
+        folded = normal.casefold()
+        clash = RUN_FILE_NAMES.get(folded)
+        if clash is not None:
+            raise t.error("axes", f"{name!r} clashes with the run file's dataset {clash!r}: choose another name")
+        if folded in seen:
+            raise t.error("axes", f"{seen[folded]!r} and {name!r} are the same name once case is folded")
+        seen[folded] = name
 
 
 def _initial(t: Table, ndim: int) -> InitialSpec:
