@@ -159,7 +159,7 @@ def _dataset(f: h5py.File, name: str, found: list[str], limit: int, row: int | N
 
 def _numeric(ds: h5py.Dataset, found: list[str]) -> bool:
     if ds.dtype.kind not in "fiu":
-        found.append(f"dataset {ds.name.lstrip('/')!r} has dtype {ds.dtype}, not numbers")
+        found.append(f"dataset {(ds.name or '').lstrip('/')!r} has dtype {ds.dtype}, not numbers")
         return False
     return True
 
@@ -215,7 +215,7 @@ def _check(f: h5py.File, found: list[str]) -> None:
         if ds.ndim != 1 or ds.shape[0] == 0:
             found.append(f"coordinate dataset {axis!r} has shape {ds.shape}, expected (n,) with n >= 1")
             raise _Stop
-        if not ds.is_scale:
+        if not _is_scale(ds):
             found.append(f"coordinate dataset {axis!r} is not a dimension scale")
         if _numeric(ds, found):
             _increasing(ds[()], axis, found)
@@ -304,13 +304,25 @@ def _mass_consistent(f: h5py.File, axes, density: h5py.Dataset, T: int, found: l
             return
 
 
+def _is_scale(ds: h5py.Dataset) -> bool:
+    """Whether `ds` is a dimension scale: its CLASS attribute, checked like any attribute before
+    it is read (HDF5's own H5DSis_scale aborted the process on a damaged attribute)."""
+    if "CLASS" not in ds.attrs:
+        return False
+    try:
+        value = _attribute(ds.attrs, "CLASS", _FILE, "attribute 'CLASS'", 64)
+    except InputError:
+        return False
+    return _is_text(value) and _text(value) == "DIMENSION_SCALE"
+
+
 def _scales(f: h5py.File, T: int, axes, expected: dict, found: list[str]) -> None:
     """Every dimension of every root dataset carries a dimension scale of its length."""
     required = ["time", *(("particle", "component") if "positions" in expected else ())]
     for name in required:
         if not isinstance(f.get(name, getlink=True), h5py.HardLink) or not isinstance(f[name], h5py.Dataset):
             found.append(f"dimension scale dataset {name!r} is missing")
-        elif not f[name].is_scale:
+        elif not _is_scale(f[name]):
             found.append(f"dataset {name!r} is not a dimension scale")
         elif f[name].ndim != 1:
             found.append(f"dimension scale {name!r} has shape {f[name].shape}, expected 1-D")
@@ -326,7 +338,7 @@ def _scales(f: h5py.File, T: int, axes, expected: dict, found: list[str]) -> Non
         if ds.is_virtual:
             found.append(f"dataset {name!r} is a virtual dataset (it reads other files)")
             continue
-        if ds.is_scale:
+        if _is_scale(ds):
             if ds.ndim != 1:
                 found.append(f"dimension scale {name!r} has shape {ds.shape}, expected 1-D")
             continue
@@ -336,7 +348,7 @@ def _scales(f: h5py.File, T: int, axes, expected: dict, found: list[str]) -> Non
                 found.append(f"dimension {i} of dataset {name!r} has no dimension scale attached")
                 continue
             scale = ds.dims[i][0]
-            scale_name = scale.name.lstrip("/")
+            scale_name = (scale.name or "").lstrip("/")
             if wanted is not None and i < len(wanted) and scale_name != wanted[i]:
                 found.append(f"dimension {i} of dataset {name!r} has scale {scale_name!r}, expected {wanted[i]!r}")
             elif scale.shape[:1] != ds.shape[i:i + 1] and not (scale_name == "time" and ds.shape[i] == T + 1):
