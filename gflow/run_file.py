@@ -220,6 +220,22 @@ def _coordinates(f, axes, path) -> tuple[np.ndarray, ...]:
     return tuple(coordinates)
 
 
+def _single_cells(document: dict | None, coordinates, path) -> None:
+    """An axis of one cell takes its faces from the stored case's `grid.bounds` (its centre does
+    not give its width; `gflow.postprocess.runs.faces`): where that entry reads as numbers it
+    must be a finite pair low < high."""
+    for axis, c in enumerate(coordinates):
+        if len(c) != 1:
+            continue
+        try:
+            pair = np.array(document["grid"]["bounds"][axis], dtype=float)
+        except (KeyError, TypeError, IndexError, ValueError):
+            continue        # no usable bounds: the reader takes a unit cell around the centre
+        if pair.shape != (2,) or not np.all(np.isfinite(pair)) or not pair[0] < pair[1] \
+                or not np.isfinite(pair[1] - pair[0]):
+            raise InputError(f"{path}: the stored case's grid.bounds[{axis}] is not a finite [low, high] pair")
+
+
 def _root_attributes(f, path) -> dict:
     """Every root attribute, each checked before it is read (`case` up to MAX_CASE_BYTES)."""
     names = list(f.attrs)
@@ -470,6 +486,7 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
             if weights is not None and not np.all(np.isfinite(weights)):
                 raise InputError(f"{path}: dataset 'weights' has non-finite values")
             document = _case_document(case_text, path)
+            _single_cells(document, coordinates, path)
             run = Run(path, solver, case_text, axes, coordinates, small["time"], small["risk"], small["energy"],
                       small["mass"], attrs, has_particles, weights, document)
     except InputError:
