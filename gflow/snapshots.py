@@ -128,13 +128,13 @@ class SnapshotWriter:
         try:
             with _signals_deferred(), appending(self.path, _payload_bytes(obs, restart)) as f:
                 self._append(f, t, obs, restart)
-        except DiskFull as exc:
-            held = _held(self.path)
-            raise RunError(f"{self.path}: no room to write the snapshot at t = {t:g} ({exc.strerror}); the file "
-                           f"keeps its {held} snapshots: make room and continue with --resume") from None
         except OSError as exc:
-            raise RunError(f"{self.path}: cannot write the snapshot at t = {t:g}: {_cause(exc)}; the file keeps "
-                           f"its {_held(self.path)} snapshots: continue with --resume") from None
+            cause = f"no room to write the snapshot at t = {t:g} ({exc.strerror})" if isinstance(exc, DiskFull) \
+                else f"cannot write the snapshot at t = {t:g} ({_cause(exc)})"
+            held = _held(self.path)
+            then = "make room and run again with --force" if held == 0 else \
+                f"the file keeps its {held} snapshots: make room and continue with --resume"
+            raise RunError(f"{self.path}: {cause}; {then}") from None
 
     def _append(self, f: h5py.File, t: float, obs: Observation, restart: dict | None) -> None:
         n = f["time"].shape[0]

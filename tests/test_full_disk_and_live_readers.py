@@ -87,6 +87,27 @@ def test_no_room_for_the_new_file_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / "fv.h5").exists()
 
 
+def test_a_real_full_disk_where_a_small_file_system_can_be_mounted(tmp_path):
+    """ENOSPC itself, on a 400 kB tmpfs (needs the right to mount: skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    try:
+        result = run_gflow("run", CASE, "-o", disk / "out", *QUICK)
+        assert result.returncode == 1 and "No space left on device" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+        check_snapshot(disk / "out" / "fv.h5")
+        held = snapshots_in(disk / "out" / "fv.h5")
+        assert held >= 1 and f"keeps its {held} snapshots" in result.stderr
+        second = run_gflow("run", CASE, "-o", disk / "out2", *QUICK)    # the disk is full now
+        assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
+        assert "--force" in second.stderr or not (disk / "out2" / "fv.h5").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
 def test_reserve_raises_disk_full_under_a_file_size_limit(tmp_path):
     code = ("import resource, os, sys; from gflow.h5io import reserve, DiskFull\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))\n"
