@@ -16,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from gflow.errors import InputError
+from gflow.memory import check_memory
 from gflow.models import REGISTRY as MODEL_KINDS, model_kind
 from gflow.schema import Table, check_float, decode_utf8, fail, open_regular
 from gflow.solver_options import SOLVER_OPTIONS, over_budget, read_options
@@ -116,7 +117,9 @@ def read_case_text(path: Path) -> str:
 
 def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
                    solver_kinds: list[str] | None = None, base_dir: Path | None = None,
-                   stem: str = "case") -> Case:
+                   stem: str = "case", memory: bool = True) -> Case:
+    """A case from its TOML text. memory = False skips the comparison of its peak memory with
+    this machine's (`gflow.memory`): for the stored case of a run file made elsewhere."""
     try:
         doc = tomllib.loads(text.removeprefix("\ufeff"))    # a BOM (from an editor) is no TOML
     except RecursionError:
@@ -127,7 +130,10 @@ def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
         select_solvers(doc, solver_kinds, source)
     for item in overrides:
         apply_override(doc, item, source)
-    return parse_case(doc, source, base_dir or Path("."), stem)
+    case = parse_case(doc, source, base_dir or Path("."), stem)
+    if memory:
+        check_memory(case)
+    return case
 
 
 def parse_override_value(text: str) -> Any:

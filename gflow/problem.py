@@ -67,4 +67,4 @@ def build_problem(case: Case) -> Problem:
 
 def problem_from_text(text: str, source: str = "<snapshot>") -> Problem:
     """Rebuild a run's problem from the case text stored in its snapshot file."""
-    return build_problem(case_from_text(text, source))
+    return build_problem(case_from_text(text, source, memory=False))   # the run may come from a larger machine

@@ -13,6 +13,10 @@ from pathlib import Path
 from gflow.models.base import ModelKind
 from gflow.schema import Table, check_expression
 
+#: as many axes as a two-layer model may have (a, w1..w64, b) and more than any grid can
+#: resolve (MAX_CELLS = 2^27 cells is 27 axes of two cells)
+MAX_AXES = 66
+
 
 @dataclass(frozen=True)
 class PotentialSpec:
@@ -28,6 +32,8 @@ def parse(top: Table, t: Table, base_dir: Path) -> tuple[PotentialSpec, dict]:
     if (not isinstance(axes, list) or not 1 <= len(axes) or not all(isinstance(a, str) and a.isidentifier()
                                                                    for a in axes)):
         raise t.error("axes", f"must be a non-empty list of names, got {axes!r}")
+    if len(axes) > MAX_AXES:
+        raise t.error("axes", f"{len(axes)} axes is more than the {MAX_AXES} allowed")
     if len(set(axes)) != len(axes) or {"r", "pi"} & set(axes):
         raise t.error("axes", "names must be distinct and not 'r' or 'pi'")
     potential = t.string("potential", "0")

@@ -1,0 +1,201 @@
+"""Peak memory of a run, estimated from its case before anything is allocated (issue 15).
+
+A case can keep every key within its own limit (`MAX_CELLS`, the particle and data-node
+maxima) and still ask for a product no machine holds: cells x axes velocity arrays, the
+zero-padded FFT grid of an interaction (2^D cells per cell), (w, b) cells x data nodes of the
+two-layer grid features, particles x data nodes of the particle kernels, particles x particles
+of a pair interaction, quadrature nodes per axis to the power of the axes, a minibatch of 2^31
+points. `check_memory` adds up what one solver of the case holds at its peak (solvers run one
+after the other) from the sizes alone, and refuses a case whose estimate exceeds the memory
+this machine has available, in one line naming the keys, the estimate and that memory, so an
+out-of-memory kill (or a swap storm) becomes a refusal before any work.
+
+The counts are float64 arrays alive at the peak, read from the code they model and checked
+with tracemalloc on bundled cases grown to 10^5 - 10^6 cells (fv 60, spectral 150 bytes per
+cell for the two-layer quickstart in 2D; 770 bytes per cell with the padded convolution of the
+2D aggregation case; FiPy about 1100): each constant below is at or a little above what was
+measured, so a refusal means the run would not fit, while a case near the limit may still be
+refused by the headroom. The constants of solver modules are repeated here (this module may
+not import solvers); tests/test_case_bounds.py holds them equal.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from dataclasses import dataclass
+
+from gflow.errors import InputError
+
+BYTES = 8                    # float64
+GB = 1e9
+
+#: float arrays per cell of the case grid, (base, per axis): the density, the integrator's
+#: stages, velocities and fluxes per axis; FiPy adds its sparse matrix and its variables
+GRID_ARRAYS = {"fv": (12, 4), "spectral": (12, 4), "fipy": (64, 32)}
+#: a particle solver's grid: the binned density and the deposit's temporaries
+BINNING_ARRAYS = 4
+#: per cell of the zero-padded grid (2^D cells per cell) of `models.convolution.GridConvolution`
+CONVOLUTION_ARRAYS = 24
+#: the two-layer grid operator's (w, b) cells x data nodes arrays: the features and the
+#: temporaries that build them, plus two per trained w/b axis (face features and their
+#: derivative), one more per axis for the spectral solver's centre features
+FEATURE_ARRAYS, FEATURE_ARRAYS_PER_AXIS = 3, 2
+#: the data measure per node: x and the meshgrid it is built from (per input), p, y, weights
+DATA_ARRAYS, DATA_ARRAYS_PER_INPUT = 4, 3
+#: per particle: positions and the integrators' stages (Dormand-Prince holds 7) per axis,
+#: weights, network weights, binning indices
+PARTICLE_ARRAYS, PARTICLE_ARRAYS_PER_AXIS = 8, 12
+#: (chunk, data nodes) temporaries of the two-layer numpy path (`TwoLayerModel.gradient`)
+NUMPY_PATH_ARRAYS = 6
+#: `gflow.models.two_layer.CHUNK`: neurons per chunk of the numpy path
+TWO_LAYER_CHUNK = 1 << 15
+#: `gflow.models.two_layer_kernels.chunk_size`: about m / 32 within [MIN_CHUNK, MAX_CHUNK];
+#: the fused kernel holds one row of data-node sums per chunk
+KERNEL_MIN_CHUNK, KERNEL_MAX_CHUNK = 128, 4096
+#: `gflow.models.potential.CHUNK`: points per chunk of the O(m^2) pair sums, which hold
+#: (chunk, m, D) differences and a few (chunk, m) arrays
+PAIR_SUM_CHUNK, PAIR_SUM_ARRAYS = 1 << 11, 4
+#: `gflow.solvers.blob.PAIR_CHUNK`: neighbour pairs per chunk of the blob sums (i, j, r, D differences)
+BLOB_PAIR_CHUNK, BLOB_PAIR_ARRAYS = 1 << 18, 6
+#: per minibatch point: its index, x (per input), p, y
+BATCH_ARRAYS = 4
+#: the particle kinds' upper limit on particles (`gflow.solver_options`), for quadrature nodes too
+MAX_PARTICLES = 10**8
+
+
+@dataclass(frozen=True)
+class Need:
+    """One allocation of a run: the case keys that size it, what it is, its bytes."""
+
+    keys: str
+    what: str
+    nbytes: float
+
+
+def _solver_key(case, index: int) -> str:
+    return "solver" if "solver" in case.document else f"solvers[{index}]"
+
+
+def _data_key(data) -> str:
+    return {"file": "data.file", "samples": "data.samples"}.get(data.distribution, "data.nodes")
+
+
+def particle_count(case, spec, key: str) -> tuple[int, str]:
+    """The particles a Lagrangian solver starts from, before pruning, and the key that sets it.
+
+    init = quadrature: Gauss-Hermite rules give components x n^D nodes, the midpoint rule
+    (uniform densities, and every density for blobs) n^D, or the case grid's cells for n = 0;
+    the larger is taken, since which rule a solver takes is its own business."""
+    options, init = spec.options, case.initial
+    if options["init"] != "quadrature":
+        return options["particles"], f"{key}.particles"
+    ndim, n = case.ndim, options["nodes"]
+    midpoint = n**ndim if n else math.prod(case.cells)
+    if init.distribution == "uniform":
+        return midpoint, (f"{key}.nodes" if n else "grid.cells")
+    comps = len(init.components)
+    per_axis = n or max(1, round((options["particles"] / comps) ** (1.0 / ndim)))
+    gauss = comps * per_axis**ndim
+    return max(gauss, midpoint), (f"{key}.nodes" if n else f"{key}.particles, grid.cells")
+
+
+def solver_needs(case, index: int) -> list[Need]:
+    """What solver `index` of `case` holds at its peak, largest first; InputError for a
+    quadrature rule of more than MAX_PARTICLES nodes (a plain size limit, whatever the machine)."""
+    spec = case.solvers[index]
+    key = _solver_key(case, index)
+    model = case.model
+    ndim = case.ndim
+    cells = math.prod(case.cells)
+    shape = "x".join(map(str, case.cells))
+    data = getattr(model, "data", None)                      # models with a data measure (two_layer)
+    d = getattr(model, "input_dim", 0)
+    if data is not None:
+        from gflow.models.two_layer_case import data_nodes
+        nodes, data_key = data_nodes(data, d), _data_key(data)
+    needs = []
+    if data is not None:
+        needs.append(Need(data_key, f"{nodes} data nodes in {d} inputs",
+                          BYTES * nodes * (DATA_ARRAYS + DATA_ARRAYS_PER_INPUT * d)))
+    if spec.kind in GRID_ARRAYS:
+        base, per_axis = GRID_ARRAYS[spec.kind]
+        needs.append(Need("grid.cells", f"{shape} cells x {ndim} axes", BYTES * cells * (base + per_axis * ndim)))
+        if getattr(model, "interaction", None):
+            needs.append(Need("grid.cells, model.interaction", f"the interaction's padded FFT grid of "
+                              f"{2**ndim} x {cells} cells", BYTES * 2**ndim * cells * CONVOLUTION_ARRAYS))
+        if data is not None:
+            wb = cells // case.cells[0]
+            trained = sum(1 for axis in model.train if axis != model.axes[0])
+            per_axis = FEATURE_ARRAYS_PER_AXIS + (spec.kind == "spectral")
+            needs.append(Need(f"grid.cells, {data_key}", f"the grid features of {wb} (w, b) cells x {nodes} data nodes",
+                              BYTES * wb * nodes * (FEATURE_ARRAYS + per_axis * trained)))
+    else:
+        m, m_key = particle_count(case, spec, key)
+        if m > MAX_PARTICLES:
+            raise InputError(f"{case.source}: {m_key}: the quadrature rule has {m} nodes in {ndim} axes, more than "
+                             f"the {MAX_PARTICLES} particles allowed")
+        needs.append(Need("grid.cells", f"{shape} cells to bin into", BYTES * cells * BINNING_ARRAYS))
+        needs.append(Need(m_key, f"{m} particles x {ndim} axes",
+                          BYTES * m * (PARTICLE_ARRAYS + PARTICLE_ARRAYS_PER_AXIS * ndim)))
+        if data is not None:
+            if spec.options["kernel"] == "numba" and importlib.util.find_spec("numba") is not None:
+                chunk = max(KERNEL_MIN_CHUNK, min(KERNEL_MAX_CHUNK, -(-m // 32)))
+                rows = -(-m // chunk)
+            else:
+                rows = min(m, TWO_LAYER_CHUNK) * NUMPY_PATH_ARRAYS
+            needs.append(Need(f"{m_key}, {data_key}", f"{m} particles x {nodes} data nodes", BYTES * rows * nodes))
+            if spec.options.get("batch"):
+                batch = spec.options["batch"]
+                needs.append(Need(f"{key}.batch", f"a minibatch of {batch} points",
+                                  BYTES * batch * (BATCH_ARRAYS + d)))
+        if getattr(model, "interaction", None):
+            needs.append(Need(f"{m_key}, model.interaction", f"the pair sums of {m} x {m} particles",
+                              BYTES * min(m, PAIR_SUM_CHUNK) * m * (PAIR_SUM_ARRAYS + ndim)))
+        if spec.kind == "blob":
+            needs.append(Need(key, "the blob pair chunks", BYTES * BLOB_PAIR_CHUNK * (BLOB_PAIR_ARRAYS + ndim)))
+    return sorted(needs, key=lambda n: -n.nbytes)
+
+
+def available_memory() -> tuple[float, str]:
+    """Bytes this process may still allocate, and where the number comes from: the kernel's
+    MemAvailable (free plus reclaimable), lowered to a cgroup's memory.max less its usage where
+    a container sets one; else the physical memory."""
+    found = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    found = (int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo")
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if found is None:
+        try:
+            found = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "physical memory")
+        except (OSError, ValueError, AttributeError):
+            return math.inf, "unknown"
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
+            limit = handle.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as handle:
+            used = int(handle.read().strip())
+        if limit != "max" and int(limit) - used < found[0]:
+            found = (max(0, int(limit) - used), "the cgroup's memory.max less its usage")
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def check_memory(case, available: tuple[float, str] | None = None) -> None:
+    """Refuse, in one line, a case one of whose solvers would need more memory than `available`
+    (bytes, where from; default `available_memory()`)."""
+    have, where = available if available is not None else available_memory()
+    for index, spec in enumerate(case.solvers):
+        needs = solver_needs(case, index)
+        total = sum(n.nbytes for n in needs)
+        if total > have:
+            top = needs[0]
+            raise InputError(f"{case.source}: {top.keys}: the {spec.kind} solver would need about {total / GB:.3g} GB "
+                             f"at its peak ({top.what}: {top.nbytes / GB:.3g} GB), more than the {have / GB:.3g} GB "
+                             f"of memory available ({where})")
