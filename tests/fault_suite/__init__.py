@@ -6,7 +6,7 @@ Run it from the repository root::
     python -m tests.fault_suite [--full] [--seed N] [--workers K] [--only CLASS,...]
     python tests/fault_suite [--full] ...          (the same)
 
-The default size (34 inputs) is what CI runs (tests/test_fault_suite.py); ``--full`` runs
+The default size (32 inputs) is what CI runs (tests/test_fault_suite.py); ``--full`` runs
 about 870. A totals table is printed at the end; every failure (class, input, command, outcome,
 last stderr line) is written to ``.fault_suite/failures-<seed>[-full].json``. Exit status 0 when
 no input broke the contract, 1 otherwise.
@@ -80,11 +80,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: class -> (generator, inputs at the default size, inputs with --full)
 CLASSES = {
     "a_case_files": (inputs_cases.malformed_cases, 11, 380),
-    "b_run_files": (inputs_runfiles.hostile_run_files, 11, 330),
+    "b_run_files": (inputs_runfiles.hostile_run_files, 10, 330),
     "c_signals": (inputs_live.signals, 2, 60),
     "d_full_disk": (inputs_live.full_disk, 2, 40),
     "e_live_readers": (inputs_live.live_readers, 1, 15),
-    "f_paths": (inputs_cases.paths, 7, 42),
+    "f_paths": (inputs_cases.paths, 6, 42),
 }
 
 
@@ -103,7 +103,7 @@ def run_suite(seed: int = 0, full: bool = False, workers: int = 2, only=None, ec
 
     def progress(v):
         if verbose:
-            echo(f"{v.cls} {v.label}")
+            echo(f"{v.cls} {v.label} [{v.wall:.1f} s]")
             for command, outcome, last in v.log:
                 echo(f"    {outcome}: {command}\n        {last}")
             for note in v.notes:
@@ -126,7 +126,7 @@ def run_suite(seed: int = 0, full: bool = False, workers: int = 2, only=None, ec
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fault_suite", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="about 900 inputs instead of about 40")
+    parser.add_argument("--full", action="store_true", help="about 870 inputs instead of 32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="inputs run at once (default 2)")
     parser.add_argument("--only", help="classes to run, comma-separated prefixes (a,b,...)")

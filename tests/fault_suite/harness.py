@@ -184,6 +184,7 @@ class Verdict:
     failures: dict = field(default_factory=dict)      # kind -> list of {command, outcome, last stderr line}
     notes: list = field(default_factory=list)
     log: list = field(default_factory=list)           # (command, judged outcome, last stderr line), in order
+    wall: float = 0.0
 
     def fail(self, kind: str, command: str, outcome: str, last: str = "") -> None:
         self.failures.setdefault(kind, []).append(
@@ -204,7 +205,7 @@ def judge(v: Verdict, r: Result, *, may_succeed: bool = True, must_succeed: bool
     are allowed.
     """
     outcome = _judge(v, r, may_succeed, must_succeed, allow_signal)
-    v.log.append((_short(" ".join(map(str, r.argv[1:])), 160), f"{outcome} (exit {r.status})", _short(r.last_line, 160)))
+    v.log.append((_short(" ".join(map(str, r.argv[1:])), 160), f"{outcome} (exit {r.status}, {r.max_rss / 2**20:.0f} MiB, {r.wall:.1f} s)", _short(r.last_line, 160)))
     return outcome
 
 
@@ -352,6 +353,7 @@ def run_trials(trials, workers: int = 2, progress=None) -> list[Verdict]:
                 i = next(index, None)
             if i is None:
                 return
+            start = time.monotonic()
             try:
                 verdicts[i] = trials[i]()
             except Exception as exc:   # a harness bug must show, not pass as a gflow failure
@@ -359,6 +361,7 @@ def run_trials(trials, workers: int = 2, progress=None) -> list[Verdict]:
                 v.notes.append(f"harness error {type(exc).__name__}: {exc}")
                 v.fail("other", "(harness)", f"harness error {type(exc).__name__}: {exc}")
                 verdicts[i] = v
+            verdicts[i].wall = time.monotonic() - start
             if progress:
                 progress(verdicts[i])
 

@@ -112,7 +112,10 @@ def _dump(doc) -> bytes | None:
 
 def _run_case(v, case_path, make):
     work = make()
+    before = digest(case_path) if Path(case_path).is_file() and Path(case_path).stat().st_size < 2**26 else None
     r = gflow(["run", case_path, "-o", work / "out"], work)
+    if before is not None and digest(case_path) != before:
+        v.fail("lost", r.command(), "the case file changed")
     if judge(v, r) == "ok":
         for h5 in sorted((work / "out").glob("*.h5")):
             problem, _ = check_file(h5)
@@ -222,11 +225,13 @@ def _path_trial(v, suite, cls, kind: str, flag: str):
         out = Path("/dev/null")
     elif kind == "out_too_long":
         out = work / ("x" * 300)
-    elif kind in ("compare_txt_symlink", "compare_txt_dir", "compare_png_symlink"):
+    elif kind in ("compare_txt_symlink", "compare_txt_dir", "compare_png_symlink", "compare_txt_file"):
         case, args = _multi_case(work), [a for a in SMALL] + ([flag] if flag else [])
         expect_runs = ["fv.h5", "particle.h5"]
         if kind == "compare_txt_dir":
             (out / "compare.txt").mkdir()
+        elif kind == "compare_txt_file":
+            (out / "compare.txt").write_text("an earlier report\n")
         else:
             (out / ("compare.txt" if kind == "compare_txt_symlink" else "compare.png")).symlink_to(canary)
     elif kind == "plot_png_symlink":
@@ -260,7 +265,7 @@ def _kept(v, keep, command):
 PATH_KINDS = ["run_symlink_dangling", "run_symlink_canary", "run_symlink_real_run", "lock_symlink_canary",
               "lock_symlink_dangling", "out_is_file", "out_parent_is_file", "out_proc", "out_proc_self",
               "out_devnull", "out_too_long", "compare_txt_symlink", "compare_txt_dir", "compare_png_symlink",
-              "plot_png_symlink"]
+              "compare_txt_file", "plot_png_symlink"]
 FLAGS = ["", "--force", "--resume"]
 
 

@@ -109,14 +109,14 @@ def _soft_cycle(p, r, out):
     return f"{name} a cycle of soft links"
 
 
-CONTROL = "\x1b]0;owned\x07\x1b[2J\x1b[31m\r\x08\x00"
+CONTROL = "\x1b]0;owned\x07\x1b[2J\x1b[31m\r\x08"   # (HDF5 strings hold no NUL)
 
 
 def _control_attrs(p, r, out):
     with h5py.File(p, "a") as f:
         f.attrs["solver"] = "fv" + CONTROL
         f.attrs["gflow_version"] = CONTROL + "\n\nTraceback (fake)"
-        f.attrs["case"] = 'name = "' + CONTROL.replace("\x00", "") + '"\n' + str(f.attrs["case"]).split("\n", 2)[-1]
+        f.attrs["case"] = 'name = "' + CONTROL + '"\n' + str(f.attrs["case"]).split("\n", 2)[-1]
     return "control characters in attributes"
 
 
@@ -206,13 +206,11 @@ def hostile_run_files(suite, rng, n, cls):
     order = list(combos)
     rng.shuffle(order)
     if n < len(combos):
-        # the default size: distinct damages first, then distinct commands
-        seen, picked = set(), []
-        for d, c in order:
-            if d not in seen:
-                seen.add(d)
-                picked.append((d, c))
-        order = picked + [x for x in order if x not in picked]
+        # the default size: distinct damages, each with the next command of a shuffled cycle
+        damages, commands = list(DAMAGE), list(COMMANDS)
+        rng.shuffle(damages)
+        rng.shuffle(commands)
+        order = [(d, commands[i % len(commands)]) for i, d in enumerate(damages)]
     for i in range(n):
         damage, command = order[i % len(order)]
         yield Trial(cls, f"{damage}/{command}/{i}", _hostile, suite, cls, damage, command, rng.randrange(2**32))
@@ -248,7 +246,10 @@ def _hostile(v, suite, cls, damage, command, seed):
             v.fail("lost", result.command(), "a reader changed the file it read")
         return
     problem, count = check_file(bad) if bad.is_file() else ("absent", 0)
-    if outcome == "ok" and (problem or count < 3):
-        v.fail("other", result.command(), f"exit 0 but the resumed file: {problem or f'{count} snapshots'}")
-    elif before_problem is None and (problem or count < before_n):
+    if before_problem is None and (problem or count < before_n):
         v.fail("lost", result.command(), f"held {before_n} valid snapshots, now: {problem or count}")
+    elif outcome == "ok" and before_problem is None and count < 3:
+        v.fail("other", result.command(), f"exit 0 but the resumed file holds {count} of 3 snapshots")
+    elif outcome == "ok" and (problem or count < 3):
+        # the file was damaged before gflow touched it: --resume did not notice (not a loss)
+        v.notes.append(f"{result.command()}: exit 0 on a damaged file ({before_problem})")
