@@ -36,7 +36,7 @@ import numpy as np
 
 from gflow.errors import InputError, reason
 from gflow.h5io import reading
-from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_CASE_BYTES, MAX_CELLS, MAX_PARTICLES, MAX_ROW_VALUES,
+from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_CASE_BYTES, MAX_CELLS, MAX_NAME, MAX_PARTICLES, MAX_ROW_VALUES,
                             MAX_SNAPSHOTS, READ_ERRORS, _array, _attribute, printable)
 from gflow.solver_options import PARTICLE_KINDS
 
@@ -112,6 +112,8 @@ def _root(f: h5py.File, found: list[str]) -> tuple[tuple[str, ...], str]:
     for key in ("gflow_version", "solver"):
         if key in attrs and not (_is_text(attrs[key]) and _text(attrs[key]).strip()):
             found.append(f"root attribute {key} = {printable(repr(attrs[key]), 80)} is not a non-empty text")
+        elif key in attrs and len(_text(attrs[key])) > MAX_NAME:
+            found.append(f"root attribute {key} is {len(_text(attrs[key]))} characters long, more than {MAX_NAME}")
     if "case" in attrs:
         if not _is_text(attrs["case"]):
             found.append("root attribute 'case' is not text (a TOML case)")
