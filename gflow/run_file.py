@@ -303,7 +303,11 @@ class Run:
                     what = "density snapshot" if name == "density" else "positions of snapshot"
                     expected = "the axes say" if name == "density" else "the axes and weights say"
                     raise InputError(f"{self.path}: {what} {index} has shape {ds.shape[1:]}, {expected} {row}")
-                return ds[index % len(self.time)]
+                row_index = index % len(self.time)
+                if ds.chunks and ds.id.get_chunk_info_by_coord((row_index, *[0] * len(row))).byte_offset is None:
+                    # declared but never written: a hostile file's 1e5 empty rows would each read as fill
+                    raise InputError(f"{self.path}: snapshot {index} of dataset {name!r} was never written")
+                return ds[row_index]
         except InputError:
             raise
         except READ_ERRORS as exc:
