@@ -89,7 +89,7 @@ CLASSES = {
 
 
 def run_suite(seed: int = 0, full: bool = False, workers: int = 2, only=None, echo=print, keep: bool = False,
-              verbose: bool = False):
+              verbose: bool = False, size: int | None = None):
     """Run the suite; return (totals table, failures list, verdicts)."""
     work = Path(tempfile.mkdtemp(prefix="gflow-fault-"))
     suite = Suite(work, seed, full)
@@ -98,7 +98,7 @@ def run_suite(seed: int = 0, full: bool = False, workers: int = 2, only=None, ec
         if only and not any(name.startswith(o) for o in only):
             continue
         rng = random.Random(f"{seed}:{name}")
-        trials += list(generator(suite, rng, big if full else small, name))
+        trials += list(generator(suite, rng, size or (big if full else small), name))
     start = time.monotonic()
 
     def progress(v):
@@ -131,11 +131,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="inputs run at once (default 2)")
     parser.add_argument("--only", help="classes to run, comma-separated prefixes (a,b,...)")
     parser.add_argument("-v", "--verbose", action="store_true", help="every command with its outcome")
+    parser.add_argument("--size", type=int, help="inputs per class (instead of the default or --full size)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder of the inputs")
     parser.add_argument("--out", default=str(ROOT / ".fault_suite"), help="folder of the failures JSON")
     args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None
-    table, failures, notes = run_suite(args.seed, args.full, args.workers, only, keep=args.keep, verbose=args.verbose)
+    table, failures, notes = run_suite(args.seed, args.full, args.workers, only, keep=args.keep, verbose=args.verbose, size=args.size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"failures-{args.seed}{'-full' if args.full else ''}.json"

@@ -19,6 +19,9 @@ SMALL = ["--set", "grid.cells=[16,16]", "--set", "time.end=0.5", "--set", "time.
 #: a run long enough to interrupt: 41 snapshots, a second or two of stepping (tests/test_reliability.py)
 LONG = ["--set", "grid.cells=[48,32]", "--set", "time.end=10", "--set", "time.snapshots=41"]
 LONG_SNAPSHOTS = 41
+#: the same with the particle solver: minibatches and noise, so its restart state matters
+LONG_PARTICLE = ["--solver", "particle", "--set", "solver.particles=2000", "--set", "solver.batch=8",
+                 "--set", "regularization.temperature=0.001", *LONG]
 #: a small particle run: positions, weights and a restart state (generator) per snapshot
 PARTICLE = ["--solver", "particle", "--set", "solver.particles=300", "--set", "solver.batch=8",
             "--set", "regularization.temperature=0.001", *SMALL]
@@ -59,13 +62,13 @@ class Suite:
         return top / "work", Outside(top / "outside")
 
     def base(self, name: str) -> Path:
-        """A real run file made once by gflow itself: 'fv' (SMALL), 'particle' or 'long' (LONG)."""
+        """A real run file made once by gflow itself: 'fv' (SMALL), 'particle', 'long' (LONG), 'long_particle'."""
         with self._lock:
             if name not in self._bases:
-                args = {"fv": SMALL, "particle": PARTICLE, "long": LONG}[name]
+                args = {"fv": SMALL, "particle": PARTICLE, "long": LONG, "long_particle": LONG_PARTICLE}[name]
                 out = self.work / f"base-{name}"
                 r = gflow(["run", CASES / "quickstart.toml", "-o", out, *args], self.work, timeout=300)
-                path = out / ("particle.h5" if name == "particle" else "fv.h5")
+                path = out / ("particle.h5" if "particle" in name else "fv.h5")
                 if r.status != 0 or not path.exists():
                     raise RuntimeError(f"the base run {name} failed: {r.last_line}")
                 self._bases[name] = path

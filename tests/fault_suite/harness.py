@@ -218,7 +218,9 @@ def _judge(v, r, may_succeed, must_succeed, allow_signal) -> str:
         v.fail("hang", cmd, f"no exit after {r.wall:.0f} s", r.last_line)
         return "hang"
     if "Traceback (most recent call last)" in r.stderr + r.stdout:
-        v.fail("traceback", cmd, f"exit {r.status}", _exception_line(r.stderr))
+        frames = [line.strip() for line in r.stderr.splitlines() if line.strip().startswith('File "')]
+        v.fail("traceback", cmd, f"exit {r.status}" + (f"; last frame {frames[-1]}" if frames else ""),
+               _exception_line(r.stderr))
         return "traceback"
     if r.status == 0:
         if not may_succeed:

@@ -106,7 +106,7 @@ SPECIAL = ["directory", "fifo", "/dev/zero", "/dev/null", "/dev/urandom", "dangl
 def _dump(doc) -> bytes | None:
     try:
         return tomli_w.dumps(doc).encode()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 

@@ -6,20 +6,21 @@ import re
 import signal
 import time
 
-from .context import CASES, LONG, LONG_SNAPSHOTS, Trial
+from .context import CASES, LONG, LONG_PARTICLE, LONG_SNAPSHOTS, Trial
 from .harness import Child, check_file, gflow, judge
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 
 
-def _run_args(out, *extra):
-    return ["run", CASES / "quickstart.toml", "-o", out, "-v", *LONG, *extra]
+def _run_args(out, kind, *extra):
+    return ["run", CASES / "quickstart.toml", "-o", out, "-v", *(LONG_PARTICLE if kind == "particle" else LONG), *extra]
 
 
-def _after_stop(v, work, out, reported: int, command: str):
+def _after_stop(v, work, out, kind, reported: int, command: str):
     """The file of a stopped run holds every snapshot it reported and passes the check; --resume
     (no limit, no signal) completes it."""
-    path = out / "fv.h5"
+    path = out / f"{kind}.h5"
+    count = 0
     if path.exists():
         problem, count = check_file(path)
         if problem:
@@ -28,8 +29,9 @@ def _after_stop(v, work, out, reported: int, command: str):
             v.fail("lost", command, f"reported {reported} snapshots, the file holds {count}")
     elif reported:
         v.fail("lost", command, f"reported {reported} snapshots, no file left")
-    resumed = gflow(_run_args(out, "--resume"), work)
-    outcome = judge(v, resumed, must_succeed=path.exists())
+    resumed = gflow(_run_args(out, kind, "--resume"), work)
+    # a file without a snapshot has nothing to continue: gflow may ask for --force instead
+    outcome = judge(v, resumed, must_succeed=path.exists() and count > 0)
     if outcome == "ok":
         problem, count = check_file(path)
         if problem or count != LONG_SNAPSHOTS:
@@ -43,15 +45,16 @@ def signals(suite, rng, n, cls):
         delay = rng.uniform(0.0, 0.05)
         # --full also signals during start-up (imports, case reading, numba compilation)
         startup = suite.full and rng.random() < 0.2
-        label = f"{name} " + (f"at {delay * 20:.2f} s of start-up" if startup else f"after snapshot {at}+{delay:.3f} s")
-        yield Trial(cls, label, _signal_trial, suite, cls, SIGNALS[name], None if startup else at,
+        kind = rng.choice(["fv", "fv", "particle"])
+        label = f"{kind} {name} " + (f"at {delay * 20:.2f} s of start-up" if startup else f"after snapshot {at}+{delay:.3f} s")
+        yield Trial(cls, label, _signal_trial, suite, cls, kind, SIGNALS[name], None if startup else at,
                     delay * 20 if startup else delay)
 
 
-def _signal_trial(v, suite, cls, sig, at, delay):
+def _signal_trial(v, suite, cls, kind, sig, at, delay):
     work, _ = suite.folder(cls)
     out = work / "out"
-    child = Child(_run_args(out), work, stdout_pipe=True)
+    child = Child(_run_args(out, kind), work, stdout_pipe=True)
     if at is not None:
         child.wait_snapshots(at)
     time.sleep(delay)
@@ -59,32 +62,33 @@ def _signal_trial(v, suite, cls, sig, at, delay):
     result = child.wait()
     reported = sum(line.startswith("snapshot ") for line in result.stdout.splitlines())
     judge(v, result, allow_signal=True)
-    _after_stop(v, work, out, reported, result.command())
+    _after_stop(v, work, out, kind, reported, result.command())
 
 
 def full_disk(suite, rng, n, cls):
     for i in range(n):
         fraction = rng.choice([None, *[rng.uniform(0.1, 0.95) for _ in range(5)]])
-        yield Trial(cls, "fsize " + (f"{fraction:.2f} of the whole file" if fraction else "16 KiB"),
-                    _disk_trial, suite, cls, fraction)
+        kind = rng.choice(["fv", "fv", "particle"])
+        yield Trial(cls, f"{kind} fsize " + (f"{fraction:.2f} of the whole file" if fraction else "16 KiB"),
+                    _disk_trial, suite, cls, kind, fraction)
 
 
-def _disk_trial(v, suite, cls, fraction):
-    size = suite.base("long").stat().st_size
+def _disk_trial(v, suite, cls, kind, fraction):
+    size = suite.base("long" if kind == "fv" else "long_particle").stat().st_size
     limit = int(size * fraction) if fraction else 16 * 1024
     work, _ = suite.folder(cls)
     out = work / "out"
-    result = Child(_run_args(out), work, fsize=limit, stdout_pipe=True).wait()
+    result = Child(_run_args(out, kind), work, fsize=limit, stdout_pipe=True).wait()
     reported = sum(line.startswith("snapshot ") for line in result.stdout.splitlines())
     v.label += f" ({limit} bytes, {reported} snapshots reported)"
     judge(v, result)
     stated = re.search(r"keeps its (\d+) snapshots", result.last_line)
-    if stated and (out / "fv.h5").exists():
-        problem, count = check_file(out / "fv.h5")
+    if stated and (out / f"{kind}.h5").exists():
+        problem, count = check_file(out / f"{kind}.h5")
         if not problem and count != int(stated.group(1)):
             v.fail("lost" if count < int(stated.group(1)) else "other", result.command(),
                    f"the message says {stated.group(1)} snapshots kept, the file holds {count}")
-    _after_stop(v, work, out, reported, result.command())
+    _after_stop(v, work, out, kind, reported, result.command())
 
 
 def live_readers(suite, rng, n, cls):
@@ -102,7 +106,7 @@ def _live_trial(v, suite, cls, seed):
     out = work / "out"
     path = out / "fv.h5"
     extra = ["--set", "time.end=40", "--set", "time.snapshots=161"]
-    writer = Child(_run_args(out, *extra), work, stdout_pipe=True)
+    writer = Child(_run_args(out, "fv", *extra), work, stdout_pipe=True)
     writer.wait_snapshots(1)
     readers = ["h5py", "info", "check", "compare"]
     if importlib.util.find_spec("xarray") and importlib.util.find_spec("h5netcdf"):

@@ -160,23 +160,35 @@ def _bad_times(p, r, out):
 
 
 def _hostile_restart(p, r, out):
-    """Only for the particle base: its restart group holds the generator state."""
+    """Only for the particle base: its restart group's attributes hold the generators' states,
+    the next step size and the snapshot they belong to."""
     with h5py.File(p, "a") as f:
-        groups = [g for g in f["restart"].values() if isinstance(g, h5py.Group)] or [f["restart"]]
-        g = groups[-1]
-        names = [k for k in g.keys() if isinstance(g[k], h5py.Dataset)]
-        how = r.choice(["huge", "string", "drop", "extra"])
-        if how == "extra" or not names:
-            g["junk"] = np.zeros(3)
+        attrs = f["restart"].attrs
+        names = sorted(attrs.keys())
+        name = r.choice(names) if names else "snapshot"
+        how = r.choice(["drop", "string", "number", "nan", "huge", "negative", "bad json", "deep json",
+                        "wrong generator", "junk dataset"])
+        if how == "drop" and name in attrs:
+            del attrs[name]
+        elif how == "string":
+            attrs[name] = "x" * 100
+        elif how == "number":
+            attrs[name] = 3.5
+        elif how == "nan":
+            attrs[name] = np.nan
+        elif how == "huge":
+            attrs[name] = np.int64(2**62) if r.random() < 0.5 else 1e300
+        elif how == "negative":
+            attrs[name] = -1
+        elif how == "bad json":
+            attrs[name] = '{"bit_generator": "PCG64", "state": {"state": "x"'
+        elif how == "deep json":
+            attrs[name] = "[" * 50_000 + "]" * 50_000
+        elif how == "wrong generator":
+            attrs[name] = '{"bit_generator": "os.system", "state": {"state": 1, "inc": 1}}'
         else:
-            name = r.choice(names)
-            if how == "drop":
-                del g[name]
-            elif how == "huge":
-                _replace(g, name, shape=(HUGE,), chunks=(4096,), dtype="u8")
-            else:
-                _replace(g, name, data="x" * 100, dtype=h5py.string_dtype())
-    return f"restart state: {how}"
+            f["restart"]["junk"] = np.zeros(3)
+    return f"restart state: {name} {how}"
 
 
 def _special_path(p, r, out):
@@ -202,15 +214,11 @@ COMMANDS = ["info", "check", "compare_a", "compare_b", "plot", "resume"]
 
 
 def hostile_run_files(suite, rng, n, cls):
-    combos = [(d, c) for d in DAMAGE for c in COMMANDS]
-    order = list(combos)
-    rng.shuffle(order)
-    if n < len(combos):
-        # the default size: distinct damages, each with the next command of a shuffled cycle
-        damages, commands = list(DAMAGE), list(COMMANDS)
-        rng.shuffle(damages)
-        rng.shuffle(commands)
-        order = [(d, commands[i % len(commands)]) for i, d in enumerate(damages)]
+    # distinct damages first, each with the next command of a shuffled cycle; then the other pairs
+    damages, commands = list(DAMAGE), list(COMMANDS)
+    rng.shuffle(damages)
+    rng.shuffle(commands)
+    order = [(d, commands[(i + k) % len(commands)]) for k in range(len(commands)) for i, d in enumerate(damages)]
     for i in range(n):
         damage, command = order[i % len(order)]
         yield Trial(cls, f"{damage}/{command}/{i}", _hostile, suite, cls, damage, command, rng.randrange(2**32))
