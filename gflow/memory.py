@@ -54,14 +54,17 @@ TWO_LAYER_CHUNK = 1 << 15
 #: the fused kernel holds one row of data-node sums per chunk
 KERNEL_MIN_CHUNK, KERNEL_MAX_CHUNK = 128, 4096
 #: `gflow.models.potential.CHUNK`: points per chunk of the O(m^2) pair sums, which hold
-#: (chunk, m, D) differences and a few (chunk, m) arrays
-PAIR_SUM_CHUNK, PAIR_SUM_ARRAYS = 1 << 11, 4
+#: (chunk, m, D) differences and their squares, and (chunk, m) distances, W'(r) and its
+#: temporaries (measured: 117 bytes per pair in 2D)
+PAIR_SUM_CHUNK, PAIR_SUM_ARRAYS, PAIR_SUM_ARRAYS_PER_AXIS = 1 << 11, 6, 2
 #: `gflow.solvers.blob.PAIR_CHUNK`: neighbour pairs per chunk of the blob sums (i, j, r, D differences)
 BLOB_PAIR_CHUNK, BLOB_PAIR_ARRAYS = 1 << 18, 6
 #: per minibatch point: its index, x (per input), p, y
 BATCH_ARRAYS = 4
-#: the particle kinds' upper limit on particles (`gflow.solver_options`), for quadrature nodes too
+#: the particle solver's upper limit on particles (`gflow.solver_options`), for quadrature nodes too
 MAX_PARTICLES = 10**8
+#: what any run holds besides its arrays: the interpreter, numpy, numba's compiled kernels, h5py
+BASELINE_BYTES = 0.2 * GB
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ def solver_needs(case, index: int) -> list[Need]:
                                   BYTES * batch * (BATCH_ARRAYS + d)))
         if getattr(model, "interaction", None):
             needs.append(Need(f"{m_key}, model.interaction", f"the pair sums of {m} x {m} particles",
-                              BYTES * min(m, PAIR_SUM_CHUNK) * m * (PAIR_SUM_ARRAYS + ndim)))
+                              BYTES * min(m, PAIR_SUM_CHUNK) * m * (PAIR_SUM_ARRAYS + PAIR_SUM_ARRAYS_PER_AXIS * ndim)))
         if spec.kind == "blob":
             needs.append(Need(key, "the blob pair chunks", BYTES * BLOB_PAIR_CHUNK * (BLOB_PAIR_ARRAYS + ndim)))
     return sorted(needs, key=lambda n: -n.nbytes)
@@ -193,7 +196,7 @@ def check_memory(case, available: tuple[float, str] | None = None) -> None:
     have, where = available if available is not None else available_memory()
     for index, spec in enumerate(case.solvers):
         needs = solver_needs(case, index)
-        total = sum(n.nbytes for n in needs)
+        total = BASELINE_BYTES + sum(n.nbytes for n in needs)
         if total > have:
             top = needs[0]
             raise InputError(f"{case.source}: {top.keys}: the {spec.kind} solver would need about {total / GB:.3g} GB "

@@ -142,10 +142,10 @@ def file_columns(path, label: str) -> tuple[list[str], int]:
         names = _header(lines, label)
         rest = handle.read(0)           # the header's line has been consumed
         count = 0
-        while block := handle.read(1 << 20):
+        while count <= MAX_DATA_ROWS and (block := handle.read(1 << 20)):
             count += block.count(b"\n")
             rest = block
-            if count > MAX_DATA_ROWS:
-                raise InputError(f"{label}: more than the {MAX_DATA_ROWS} data rows allowed")
-        count += bool(rest) and not rest.endswith(b"\n")
+        count += bool(rest) and not rest.endswith(b"\n")       # a last line without its newline
+    if count > MAX_DATA_ROWS:
+        raise InputError(f"{label}: more than the {MAX_DATA_ROWS} data rows allowed")
     return names, count
