@@ -54,7 +54,15 @@ Definitions (what each column of the table counts; an input may count in several
              design and only noted.
   other      the contract broken otherwise: exit 1/2 without a one-line gflow message; exit 0 whose
              output fails `gflow check`; --resume after a signal or a full disk that does not
-             complete the run; a run that fails because readers opened its file; a harness error.
+             complete the run (a clean refusal is accepted when the stopped file holds no snapshot:
+             there is nothing to continue); a run that fails because readers opened its file; a
+             harness error (reported as such, so that a broken harness never passes silently).
+  notes      (JSON only, not failures) the harness's own h5py/xarray readers failing beside a
+             writer; raw terminal control characters from a hostile file echoed; --resume exiting 0
+             on a file that was damaged before gflow touched it.
+
+A traceback failure names the innermost frame outside the standard library and site-packages,
+so that each can be routed to the module that raised it.
 
 The harness itself is plain Python (`harness.py`: running and judging one child; `inputs_*.py`: the
 classes). It never imports gflow for anything but `gflow.snapshot_check` on files gflow itself

@@ -16,8 +16,8 @@ CASES = ROOT / "cases"
 
 #: the small fv run the hostile run files start from (3 snapshots, 16 x 16: under a second)
 SMALL = ["--set", "grid.cells=[16,16]", "--set", "time.end=0.5", "--set", "time.snapshots=3"]
-#: a run long enough to interrupt: 41 snapshots, a second or two of stepping (tests/test_reliability.py)
-LONG = ["--set", "grid.cells=[48,32]", "--set", "time.end=10", "--set", "time.snapshots=41"]
+#: a run long enough to interrupt: 41 snapshots, a second or two of stepping
+LONG = ["--set", "grid.cells=[32,24]", "--set", "time.end=10", "--set", "time.snapshots=41"]
 LONG_SNAPSHOTS = 41
 #: the same with the particle solver: minibatches and noise, so its restart state matters
 LONG_PARTICLE = ["--solver", "particle", "--set", "solver.particles=2000", "--set", "solver.batch=8",
