@@ -11,11 +11,11 @@ this machine has available, in one line naming the keys, the estimate and that m
 out-of-memory kill (or a swap storm) becomes a refusal before any work.
 
 The counts are float64 arrays alive at the peak, read from the code they model and checked
-with tracemalloc on bundled cases grown to 10^5 - 10^6 cells (fv 60, spectral 150 bytes per
-cell for the two-layer quickstart in 2D; 770 bytes per cell with the padded convolution of the
-2D aggregation case; FiPy about 1100): each constant below is at or a little above what was
-measured, so a refusal means the run would not fit, while a case near the limit may still be
-refused by the headroom. The constants of solver modules are repeated here (this module may
+with tracemalloc on bundled cases grown to 10^4 - 10^6 cells (fv 60, spectral 150, FiPy 1210
+bytes per cell for the two-layer quickstart in 2D; 770 (fv) and 1330 (FiPy) with the padded
+convolution of the 2D aggregation case): each constant below is at or a little above what was
+measured (tests/test_case_bounds.py measures fv, spectral and particles again), so a refusal
+means the run would not fit, while a case near the limit may be refused by the headroom. The constants of solver modules are repeated here (this module may
 not import solvers); tests/test_case_bounds.py holds them equal.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ GB = 1e9
 
 #: float arrays per cell of the case grid, (base, per axis): the density, the integrator's
 #: stages, velocities and fluxes per axis; FiPy adds its sparse matrix and its variables
-GRID_ARRAYS = {"fv": (12, 4), "spectral": (12, 4), "fipy": (64, 32)}
+GRID_ARRAYS = {"fv": (12, 4), "spectral": (12, 4), "fipy": (96, 40)}
 #: a particle solver's grid: the binned density and the deposit's temporaries
 BINNING_ARRAYS = 4
 #: per cell of the zero-padded grid (2^D cells per cell) of `models.convolution.GridConvolution`
