@@ -97,13 +97,15 @@ def cmd_run(args) -> int:
             raise
         results, failure = exc.finished, exc
     written = [r.path for r in results]
+    for path in written:
+        print(f"wrote {path}")
     if len(written) > 1:
+        # the runs are reported as written even if the report then cannot be
         from gflow.app.outputs import save_figure, write_text
         from gflow.postprocess.report import build_report
         text, figure = build_report(written)
-        written += [write_text(report[0], text), save_figure(figure, report[1])]
-    for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {write_text(report[0], text)}")
+        print(f"wrote {save_figure(figure, report[1])}")
     if failure is not None:
         raise failure
     return 0
