@@ -120,9 +120,16 @@ def appending(path: str | Path, nbytes: int, wait: float = WAIT):
         _lock(fd, fcntl.LOCK_EX if fcntl else 0, wait)
         reserve(fd, nbytes + METADATA_RESERVE)
         with h5py.File(path, "a", locking=False) as f:
+            _same_file(fd, path)     # HDF5 opened the name again: still the file reserved, no link swapped in
             yield f
     finally:
         os.close(fd)
+
+
+def _same_file(fd: int, path) -> None:
+    held, named = os.fstat(fd), os.lstat(path)
+    if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
+        raise OSError(errno.ESTALE, f"{path} was replaced while being opened")
 
 
 def creating(path: str | Path) -> h5py.File:

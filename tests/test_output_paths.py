@@ -19,7 +19,7 @@ from conftest import ROOT, run_gflow
 from gflow.app import outputs
 from gflow.app.cli import main
 from gflow.app.execute import output_lock
-from gflow.errors import InputError
+from gflow.errors import InputError, RunError
 
 CASE = ROOT / "cases" / "semicircle.toml"
 TINY = ["--set", "grid.cells=[16]", "--set", "time.end=0.1", "--set", "time.snapshots=2"]
@@ -302,7 +302,7 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path
         with outputs.replacing(path) as tmp:
             tmp.write_text("half a comp")
             raise RuntimeError("killed midway")
-    with pytest.raises(InputError, match="compare.txt: cannot write: No space left on device"):
+    with pytest.raises(RunError, match="compare.txt: cannot write: No space left on device"):
         with outputs.replacing(path) as tmp:
             tmp.write_text("half a comp")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -320,7 +320,7 @@ def test_a_failing_flush_to_disk_leaves_the_old_file(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(InputError, match="No space left"):
+    with pytest.raises(RunError, match="No space left"):
         outputs.write_text(path, '{"new": 1}\n')
     assert path.read_text() == "{}\n" and sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
 

@@ -202,21 +202,24 @@ def plot(run: Run | str | Path, path: str | Path | None = None, columns: int = 4
     Raises
     ------
     gflow.errors.InputError
-        An unreadable run, `columns` below 1, an unknown image type or an unwritable path.
+        An unreadable run, `columns` below 1, an unknown image type or an unwritable path (a
+        symbolic link at `path` included: it is never written through).
     """
-    from gflow.postprocess.plot import check_image_path, run_figure, save
+    from gflow.app.outputs import check_output, save_figure
+    from gflow.postprocess.plot import check_image_path, run_figure
 
     if columns < 1:
         raise InputError(f"columns = {columns}: must be at least 1")
     if path is not None:
-        check_image_path(path)      # refuse an unknown type before any work
+        # an unknown type or a link refused before any work; like savefig, a file is replaced
+        check_output(check_image_path(path), force=True)
     if not isinstance(run, Run) and Path(run).suffix.lower() == ".csv":
         from gflow.postprocess.sweep_plot import sweep_figure
         fig, _ = sweep_figure(run, dpi)
     else:
         fig = run_figure(_as_run(run), columns, dpi)
     if path is not None:
-        save(fig, path)
+        save_figure(fig, path)
     return fig
 
 
@@ -243,10 +246,14 @@ def movie(run: Run | str | Path, path: str | Path, dpi: float = 100) -> Path:
     gflow.errors.InputError
         An unreadable run, another movie type, .mp4 without ffmpeg, or an unwritable path.
     """
+    from gflow.app.outputs import check_output, replacing
     from gflow.postprocess.plot import movie_writer, write_movie
 
     movie_writer(path, 1)   # refuse an unknown movie type before any work
-    return write_movie(_as_run(run), path, dpi=dpi)
+    path = check_output(path, force=True)
+    with replacing(path) as tmp:
+        write_movie(_as_run(run), tmp, dpi=dpi)
+    return path
 
 
 def check(path: str | Path) -> list[str]:

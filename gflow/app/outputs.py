@@ -31,7 +31,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from gflow.errors import InputError
+from gflow.errors import InputError, RunError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -130,7 +130,8 @@ def replacing(path):
     """Yield a new temporary file beside `path` (same suffix) to write; on success it is flushed
     to disk and moved over `path`, on any failure removed, leaving `path` as it was.
 
-    An OSError of the writing becomes one line (InputError). `path` is refused again if it has
+    An OSError of the writing (a full disk) becomes one line, a `RunError` (exit status 1,
+    as for a run's own file: the input was fine, the machine failed). `path` is refused again if it has
     become a link or a directory since it was checked; existence is the caller's check.
     """
     path = Path(path)
@@ -138,7 +139,7 @@ def replacing(path):
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write: {_why(exc)}") from None
+        raise RunError(f"{path}: cannot write: {_why(exc)}") from None
     tmp = Path(name)
     try:
         try:
@@ -153,7 +154,7 @@ def replacing(path):
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write: {_why(exc)}") from None
+        raise RunError(f"{path}: cannot write: {_why(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
