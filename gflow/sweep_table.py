@@ -8,7 +8,6 @@ a reference (`group_key`). Floats are written to full precision.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from gflow.errors import InputError
@@ -30,23 +29,24 @@ def group_key(row: dict, keys) -> tuple:
     return (kind,) + tuple(row.get(k, "") for k in keys if k.rsplit(".", 1)[-1] not in resolution_keys(kind))
 
 
-def write_csv(rows: list[dict], keys, path: Path) -> Path:
-    """sweep.csv: run, solver, one column per varied key, then COLUMNS.
+def write_csv(rows: list[dict], keys, path: Path, base: Path | None = None) -> Path:
+    """sweep.csv: run, solver, one column per varied key, then COLUMNS, written to `path` (the app
+    writes to a fresh temporary file and moves it over the table: `gflow.app.outputs.replacing`).
 
-    Floats are written to full precision; paths inside the sweep directory relative to it.
+    Floats are written to full precision; paths inside the sweep directory (`base`, by default
+    `path`'s folder) relative to it.
     """
+    base = path.parent if base is None else base
     columns = ["run", "solver", *keys, *COLUMNS[2:]]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             cells = {c: repr(v) if isinstance(v, float) else v for c, v in row.items()}
             for c in ("path", "reference"):
                 if cells.get(c) not in (None, "", "self"):
-                    cells[c] = _relative(cells[c], path.parent)
+                    cells[c] = _relative(cells[c], base)
             writer.writerow(cells)
-    os.replace(tmp, path)      # a reader never sees half a file
     return path
 
 
