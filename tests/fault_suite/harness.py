@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import json
 import os
 import resource
 import shutil
@@ -75,8 +76,8 @@ class Child:
     """A `gflow` child with its output in files (no pipe to fill), reaped with `os.wait4` so that its
     own peak RSS is known; the harness kills it at `timeout` (hang) or at KILL_RSS (memory)."""
 
-    def __init__(self, args, cwd, *, fsize: int | None = None, stdout_pipe: bool = False, env=None):
-        self.argv = [*GFLOW, *map(str, args)]
+    def __init__(self, args, cwd, *, fsize: int | None = None, stdout_pipe: bool = False, env=None, program=None):
+        self.argv = [*(program or GFLOW), *map(str, args)]
         self.cwd = Path(cwd)
         self._out = tempfile.TemporaryFile("w+", errors="replace")
         self._err = tempfile.TemporaryFile("w+", errors="replace")
@@ -248,21 +249,36 @@ def _exception_line(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
-def check_file(path) -> tuple[str | None, int]:
-    """(first problem `gflow check` finds or None, snapshots the file holds by its `time`)."""
-    from gflow.snapshot_check import first_problem
-    import h5py
+#: `gflow check`'s own checker plus the snapshot count, in a child: HDF5 can spin for ever on a
+#: damaged file, which must cost the input (a hang), never the harness
+_CHECK = """
+import json, sys
+import h5py
+from gflow.snapshot_check import first_problem
+try:
+    problem = first_problem(sys.argv[1])
+except Exception as exc:
+    problem = f"gflow check raised {type(exc).__name__}: {exc}"
+try:
+    with h5py.File(sys.argv[1], "r", locking=False) as f:
+        n = int(f["time"].shape[0])
+except Exception:
+    n = 0
+print(json.dumps([problem, n]))
+"""
 
+
+def check_file(path, timeout: float = TIMEOUT) -> tuple[str | None, int]:
+    """(first problem `gflow check` finds or None, snapshots the file holds by its `time`)."""
+    path = Path(path)
+    r = Child(["-c", _CHECK, path], path.parent if path.parent.is_dir() else "/", program=[sys.executable]).wait(timeout)
+    if r.status is None:
+        return f"gflow check did not finish in {timeout:.0f} s (HDF5 spinning on the file?)", 0
     try:
-        problem = first_problem(path)
-    except Exception as exc:   # the checker itself broke: that is a failure of the check
-        problem = f"gflow check raised {type(exc).__name__}: {exc}"
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            n = int(f["time"].shape[0])
-    except Exception:
-        n = 0
-    return problem, n
+        problem, n = json.loads(r.stdout.strip().splitlines()[-1])
+        return problem, int(n)
+    except (ValueError, IndexError):
+        return f"gflow check crashed: exit {r.status}: {r.last_line}", 0
 
 
 def digest(path) -> str | None:

@@ -12,6 +12,8 @@ from .context import CASES, PARTICLE, SMALL, Trial, copy
 from .harness import check_file, digest, gflow, judge, watch_outside
 
 HUGE = 2_000_000_000
+#: seconds a command on a small (damaged) run file may take before it counts as hung
+READ_TIMEOUT = 30.0
 
 
 def _truncate(p, r, out):
@@ -235,15 +237,16 @@ def _hostile(v, suite, cls, damage, command, seed):
     bad = copy(base, work / "out" / f"{kind}.h5")
     what = DAMAGE[damage](bad, r, outside)
     v.label += f" ({what})"
-    before_problem, before_n = check_file(bad) if bad.is_file() else ("absent", 0)
     before = digest(bad) if bad.is_file() else None
+    if command == "resume":   # what --resume must not lose (checked in a child: HDF5 may spin on it)
+        before_problem, before_n = check_file(bad, timeout=READ_TIMEOUT) if bad.is_file() else ("absent", 0)
     good = copy(base, work / "good.h5")
     argv = {"info": ["info", bad], "check": ["check", bad], "compare_a": ["compare", bad, good],
             "compare_b": ["compare", good, bad], "plot": ["plot", bad, "-o", work / "figure.png"],
             "resume": ["run", CASES / "quickstart.toml", "-o", work / "out", "--resume",
                        *(PARTICLE if particle else SMALL)]}[command]
     outside.arm()
-    result = gflow(argv, work)
+    result = gflow(argv, work, timeout=READ_TIMEOUT)
     # plot rebuilds the model from the stored case, so it reads the case's data file by design
     watch_outside(v, outside, result.command(), may_read=command == "plot")
     outcome = judge(v, result)
@@ -253,7 +256,7 @@ def _hostile(v, suite, cls, damage, command, seed):
         if bad.is_file() and digest(bad) != before:
             v.fail("lost", result.command(), "a reader changed the file it read")
         return
-    problem, count = check_file(bad) if bad.is_file() else ("absent", 0)
+    problem, count = check_file(bad, timeout=READ_TIMEOUT) if bad.is_file() else ("absent", 0)
     if before_problem is None and (problem or count < before_n):
         v.fail("lost", result.command(), f"held {before_n} valid snapshots, now: {problem or count}")
     elif outcome == "ok" and before_problem is None and count < 3:
