@@ -487,8 +487,9 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
             weights = None if ds is None else ds[()]
             if has_particles and (weights is None or len(weights) == 0):
                 raise InputError(f"{path}: a particle run without a 1D `weights` dataset")
-            if weights is not None and not np.all(np.isfinite(weights)):
-                raise InputError(f"{path}: dataset 'weights' has non-finite values")
+            if weights is not None and not (np.all(np.isfinite(weights)) and np.all(weights >= 0)
+                                            and np.sum(weights) > 0):
+                raise InputError(f"{path}: dataset 'weights' is not finite, non-negative weights of positive sum")
             document = _case_document(case_text, path)
             _single_cells(document, coordinates, path)
             run = Run(path, solver, case_text, axes, coordinates, small["time"], small["risk"], small["energy"],

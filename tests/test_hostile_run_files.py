@@ -10,6 +10,11 @@ file, two runs whose common grid would be enormous; the huge ones also run the i
 command in a child process whose peak memory is measured. (b) hypothesis damages a real run
 file (made once per module by a tiny bundled case) and asserts that the reader and the
 checker only ever raise `InputError` or return problems.
+
+Not covered: HDF5 itself (2.0.0) never returns from reading a variable-length string whose
+global heap collection has zeroed bytes, and once aborted (double free) in H5DSis_scale on
+flipped bytes (gflow check no longer calls it). A hang inside the C library cannot be
+interrupted from Python in-process; the generated damage leaves global heaps alone.
 """
 from __future__ import annotations
 
@@ -526,6 +531,15 @@ def damage(draw):
     return edits
 
 
+def global_heaps(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each HDF5 global heap collection ("GCOL", where variable-length strings live)."""
+    found, at = [], data.find(b"GCOL")
+    while at != -1 and at + 16 <= len(data):
+        found.append((at, at + int.from_bytes(data[at + 8:at + 16], "little")))
+        at = data.find(b"GCOL", at + 1)
+    return found
+
+
 def apply(path, edits, other):
     for edit in edits:
         kind = edit[0]
@@ -534,6 +548,10 @@ def apply(path, edits, other):
             at = int(edit[1] * len(data))
             if kind == "truncate":
                 data = data[:at]
+            elif any(lo < at + edit[2] and at < hi for lo, hi in global_heaps(data)):
+                # HDF5 2.0 loops for ever reading a variable-length string from a global heap with
+                # zeroed bytes (a library hang no caller can interrupt; see the module text)
+                continue
             else:
                 data[at:at + edit[2]] = bytes(len(data[at:at + edit[2]]))
             path.write_bytes(bytes(data))
