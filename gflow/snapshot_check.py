@@ -36,8 +36,9 @@ import numpy as np
 
 from gflow.errors import InputError, reason
 from gflow.h5io import reading
-from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_CASE_BYTES, MAX_CELLS, MAX_NAME, MAX_PARTICLES, MAX_ROW_VALUES,
-                            MAX_SNAPSHOTS, READ_ERRORS, _array, _attribute, printable)
+from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_AXES, MAX_CASE_BYTES, MAX_CASE_DEPTH, MAX_CELLS, MAX_NAME,
+                            MAX_PARTICLES, MAX_ROW_VALUES, MAX_SNAPSHOTS, READ_ERRORS, _array, _attribute, _depth,
+                            printable)
 from gflow.solver_options import PARTICLE_KINDS
 
 WEIGHT_TOLERANCE = 1e-9
@@ -119,7 +120,8 @@ def _root(f: h5py.File, found: list[str]) -> tuple[tuple[str, ...], str]:
             found.append("root attribute 'case' is not text (a TOML case)")
         else:
             try:
-                tomllib.loads(_text(attrs["case"]))
+                if _depth(tomllib.loads(_text(attrs["case"]))) > MAX_CASE_DEPTH:
+                    found.append(f"root attribute 'case' nests tables or lists more than {MAX_CASE_DEPTH} deep")
             except RecursionError:
                 found.append("root attribute 'case' is not valid TOML: nested too deeply")
             except tomllib.TOMLDecodeError as exc:
@@ -129,9 +131,11 @@ def _root(f: h5py.File, found: list[str]) -> tuple[tuple[str, ...], str]:
         names = attrs["axes"]
         if np.ndim(names) != 1 or len(names) == 0 or not all(_is_text(a) and _text(a) for a in names):
             found.append(f"root attribute axes = {printable(repr(names), 80)} is not a non-empty list of names")
-        elif not all(_text(a).isidentifier() for a in names):
+        elif len(names) > MAX_AXES:
+            found.append(f"root attribute axes holds {len(names)} names, more than {MAX_AXES}")
+        elif not all(_text(a).isidentifier() and len(_text(a)) <= MAX_NAME for a in names):
             found.append(f"root attribute axes = {printable(repr([_text(a) for a in names]), 80)} holds a name "
-                         "that is not an identifier")
+                         f"that is not an identifier of at most {MAX_NAME} characters")
         elif len({_text(a) for a in names}) != len(names):
             found.append(f"root attribute axes = {printable(repr([_text(a) for a in names]), 80)} repeats a name")
         else:

@@ -192,6 +192,11 @@ def case_deep(f, tmp):
     f.attrs["case"] = "a = " + "[" * 3000 + "]" * 3000
 
 
+def case_just_too_deep(f, tmp):
+    # parses, but nests one level more than a case file could use: reader and checker agree
+    f.attrs["case"] = "a = " + "[" * MAX_CASE_DEPTH + "]" * MAX_CASE_DEPTH
+
+
 def case_fixed_string_huge(f, tmp):
     f.attrs.create("case", np.array([b"x" * 1000] * 2000), dtype="S1000")
 
@@ -288,6 +293,7 @@ HOSTILE = {
     "coordinates_decreasing": ("fv", coordinates_decreasing, ALL),
     "case_2mb": ("fv", case_2mb, ALL),
     "case_deep": ("fv", case_deep, ALL),
+    "case_just_too_deep": ("fv", case_just_too_deep, ALL),
     "case_fixed_string_huge": ("fv", case_fixed_string_huge, ("info", "plot", "compare")),
     "axes_many": ("fv", axes_many, ALL),
     "axis_path": ("fv", axis_path, ALL),
