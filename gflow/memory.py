@@ -43,6 +43,8 @@ CONVOLUTION_ARRAYS = 24
 FEATURE_ARRAYS, FEATURE_ARRAYS_PER_AXIS = 3, 2
 #: the data measure per node: x and the meshgrid it is built from (per input), p, y, weights
 DATA_ARRAYS, DATA_ARRAYS_PER_INPUT = 4, 3
+#: n x n arrays of numpy's Gauss rules of n nodes (the companion matrix and its eigen-decomposition)
+RULE_ARRAYS = 3
 #: per particle: positions and the integrators' stages (Dormand-Prince holds 7) per axis,
 #: weights, network weights, binning indices
 PARTICLE_ARRAYS, PARTICLE_ARRAYS_PER_AXIS = 8, 12
@@ -119,8 +121,10 @@ def solver_needs(case, index: int) -> list[Need]:
         nodes, data_key = data_nodes(data, d), _data_key(data)
     needs = []
     if data is not None:
+        # a Gauss rule (uniform, gaussian data) is built from an n x n matrix, n nodes per axis
+        rule = data.nodes**2 * RULE_ARRAYS if data.distribution in ("uniform", "gaussian") else 0
         needs.append(Need(data_key, f"{nodes} data nodes in {d} inputs",
-                          BYTES * nodes * (DATA_ARRAYS + DATA_ARRAYS_PER_INPUT * d)))
+                          BYTES * (nodes * (DATA_ARRAYS + DATA_ARRAYS_PER_INPUT * d) + rule)))
     if spec.kind in GRID_ARRAYS:
         base, per_axis = GRID_ARRAYS[spec.kind]
         needs.append(Need("grid.cells", f"{shape} cells x {ndim} axes", BYTES * cells * (base + per_axis * ndim)))

@@ -215,10 +215,11 @@ def eight_gb(monkeypatch):
     # cells x axes: 512 x 512 x 256 = 2^26 cells (below MAX_CELLS) times 3 axes of arrays
     ((ROOT / "cases" / "relu_bias_3d.toml").read_text(), ["grid.cells=[512,512,256]"], None, "grid.cells", 3),
     # (w, b) cells x data nodes of the two-layer grid features: 2048 x 2^20
-    (QUICKSTART, ["grid.cells=[64,2048]", "data.nodes=1048576"], None, "grid.cells, data.nodes", 2048 * 2**20),
+    (QUICKSTART, ["grid.cells=[64,2048]", "data.distribution='samples'", "data.samples=1048576"], None,
+     "grid.cells, data.samples", 2048 * 2**20),
     # particles x data nodes of the numpy path
-    (QUICKSTART, ["solver.particles=1000000", "data.nodes=65536", "solver.kernel='numpy'"], ["particle"],
-     "solvers[0].particles, data.nodes", 2**15 * 65536),
+    (QUICKSTART, ["solver.particles=1000000", "data.distribution='samples'", "data.samples=65536",
+                  "solver.kernel='numpy'"], ["particle"], "solvers[0].particles, data.samples", 2**15 * 65536),
     # particles x particles of a pair interaction
     (AGGREGATION, ["solver.particles=1000000"], ["particle"], "solvers[0].particles, model.interaction",
      2**11 * 10**6),
@@ -270,11 +271,12 @@ def test_available_memory_is_positive_and_at_most_the_physical_memory():
 
 @pytest.mark.parametrize("text, sets, kind", [
     (QUICKSTART, ["grid.cells=[256,256]"], "fv"),
+    (QUICKSTART, ["grid.cells=[32,512]", "data.nodes=1024"], "fv"),
     (QUICKSTART, ["grid.cells=[256,256]", "grid.bounds=[[-8,8],[-8,8]]"], "spectral"),
     (AGGREGATION, ["grid.cells=[256,256]"], "fv"),
     (QUICKSTART, ["solver.particles=20000", "solver.kernel='numpy'", "data.nodes=256"], "particle"),
     (AGGREGATION, ["solver.particles=1500"], "particle"),
-], ids=["fv-two-layer", "spectral-two-layer", "fv-interaction", "particle-numpy", "particle-pairs"])
+], ids=["fv-two-layer", "fv-features-and-gauss-rule", "spectral-two-layer", "fv-interaction", "particle-numpy", "particle-pairs"])
 def test_the_estimate_bounds_the_memory_a_run_takes(text, sets, kind):
     """tracemalloc's peak over building the stepper and two steps stays below the estimate
     (and above a tenth of it: the estimate is not a blind overstatement)."""

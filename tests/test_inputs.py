@@ -26,6 +26,23 @@ def test_gauss_hermite_is_gaussian_expectation_in_2d():
     assert data.p @ (x2 - 1) ** 4 == pytest.approx(3 * 16.0, rel=1e-13)
 
 
+def test_large_gaussian_rules_stay_finite_and_exact_and_rules_are_bounded():
+    """numpy's Gauss-Hermite rule overflows beyond ~300 nodes (NaN weights): scipy's serves there."""
+    from gflow.case import case_from_text
+    from gflow.models.two_layer_case import MAX_RULE_NODES
+
+    data = build_data(DataSpec("gaussian", mean=1.0, std=2.0, nodes=500), 1)
+    assert np.all(np.isfinite(data.x)) and np.all(np.isfinite(data.p))
+    x = data.x[:, 0]
+    assert data.p @ (x - 1) ** 2 == pytest.approx(4.0, rel=1e-12)
+    assert data.p @ (x - 1) ** 4 == pytest.approx(48.0, rel=1e-12)
+    text = open(__file__.replace("tests/test_inputs.py", "cases/quickstart.toml")).read()
+    with pytest.raises(InputError, match=f"data.nodes: {MAX_RULE_NODES + 1} nodes per axis is more than the "
+                                         f"{MAX_RULE_NODES}"):
+        case_from_text(text, "c.toml", [f"data.nodes={MAX_RULE_NODES + 1}"])
+    case_from_text(text, "c.toml", [f"data.nodes={MAX_RULE_NODES + 1}", "data.distribution='samples'"])
+
+
 def test_samples_are_seeded():
     a = build_data(DataSpec("samples", samples=100, seed=4), 2)
     b = build_data(DataSpec("samples", samples=100, seed=4), 2)

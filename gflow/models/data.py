@@ -16,6 +16,8 @@ from gflow.errors import InputError
 from gflow.models.two_layer_case import MAX_DATA_NODES, DataSpec
 from gflow.schema import decode_utf8, open_regular
 
+#: the largest Gauss-Hermite rule taken from numpy (as `gflow.solvers.quadrature` does)
+MAX_HERMEGAUSS = 200
 #: a data file holds at most as many rows as any data measure has nodes
 MAX_DATA_ROWS = MAX_DATA_NODES
 #: a data line holds at most MAX_INPUT_DIM + 1 numbers: 64 KiB is far beyond that
@@ -47,8 +49,13 @@ def build_data(spec: DataSpec, input_dim: int, source: str = "<case>") -> DataMe
         x1 = 0.5 * (spec.high - spec.low) * t + 0.5 * (spec.high + spec.low)
         return DataMeasure(*_tensor(x1, w, d), None)
     if spec.distribution == "gaussian":
-        # probabilists' Hermite nodes integrate against exp(-t^2/2): N(0, 1) after normalising
-        t, w = np.polynomial.hermite_e.hermegauss(spec.nodes)
+        # probabilists' Hermite nodes integrate against exp(-t^2/2): N(0, 1) after normalising;
+        # numpy's rule overflows beyond ~300 nodes (NaN weights), scipy's is asymptotic there
+        if spec.nodes <= MAX_HERMEGAUSS:
+            t, w = np.polynomial.hermite_e.hermegauss(spec.nodes)
+        else:
+            from scipy.special import roots_hermitenorm
+            t, w = roots_hermitenorm(spec.nodes)
         return DataMeasure(*_tensor(spec.mean + spec.std * t, w, d), None)
     if spec.distribution == "samples":
         rng = np.random.default_rng(spec.seed)

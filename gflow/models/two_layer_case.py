@@ -25,6 +25,10 @@ from gflow.schema import Table, check_expression
 # turns an out-of-memory crash into one clear line.
 MAX_DATA_NODES = 2**20       # data nodes in all (nodes ** input_dim, samples, file rows)
 MAX_INPUT_DIM = 64
+#: nodes per axis of a Gauss rule for uniform or Gaussian data: numpy's rule eigen-decomposes an
+#: n x n matrix (O(n^2) memory, O(n^3) time: 8 GB and hours at n = 32768), and a rule of n nodes
+#: is exact to degree 2n - 1, so more than this is never needed
+MAX_RULE_NODES = 1024
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ def _data(t: Table, base_dir: Path, input_dim: int) -> tuple[DataSpec, list[str]
     samples = t.integer("samples", spec.samples, minimum=1, maximum=MAX_DATA_NODES)
     seed = t.integer("seed", 0, minimum=0, maximum=2**63)
     sampler = t.string("sampler", "uniform", choices=("uniform", "gaussian"))
+    if dist != "samples" and nodes > MAX_RULE_NODES:
+        raise t.error("nodes", f"{nodes} nodes per axis is more than the {MAX_RULE_NODES} a Gauss rule may have")
     if dist != "samples" and nodes**input_dim > MAX_DATA_NODES:
         raise t.error("nodes", f"{nodes}^{input_dim} quadrature nodes is more than the {MAX_DATA_NODES} allowed")
     t.done()
