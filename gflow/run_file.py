@@ -26,7 +26,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from gflow.case import MAX_CELLS, MAX_SNAPSHOTS
 from gflow.errors import InputError, reason
 from gflow.h5io import reading
 from gflow.solver_options import SOLVER_OPTIONS
@@ -40,6 +39,11 @@ RESTART, PENDING = "restart", "restart.new"
 READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
 
 # ----------------------------------------------------------------------------- bounds
+#: cells and snapshots of a run: a case file's `gflow.case.MAX_CELLS` and `MAX_SNAPSHOTS`, stated
+#: again because solvers import this module and must not load the case parser
+#: (tests/test_hostile_run_files.py holds them equal)
+MAX_CELLS = 2**27
+MAX_SNAPSHOTS = 100_000
 #: particles (and blobs) of a run: the particle solver's `particles` maximum (10**8)
 MAX_PARTICLES = SOLVER_OPTIONS["particle"]["particles"].maximum
 #: axes of a run (a two-layer model has input_dim + 2 <= 66; a potential's axes are few)

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from gflow.case import MAX_CELLS
+from gflow.run_file import MAX_CELLS
 
 #: cells of a common grid at most: the largest grid a case may have
 MAX_COMMON_CELLS = MAX_CELLS
