@@ -5,10 +5,11 @@ maxima) and still ask for a product no machine holds: cells x axes velocity arra
 zero-padded FFT grid of an interaction (2^D cells per cell), (w, b) cells x data nodes of the
 two-layer grid features, particles x data nodes of the particle kernels, particles x particles
 of a pair interaction, quadrature nodes per axis to the power of the axes, the n x n matrix of a
-Gauss rule of n data nodes, a minibatch of 2^31 points. `check_memory` adds up what one solver of the case holds at its peak (solvers run one
-after the other) from the sizes alone, and refuses a case whose estimate exceeds the memory
-this machine has available, in one line naming the keys, the estimate and that memory, so an
-out-of-memory kill (or a swap storm) becomes a refusal before any work.
+Gauss rule of n data nodes, a minibatch of 2^31 points. `check_memory` adds up what one solver
+of the case holds at its peak (solvers run one after the other) from the sizes alone, and
+refuses a case whose estimate exceeds the memory this machine has available, in one line
+naming the keys, the estimate and that memory, so an out-of-memory kill (or a swap storm)
+becomes a refusal before any work.
 
 The counts are float64 arrays alive at the peak, read from the code they model and checked
 with tracemalloc on bundled cases grown to 10^4 - 10^6 cells (fv 60, spectral 150, FiPy 1210
