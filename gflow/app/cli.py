@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from gflow.app.commands import REGISTER as COMMANDS
 from gflow.errors import InputError, RunError
 
@@ -176,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        # floating-point trouble is found by the run's own checks (non-finite risk, mass) and
+        # reported in one line; numpy's warnings would print before it
+        with np.errstate(all="ignore"):
+            return args.func(args)
     except InputError as exc:
         print(f"gflow: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gflow.app.outputs import check_dir, check_output, replacing, write_text
-from gflow.case import Case, case_from_text, parse_override_value
+from gflow.case import Case, case_from_text, parse_override_value, read_case_text
 from gflow.errors import InputError, RunError
 from gflow.solver_options import PARTICLE_KINDS
 from gflow.sweep_table import group_key, write_csv
@@ -459,7 +459,7 @@ def plan_sweep(case_path, vary=(), overrides=(), solver_kinds=None, out_dir=None
     """Read the case, expand its sweep and check every combination; InputError for bad arguments."""
     case_path = Path(case_path)
     try:
-        text = case_path.read_text(encoding="utf-8")
+        text = read_case_text(case_path)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{case_path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     base_dir = case_path.parent.resolve()
