@@ -102,8 +102,6 @@ def _root(f: h5py.File, found: list[str]) -> tuple[tuple[str, ...], str]:
                                     MAX_CASE_BYTES if key == "case" else MAX_ATTRIBUTE_BYTES)
         except InputError as exc:
             found.append(_refused(exc))
-    if found:
-        raise _Stop
     if "format" in attrs and not (_is_text(attrs["format"]) and _text(attrs["format"]) == "gflow"):
         found.append(f"root attribute format = {printable(repr(attrs['format']), 80)}, not 'gflow'")
     if "format_version" in attrs:
