@@ -404,7 +404,8 @@ class Run:
         from gflow.case import case_from_text
 
         try:
-            return case_from_text(self.case_text, str(self.path))
+            # memory=False: made here or on a bigger machine, it is read, not run
+            return case_from_text(self.case_text, str(self.path), memory=False)
         except InputError as exc:
             raise InputError(printable(" ".join(str(exc).split()), 2000)) from None
 
