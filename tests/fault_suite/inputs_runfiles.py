@@ -85,7 +85,7 @@ def _wrong_dtype(p, r, out):
 
 def _wrong_attr(p, r, out):
     key = r.choice(["axes", "solver", "case", "format", "format_version"])
-    value = r.choice([np.arange(3), 7, np.array([b"\xff\xfe"]), np.array(["a", "b", "c", "d"]), ""])
+    value = r.choice([np.arange(3), 7, np.array([b"\xff\xfe"]), np.array(["a", "b", "c", "d"], dtype=h5py.string_dtype()), ""])
     with h5py.File(p, "a") as f:
         f.attrs[key] = value
     return f"attribute {key} = {type(value).__name__}"
