@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import time
@@ -42,6 +43,14 @@ except ImportError:  # pragma: no cover - not POSIX: no reader/writer lock
 WAIT = 30.0
 #: what every append reserves beyond its data: HDF5's metadata (B-tree nodes, headers) grow too
 METADATA_RESERVE = 1 << 16
+#: a read of a run file may take this long, plus its size at `SLOW_DISK` bytes per second, before
+#: the command line's watchdog (`gflow.app.watchdog`) calls the file damaged (GFLOW_READ_SECONDS
+#: in the environment sets the seconds: a very slow network disk)
+try:
+    READ_SECONDS = max(0.1, float(os.environ.get("GFLOW_READ_SECONDS", "10")))
+except ValueError:
+    READ_SECONDS = 10.0
+SLOW_DISK = 20e6
 #: errors that mean "no room": a full disk, a quota, a file-size limit
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -74,13 +83,41 @@ def reading(path: str | Path, wait: float = WAIT):
     # O_NONBLOCK: a FIFO named as a run file must not hang the open
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         _lock(fd, fcntl.LOCK_SH if fcntl else 0, wait)
-        with _open_read_only(path) as f:
-            yield f
+        _announce(f"+{json.dumps([read_allowance(info.st_size), str(path)])}\n")
+        try:
+            with _open_read_only(path) as f:
+                yield f
+        finally:
+            _announce("-\n")
     finally:
         os.close(fd)      # releases the lock (h5py closing its own descriptor already has)
+
+
+def read_allowance(size: int) -> float:
+    """Seconds a read of a run file of `size` bytes may take before it counts as a hang."""
+    return READ_SECONDS + size / SLOW_DISK
+
+
+#: the pipe the watchdog's child announces its reads on (None: not watched)
+_beacon: int | None = None
+
+
+def announce_reads(fd: int | None) -> None:
+    """Announce every `reading` block on `fd` ("+[seconds, path]" on entry, "-" on exit)."""
+    global _beacon
+    _beacon = fd
+
+
+def _announce(line: str) -> None:
+    if _beacon is not None:
+        try:
+            os.write(_beacon, line.encode())
+        except OSError:
+            pass           # the watchdog has gone: nothing to tell
 
 
 @contextlib.contextmanager

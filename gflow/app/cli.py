@@ -89,6 +89,10 @@ def cmd_run(args) -> int:
     if len(case.solvers) > 1:
         from gflow.postprocess.report import REPORT_FILES
         report = [out_dir / name for name in REPORT_FILES]
+    if args.resume and args.watched:
+        status = _resumable([out_dir / f"{spec.kind}.h5" for spec in case.solvers])
+        if status:
+            return status
     failure = None
     try:
         results = run_case(case, out_dir, force=args.force, resume=args.resume, progress=args.progress,
@@ -174,14 +178,31 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split("\n"))
 
 
+#: commands whose inputs are run files: a damaged one must not hang them (`gflow.app.watchdog`)
+WATCHED = {"info", "check", "compare", "plot"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line: `argv` (default: sys.argv). Called with the process's own arguments
+    (argv None, the `gflow` command), commands reading run files run under the watchdog; a
+    Python caller passing `argv` gets them in its own process."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.watched = argv is None
+    if args.watched and args.command in WATCHED:
+        from gflow.app.watchdog import supervised
+
+        return supervised(lambda: _dispatch(lambda: args.func(args)))
+    return _dispatch(lambda: args.func(args))
+
+
+def _dispatch(command) -> int:
+    """`command()`'s exit status, its errors as one line on stderr (2: bad input, 1: a failed run)."""
     try:
         # floating-point trouble is found by the run's own checks (non-finite risk, mass) and
         # reported in one line; numpy's warnings would print before it
         with np.errstate(all="ignore"):
-            return args.func(args)
+            return command()
     except InputError as exc:
         print(f"gflow: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -195,6 +216,28 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (gflow compare ... | head): stop quietly, like any Unix tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _resumable(paths) -> int:
+    """0 when every existing run file of `paths` reads (what --resume reads: the metadata, the
+    last snapshot, the solver state), else the one-line refusal's status. Each is read in a
+    watched child first: a damaged file hangs the child, never the run (`gflow.app.watchdog`)."""
+    from gflow.app.watchdog import supervised
+    from gflow.snapshots import open_run
+
+    def read(path) -> int:
+        run = open_run(path)
+        if len(run.time):
+            run.snapshot(len(run.time) - 1)
+            run.restart()
+        return 0
+
+    for path in paths:
+        if path.is_file():
+            status = supervised(lambda: _dispatch(lambda: read(path)))
+            if status:
+                return status
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

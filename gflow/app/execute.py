@@ -120,7 +120,7 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
     n = len(done.time)
     if n == 0:
         raise InputError(f"{path}: holds no snapshot to resume from; run with --force to start again")
-    if not np.allclose(done.time, times[:n], rtol=1e-12, atol=0):
+    if n > len(times) or not np.allclose(done.time, times[:n], rtol=1e-12, atol=0):
         raise InputError(f"{path}: its snapshot times do not match the case")
     snapshot = done.snapshot(n - 1)        # shapes and values checked against the file's axes
     weights = stepper.weights
