@@ -101,11 +101,6 @@ def run_suite(seed: int = 0, full: bool = False, workers: int = 2, only=None, ec
     work = Path(tempfile.mkdtemp(prefix="gflow-fault-"))
     suite = Suite(work, seed, full)
     trials = []
-    for name, (generator, small, big) in CLASSES.items():
-        if only and not any(name.startswith(o) for o in only):
-            continue
-        rng = random.Random(f"{seed}:{name}")
-        trials += list(generator(suite, rng, size or (big if full else small), name))
     start = time.monotonic()
 
     def progress(v):
@@ -119,6 +114,11 @@ def run_suite(seed: int = 0, full: bool = False, workers: int = 2, only=None, ec
             echo(f"  {v.cls} {v.label}: " + ", ".join(sorted(v.failures)))
 
     try:
+        for name, (generator, small, big) in CLASSES.items():
+            if only and not any(name.startswith(o) for o in only):
+                continue
+            rng = random.Random(f"{seed}:{name}")
+            trials += list(generator(suite, rng, size or (big if full else small), name))
         verdicts = run_trials(trials, workers=workers, progress=progress)
     finally:
         if not keep:
