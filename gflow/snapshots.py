@@ -122,8 +122,8 @@ class SnapshotWriter:
         """Add one snapshot, all or nothing; `restart` (a stepper's `restart_state`) replaces the
         last one's.
 
-        The snapshot's bytes are reserved on disk before anything is written, and its data
-        flushed before `time` grows; no room (a full disk, a file-size limit) or a failed write
+        The room for the snapshot's bytes is proven on disk before anything is written
+        (`gflow.h5io.reserve`), and `time` grows last; no room (a full disk, a file-size limit) or a failed write
         is a `RunError` naming what the file still holds, and the file stays valid."""
         try:
             with _signals_deferred(), appending(self.path, _payload_bytes(obs, restart)) as f:
@@ -141,7 +141,6 @@ class SnapshotWriter:
         committed = False
         try:
             self._write(f, n, obs, restart)
-            f.flush()          # the data is in the file before `time` says it is
             # `time` last: a reader trusts it for the count, so this is the append's commit
             f["time"].resize(n + 1, axis=0)
             f["time"][n] = t
@@ -154,7 +153,6 @@ class SnapshotWriter:
                     f["time"].resize(n, axis=0)
                 _settle(f)
             raise
-        f.flush()
 
     def _write(self, f: h5py.File, n: int, obs: Observation, restart: dict | None) -> None:
         """Snapshot n in every time-indexed dataset but `time`, its solver state in `restart.new`."""
