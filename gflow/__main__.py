@@ -1,6 +1,20 @@
-"""`python -m gflow ...` is the `gflow` command."""
+"""`python -m gflow ...` is the `gflow` command; `entry` is the installed `gflow` script.
+
+The command line's modules (numpy, h5py, the app) are imported inside `entry`, so that Ctrl-C
+during that second of start-up ends in one line and status 130, like Ctrl-C later, not in a
+traceback from the middle of an import.
+"""
 import sys
 
-from gflow.app.cli import main
 
-sys.exit(main())
+def entry() -> int:
+    try:
+        from gflow.app.cli import main
+    except KeyboardInterrupt:
+        print("gflow: interrupted while starting; nothing was written", file=sys.stderr)
+        return 130
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

@@ -126,6 +126,9 @@ def case_from_text(text: str, source: str = "<case>", overrides: list[str] = (),
         raise InputError(f"{source}: not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML: {exc}") from None
+    except ValueError as exc:
+        # an integer of thousands of digits: Python's int-from-text limit (CVE-2020-10735)
+        raise InputError(f"{source}: not a usable TOML value: {exc.args[0].split(';')[0]}") from None
     if solver_kinds is not None:
         select_solvers(doc, solver_kinds, source)
     for item in overrides:

@@ -49,6 +49,7 @@ import numpy as np
 import ot
 
 from gflow.errors import InputError
+from gflow.run_file import printable
 from gflow.snapshots import Run
 from gflow.postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid
 from gflow.postprocess.runs import faces, grid_label, grid_points, marginal
@@ -361,8 +362,9 @@ def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
 
 def header(c: Comparison) -> list[str]:
     a, b = c.runs
-    return [f"A: {a.path}  ({a.solver}, {grid_label(a)})",
-            f"B: {b.path}  ({b.solver}, {grid_label(b)})",
+    # text from the files (the solver attribute) reaches a terminal: escaped (`printable`)
+    return [f"A: {printable(a.path, 4096)}  ({printable(a.solver)}, {grid_label(a)})",
+            f"B: {printable(b.path, 4096)}  ({printable(b.solver)}, {grid_label(b)})",
             f"W1, W2: {c.transport.description}",
             f"L1, L2: densities regridded conservatively onto the {c.l_grid}",
             "W1[axis]: W1 of the 1D marginals on that axis, exact (densities on their own cells, or particles)",

@@ -374,3 +374,12 @@ def test_an_overflowing_target_is_refused_without_a_warning():
         warnings.simplefilter("error")
         with pytest.raises(InputError, match="target: the target is inf at the data node"):
             build_problem(case_from_text(text, "c.toml"))
+
+
+def test_an_integer_of_thousands_of_digits_is_one_line(tmp_path):
+    from conftest import run_gflow
+    path = tmp_path / "big.toml"
+    path.write_text(f'name = "x"\n[time]\nsnapshots = {"9" * 5000}\n')
+    result = run_gflow("run", path, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert "big.toml" in result.stderr and "digits" in result.stderr

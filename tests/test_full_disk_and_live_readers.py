@@ -239,3 +239,35 @@ def test_appending_never_follows_a_symlink(tmp_path):
         with appending(link, 0):
             pass
     assert target.read_bytes() == before
+
+
+def test_resume_of_a_complete_but_damaged_file_is_refused(tmp_path, whole):
+    path = tmp_path / "fv.h5"
+    path.write_bytes(whole.read_bytes())
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = ""
+    result = run_gflow("run", CASE, "-o", tmp_path, "--resume", *QUICK)
+    assert result.returncode == 2 and "complete but damaged" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_sigkill_at_random_points_never_leaves_an_unreadable_file(tmp_path):
+    """Kills during appends: every file passes gflow check (with the reserve kept through the
+    append, 4 to 7 of 40 did not: HDF5's end-of-allocation behind the file's end)."""
+    import random
+    from gflow.snapshot_check import problems
+    rng = random.Random(5)
+    for i in range(8):
+        out = tmp_path / f"k{i}"
+        process = subprocess.Popen([sys.executable, "-m", "gflow.app.cli", "run", str(CASE), "-o", str(out), "-v",
+                                    "--set", "grid.cells=[32,24]", "--set", "time.end=10", "--set", "time.snapshots=41"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        at, seen = rng.randint(1, 39), 0
+        for line in process.stdout:
+            seen += line.startswith("snapshot ")
+            if seen >= at:
+                break
+        time.sleep(rng.uniform(0, 0.05))
+        process.kill()
+        process.wait()
+        assert not problems(out / "fv.h5"), (i, problems(out / "fv.h5"))

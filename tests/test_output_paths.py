@@ -389,3 +389,9 @@ def test_a_lock_file_unlinked_as_it_is_taken_is_taken_again(tmp_path, monkeypatc
     monkeypatch.setattr(execute, "_open_lock", open_then_lose_the_race)
     with output_lock(path):
         assert len(opened) == 2 and lock.exists() and os.stat(lock).st_ino == opened[-1]
+
+
+def test_an_output_directory_name_too_long_is_one_line(tmp_path):
+    result = run_gflow("run", ROOT / "cases" / "quickstart.toml", "-o", tmp_path / ("d" * 300), timeout=60)
+    assert result.returncode == 2 and "File name too long" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1

@@ -24,6 +24,7 @@ from gflow.problem import Problem, build_problem
 from gflow.solvers import make_stepper
 from gflow.solvers.loop import RunSummary, run
 from gflow.solvers.trackers import standard_trackers
+from gflow.snapshot_check import first_problem
 from gflow.snapshots import SnapshotWriter, open_run
 
 try:
@@ -207,6 +208,11 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                 if resumed:
                     start = _resume_point(path, case, spec, stepper, times)
                     if start == len(times) - 1:
+                        # nothing to write: say so only of a file that passes the whole check
+                        damaged = first_problem(path)
+                        if damaged:
+                            raise InputError(f"{path}: complete but damaged ({damaged}); run with --force "
+                                             "to start again")
                         echo(f"{spec.kind}: already complete ({path})")
                         results.append(SolverRun(spec.kind, path, None, float(times[start])))
                         continue

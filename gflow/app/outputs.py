@@ -49,7 +49,11 @@ def check_dir(directory) -> Path:
     read-only mounts and pseudo-filesystems (/proc, /sys) all answer the same way, root too.
     """
     directory = Path(directory)
-    if directory.is_symlink() and not directory.exists():
+    try:
+        dangling = directory.is_symlink() and not directory.exists()
+    except OSError as exc:       # a name too long, a loop of links
+        raise InputError(f"{directory}: cannot write there: {_why(exc)}") from None
+    if dangling:
         raise InputError(f"{directory}: is a symbolic link to nothing; cannot write there")
     try:
         directory.mkdir(parents=True, exist_ok=True)
