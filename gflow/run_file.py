@@ -103,14 +103,16 @@ def _member(group, name: str, path, what: str):
     return group[name]
 
 
-def _numeric(dtype: np.dtype) -> bool:
-    """Plain integers or floats (not strings, compounds, variable-length or array types)."""
-    return dtype.kind in "fiu" and dtype.subdtype is None and h5py.check_vlen_dtype(dtype) is None \
-        and dtype.itemsize <= 16
+def _numeric(dtype: np.dtype, complex_ok: bool = False) -> bool:
+    """Plain integers or floats, and complex numbers where `complex_ok` (a spectral solver's saved
+    coefficients); not strings, compounds, variable-length or array types."""
+    kinds = "fiuc" if complex_ok else "fiu"
+    return dtype.kind in kinds and dtype.subdtype is None and h5py.check_vlen_dtype(dtype) is None \
+        and dtype.itemsize <= 32
 
 
 def _array(group, name: str, path, *, ndim: int | None, limit: int, row: int | None = None,
-           label: str | None = None, required: bool = True) -> h5py.Dataset | None:
+           label: str | None = None, required: bool = True, complex_ok: bool = False) -> h5py.Dataset | None:
     """The dataset `name`, checked from its metadata alone: a hard link to a dataset stored in
     this file, of numbers, `ndim` dimensions (any: None), at most `limit` values, and chunks of at
     most max(CHUNK_FLOOR, `row`) values (`row`: the values one read takes; default its size)."""
@@ -126,7 +128,7 @@ def _array(group, name: str, path, *, ndim: int | None, limit: int, row: int | N
         raise InputError(f"{path}: {what} is a virtual dataset (it reads other files), which gflow does not read")
     if ds.id.get_create_plist().get_external_count():
         raise InputError(f"{path}: {what} keeps its values in external files, which gflow does not read")
-    if not _numeric(ds.dtype):
+    if not _numeric(ds.dtype, complex_ok):
         raise InputError(f"{path}: {what} has dtype {printable(ds.dtype)}, not numbers")
     shape = ds.shape
     if shape is None or (ndim is not None and len(shape) != ndim):
@@ -371,7 +373,7 @@ class Run:
         state = {k: _attribute(group.attrs, k, self.path, f"attribute {printable(repr(k), MAX_NAME)} of {where!r}")
                  for k in keys}
         for k in members:
-            ds = _array(group, k, self.path, ndim=None, limit=MAX_ROW_VALUES,
+            ds = _array(group, k, self.path, ndim=None, limit=MAX_ROW_VALUES, complex_ok=True,
                         label=f"dataset {printable(repr(k), MAX_NAME)} of {where!r}")
             state[k] = ds[()]
         return state
