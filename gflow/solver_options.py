@@ -85,7 +85,7 @@ _OPTIONS: dict[str, dict[str, Option]] = {
     },
     "blob": {
         **_PARTICLE_INIT,
-        "particles": _int(4096, 1, "number of blobs m"),
+        "particles": _int(4096, 1, "number of blobs m", maximum=10**8),
         "epsilon": _float(0.0, positive=False, minimum=0.0, doc="mollifier variance; 0: from m"),
         "cutoff": _float(4.0, doc="mollifier truncation radius in units of sqrt(epsilon)"),
     },

@@ -383,3 +383,11 @@ def test_an_integer_of_thousands_of_digits_is_one_line(tmp_path):
     result = run_gflow("run", path, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert "big.toml" in result.stderr and "digits" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["particle", "blob"])
+def test_the_particle_count_is_bounded_for_every_lagrangian_solver(kind):
+    from gflow.case import load_case
+    from gflow.errors import InputError
+    with pytest.raises(InputError, match="particles: must be at most 100000000"):
+        load_case(ROOT / "cases" / "quickstart.toml", ["solver.particles=2147483648"], [kind])
