@@ -6,10 +6,8 @@ axis, W1 and W2 to the reference against time, and the final densities side by s
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from gflow.postprocess.compare import compare_runs, table
-from gflow.postprocess.plot import comparison_figure, run_labels, save
+from gflow.postprocess.plot import comparison_figure, run_labels
 from gflow.snapshots import open_run
 
 
@@ -32,11 +30,3 @@ def build_report(paths):
     for label, c in zip(labels[1:], comparisons):
         lines += ["", f"== {labels[0]} (A) vs {label} (B)", table(c)]
     return "\n".join(lines) + "\n", comparison_figure(runs, comparisons)
-
-
-def write_report(paths, out_dir) -> list[Path]:
-    """`build_report` written plainly to `out_dir` (for scripts); return the files written."""
-    text, figure = build_report(paths)
-    text_path = Path(out_dir) / REPORT_FILES[0]
-    text_path.write_text(text)
-    return [text_path, save(figure, Path(out_dir) / REPORT_FILES[1])]

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from gflow.app.cli import main
-from gflow.postprocess.report import write_report
+from gflow.app.outputs import save_figure, write_text
+from gflow.postprocess.report import REPORT_FILES, build_report
 from gflow.snapshots import open_run
 from runfiles import write_particle_run
 from gflow.solvers import REGISTRY
@@ -32,8 +33,10 @@ def test_report_of_a_grid_and_a_particle_run(tmp_path, capsys):
     positions = np.random.default_rng(0).normal(0.0, [0.5, 0.8], size=(3, 300, 2))
     particles = write_particle_run(tmp_path / "particle.h5", [[-4.0, 4.0], [-5.0, 5.0]], (16, 16), positions,
                                    times=open_run(fv).time)
-    written = write_report([fv, particles], tmp_path)
-    assert written == [tmp_path / "compare.txt", tmp_path / "compare.png"]
+    text, figure = build_report([fv, particles])
+    assert REPORT_FILES == ("compare.txt", "compare.png")
+    write_text(tmp_path / REPORT_FILES[0], text)
+    save_figure(figure, tmp_path / REPORT_FILES[1])
     _check_report(tmp_path, times=3, pairs=1)
     assert "reference A = fv" in (tmp_path / "compare.txt").read_text()
 
