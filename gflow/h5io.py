@@ -59,20 +59,20 @@ class DiskFull(OSError):
     """No room for the next write: nothing of it was written."""
 
 
-def _lock(fd: int, kind: int, wait: float) -> bool:
-    """Take the POSIX record lock `kind` on `fd`, waiting up to `wait` seconds; False when it
-    could not be had (held too long, or locks unsupported on this file system)."""
+def _lock(fd: int, kind: int, wait: float) -> None:
+    """Take the POSIX record lock `kind` on `fd`, waiting up to `wait` seconds; go on without it
+    when it cannot be had (held too long, or locks unsupported on this file system)."""
     if fcntl is None:
-        return False
+        return
     deadline = time.monotonic() + wait
     pause = 0.001
     while True:
         try:
             fcntl.lockf(fd, kind | fcntl.LOCK_NB)
-            return True
+            return
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EAGAIN) or time.monotonic() > deadline:
-                return False
+                return
         time.sleep(pause)
         pause = min(2 * pause, 0.05)
 
@@ -166,16 +166,21 @@ def appending(path: str | Path, nbytes: int, wait: float = WAIT):
         _lock(fd, fcntl.LOCK_EX if fcntl else 0, wait)
         reserve(fd, nbytes + METADATA_RESERVE)
         with h5py.File(path, "a", locking=False) as f:
-            _same_file(fd, path)     # HDF5 opened the name again: still the file reserved, no link swapped in
+            if not names(path, fd):    # HDF5 opened the name again: it must still be the file reserved
+                raise OSError(errno.ESTALE, f"{path} was replaced while being opened")
             yield f
     finally:
         os.close(fd)
 
 
-def _same_file(fd: int, path) -> None:
-    held, named = os.fstat(fd), os.lstat(path)
-    if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
-        raise OSError(errno.ESTALE, f"{path} was replaced while being opened")
+def names(path, fd: int) -> bool:
+    """Whether `path` (not followed) is still the file open as `fd`: no link or other file swapped in."""
+    try:
+        named = os.lstat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 def creating(path: str | Path) -> h5py.File:

@@ -38,7 +38,7 @@ from gflow.errors import InputError, reason
 from gflow.h5io import reading
 from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_AXES, MAX_CASE_BYTES, MAX_CASE_DEPTH, MAX_CELLS, MAX_NAME,
                             MAX_PARTICLES, MAX_ROW_VALUES, MAX_SNAPSHOTS, READ_ERRORS, _array, _attribute, _depth,
-                            printable)
+                            _is_text, _text, printable)
 from gflow.solver_options import PARTICLE_KINDS
 
 WEIGHT_TOLERANCE = 1e-9
@@ -78,14 +78,6 @@ def first_problem(path) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the checks
-
-def _is_text(value) -> bool:
-    return isinstance(value, (str, bytes, np.str_, np.bytes_))
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
-
 
 def _refused(exc: InputError) -> str:
     return str(exc).removeprefix(f"{_FILE}: ")

@@ -20,6 +20,7 @@ import numpy as np
 from gflow.app.outputs import check_dir, check_output
 from gflow.case import Case, SolverSpec
 from gflow.errors import InputError, RunError, reason
+from gflow.h5io import names
 from gflow.problem import Problem, build_problem
 from gflow.solvers import make_stepper
 from gflow.solvers.loop import RunSummary, run
@@ -71,14 +72,14 @@ def output_lock(path: Path):
         except OSError as exc:
             os.close(fd)
             raise InputError(f"{lock_path}: cannot lock: {exc.strerror or exc}") from None
-        if _names(lock_path, fd):
+        if names(lock_path, fd):
             break
         os.close(fd)
     else:
         raise InputError(f"{path}: its lock file keeps being replaced; another gflow run is starting or ending there")
     try:
         yield
-        if _names(lock_path, fd):      # never another run's lock
+        if names(lock_path, fd):      # never another run's lock
             lock_path.unlink(missing_ok=True)
     finally:
         os.close(fd)
@@ -99,16 +100,6 @@ def _open_lock(lock_path: Path) -> int:
         os.close(fd)
         raise InputError(f"{lock_path}: is not a regular file (remove it)")
     return fd
-
-
-def _names(lock_path: Path, fd: int) -> bool:
-    """Whether `lock_path` (not followed) is still the file open as `fd`."""
-    try:
-        here = os.lstat(lock_path)
-    except OSError:
-        return False
-    there = os.fstat(fd)
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.ndarray) -> int:

@@ -61,23 +61,22 @@ def _watch(pid: int, pipe: int) -> int:
     """Follow the child's announcements until it exits; kill it if a read overruns."""
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
                 signal.SIGTERM: signal.signal(signal.SIGTERM, lambda number, frame: os.kill(pid, number))}
-    reads: list[tuple[float, str]] = []          # (deadline, path) of the reads in progress
-    allowed: dict[str, float] = {}
+    reads: list[tuple[float, float, str]] = []   # (deadline, allowance, path) of the reads in progress
     pending = b""
     try:
         while True:
-            wait = None if not reads else max(0.0, min(d for d, _ in reads) - time.monotonic())
+            wait = None if not reads else max(0.0, min(reads)[0] - time.monotonic())
             try:
                 ready, _, _ = select.select([pipe], [], [], wait)
             except InterruptedError:
                 continue
             if not ready:
-                deadline, path = min(reads)
+                deadline, seconds, path = min(reads)
                 if time.monotonic() < deadline:
                     continue
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                print(f"gflow: {printable(path)}: reading it did not finish in the {allowed[path]:.0f} s "
+                print(f"gflow: {printable(path)}: reading it did not finish in the {seconds:.0f} s "
                       "allowed (HDF5 is looping on damaged bytes?)", file=sys.stderr)
                 return 2
             data = os.read(pipe, 65536)
@@ -88,8 +87,7 @@ def _watch(pid: int, pipe: int) -> int:
             for line in lines:
                 if line.startswith(b"+"):
                     seconds, path = json.loads(line[1:])
-                    reads.append((time.monotonic() + seconds, path))
-                    allowed[path] = seconds
+                    reads.append((time.monotonic() + seconds, seconds, path))
                 elif line == b"-" and reads:
                     reads.pop()
         _, status = os.waitpid(pid, 0)
