@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, run_gflow
+from fault_suite.inputs_cases import value_paths
 from gflow.case import case_from_text
 from gflow.errors import InputError
 from gflow.problem import build_problem
@@ -92,18 +93,6 @@ def test_random_text(text):
     assert_refused_cleanly(text)
 
 
-def _paths(node, prefix=()):
-    """Every (path) to a value inside a TOML document."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield prefix + (k,)
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield prefix + (i,)
-            yield from _paths(v, prefix + (i,))
-
-
 MUTATIONS = ["drop", "replace", "nan", "huge", "negative", "zero", "unicode", "deep", "empty_list",
              "string", "add_key", "name"]
 #: names that clash in a run file (its datasets, each other once folded) or in HDF5 paths
@@ -115,7 +104,7 @@ NAMES = ["time", "Density", "mass", "restart.new", "outside_mass", "x", "X", "\u
 @given(st.sampled_from(sorted(BUNDLED)), st.data())
 def test_mutated_bundled_cases(name, data):
     doc = copy.deepcopy(BUNDLED[name])
-    paths = list(_paths(doc))
+    paths = list(value_paths(doc))
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(paths))
         parent = doc

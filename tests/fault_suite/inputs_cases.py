@@ -35,15 +35,16 @@ VALUES = {
 }
 
 
-def _paths(node, prefix=()):
+def value_paths(node, prefix=()):
+    """Every path (keys and list indices) to a value inside a TOML document; also the fuzz tests'."""
     if isinstance(node, dict):
         for k, v in node.items():
             yield prefix + (k,)
-            yield from _paths(v, prefix + (k,))
+            yield from value_paths(v, prefix + (k,))
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield prefix + (i,)
-            yield from _paths(v, prefix + (i,))
+            yield from value_paths(v, prefix + (i,))
 
 
 def mutate(doc: dict, rng) -> tuple[dict, str]:
@@ -51,7 +52,7 @@ def mutate(doc: dict, rng) -> tuple[dict, str]:
     doc = copy.deepcopy(doc)
     done = []
     for _ in range(rng.randint(1, 3)):
-        paths = list(_paths(doc))
+        paths = list(value_paths(doc))
         if not paths:
             break
         path = rng.choice(paths)
