@@ -73,25 +73,35 @@ def save_wisdom() -> None:
         pass
 
 
+def _plan(source: tuple, target: tuple, threads: int, direction) -> tuple:
+    """An FFTW plan over all axes with its own aligned arrays, `source` and `target` each
+    (shape, dtype); FFTW_MEASURE, with the wisdom cached. Returns (input array, plan)."""
+    load_wisdom()
+    src, dst = (pyfftw.empty_aligned(shape, dtype=dtype) for shape, dtype in (source, target))
+    plan = pyfftw.FFTW(src, dst, axes=tuple(range(src.ndim)), direction=direction, threads=threads,
+                       flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT"))
+    save_wisdom()
+    return src, plan
+
+
+def _fallback_warning(use_fftw: bool) -> bool:
+    """Whether FFTW is used; warns once per transform where it was asked for and is missing."""
+    if use_fftw and pyfftw is None:
+        warnings.warn("pyFFTW is not installed: using scipy.fft (slower)", RuntimeWarning, stacklevel=3)
+    return use_fftw and pyfftw is not None
+
+
 class RealFFT:
     """rfftn / irfftn over all axes of real arrays of `shape`."""
 
     def __init__(self, shape: tuple[int, ...], threads: int = 1, use_fftw: bool = True):
         self.shape = tuple(shape)
         self.spectral_shape = (*self.shape[:-1], self.shape[-1] // 2 + 1)
-        self.fftw = use_fftw and pyfftw is not None
-        if use_fftw and pyfftw is None:
-            warnings.warn("pyFFTW is not installed: using scipy.fft (slower)", RuntimeWarning, stacklevel=2)
+        self.fftw = _fallback_warning(use_fftw)
         if self.fftw:
-            load_wisdom()
-            self._real = pyfftw.empty_aligned(self.shape, dtype="float64")
-            self._spec = pyfftw.empty_aligned(self.spectral_shape, dtype="complex128")
-            axes = tuple(range(len(self.shape)))
-            flags = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
-            self._forward = pyfftw.FFTW(self._real, self._spec, axes=axes, threads=threads, flags=flags)
-            self._backward = pyfftw.FFTW(self._spec, self._real, axes=axes, direction="FFTW_BACKWARD",
-                                         threads=threads, flags=flags)
-            save_wisdom()
+            real, spec = (self.shape, "float64"), (self.spectral_shape, "complex128")
+            self._real, self._forward = _plan(real, spec, threads, "FFTW_FORWARD")
+            self._spec, self._backward = _plan(spec, real, threads, "FFTW_BACKWARD")
         else:
             import scipy.fft
             self._sfft = scipy.fft
@@ -117,3 +127,42 @@ class RealFFT:
             return self._sfft.irfftn(spec, s=self.shape)
         self._spec[...] = spec
         return self._backward()
+
+
+#: the real-to-real kinds, FFTW's names (FFTW manual, "1d Real-even DFTs (DCTs)", "1d Real-odd
+#: DFTs (DSTs)"): DCT-II / DST-II take values at the half-sample points j + 1/2, their inverses
+#: (up to 2N) are DCT-III / DST-III. Unnormalised, as FFTW and scipy.fft (norm=None) define them:
+#: dct2: Y_k = 2 sum_j X_j cos(pi k (j + 1/2) / N); dst2: Y_k = 2 sum_j X_j sin(pi (k + 1) (j + 1/2) / N)
+R2R_KINDS = {"dct2": ("FFTW_REDFT10", "dct", 2), "dct3": ("FFTW_REDFT01", "dct", 3),
+             "dst2": ("FFTW_RODFT10", "dst", 2), "dst3": ("FFTW_RODFT01", "dst", 3)}
+
+
+class RealToReal:
+    """A separable real-to-real transform of real arrays of `shape`, one kind per axis.
+
+    `kinds[k]` is one of R2R_KINDS; FFTW plans the whole multi-dimensional transform at once
+    (pyFFTW's real-to-real interface), scipy.fft applies it axis by axis where pyFFTW is missing.
+    """
+
+    def __init__(self, shape: tuple[int, ...], kinds, threads: int = 1, use_fftw: bool = True):
+        self.shape = tuple(shape)
+        self.kinds = tuple(kinds)
+        if len(self.kinds) != len(self.shape) or not set(self.kinds) <= set(R2R_KINDS):
+            raise ValueError(f"one of {sorted(R2R_KINDS)} per axis, got {self.kinds}")
+        self.fftw = _fallback_warning(use_fftw)
+        if self.fftw:
+            real = (self.shape, "float64")
+            self._in, self._plan = _plan(real, real, threads, [R2R_KINDS[k][0] for k in self.kinds])
+        else:
+            import scipy.fft
+            self._sfft = scipy.fft
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The transform of x into an internal array: copy it if you keep it past the next call."""
+        if not self.fftw:
+            for axis, kind in enumerate(self.kinds):
+                _, name, type_ = R2R_KINDS[kind]
+                x = getattr(self._sfft, name)(x, type=type_, axis=axis)
+            return x
+        self._in[...] = x
+        return self._plan()

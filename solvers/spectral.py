@@ -1,48 +1,57 @@
-"""Fourier pseudo-spectral solver on the periodic box, diffusion integrated exactly.
+"""Pseudo-spectral solver on the zero-flux box (cosines) or the periodic one (Fourier).
 
-The box of the case grid is taken as periodic (SPEC.md), and the density is carried as
-point values rho_j at the cell centres, i.e. as its trigonometric interpolant. In Fourier
-space the equation
+The density is carried as point values rho_j at the cell centres, i.e. as its interpolant in
+the basis of `gflow.solvers.spectral_bases`: cosines (`basis = "cosine"`, the default), whose
+weak form has the zero-flux walls of every other gflow grid solver as its natural boundary
+condition, or Fourier modes (`basis = "fourier"`), the periodic box. In coefficient space
 
-    d_t rho = div(rho grad V[rho]) + T lap rho
+    d_t rho_hat = -T |k|^2 rho_hat + N_hat(rho),   N(rho) = -div(rho v),   v = -grad V,
 
-reads d_t rho_hat = -T |k|^2 rho_hat + N_hat(rho) with N(rho) = -div(rho v), v = -grad V.
-The flux rho v is formed in physical space from the exact velocity at the centres
-(`grid_operator.centre_velocities`, no differencing of V for two-layer models), and its
-divergence is taken by FFT, filtered by sigma(k). The stiff linear part is integrated exactly
-by the integrating factor exp(-T |k|^2 t) and the rest by classical RK4 on the transformed
-variable (Lawson's integrating-factor RK4; Kassam & Trefethen, SIAM J. Sci. Comput. 26
-(2005), section 2, give it as "IFRK4" among the exponential integrators). The k = 0 mode is
-never touched (sigma(0) = 1, the divergence has no mean, exp(0) = 1): mass is exact to
-round-off.
+(|k|^2 summed over trained axes: frozen axes do not diffuse). The flux rho v is formed in
+physical space from the exact velocity at the centres (`grid_operator.centre_velocities`, no
+differencing of V for two-layer models) and its divergence is taken in the basis, then
+filtered by sigma(k) = prod_axes sigma(|k_axis| / k_max). The stiff linear part is integrated
+exactly by the integrating factor exp(-T |k|^2 t) and the rest by classical RK4 on the
+transformed variable (Lawson's integrating-factor RK4; Kassam & Trefethen, SIAM J. Sci.
+Comput. 26 (2005), section 2, "IFRK4"). The mean mode is never touched (the divergence has
+none, sigma(0) = 1, exp(0) = 1): mass is exact to round-off in both bases.
 
-Cell averages and point values differ by the Fourier multiplier prod_k sinc(k h / 2): the
-initial cell averages (`Problem.initial_density`) are turned into point values by dividing
-by it, and the snapshot density is turned back into cell averages, so that snapshots compare
-cell by cell with the finite-volume solvers and the whole pipeline stays spectrally accurate.
-Risk and energy are evaluated on the point values (periodic trapezoid rule).
+Cell averages and point values differ by the multiplier prod_axes sinc(k h / 2) in both bases
+(the cell average of cos(k (x - lo)) is sinc(k h / 2) cos(k (x_j - lo))): the initial cell
+averages (`Problem.initial_density`) are turned into point values by dividing by it, and the
+snapshot density is turned back into cell averages, so that snapshots compare cell by cell
+with the finite-volume solvers and the pipeline stays spectrally accurate. Risk and energy
+are evaluated on the point values (the midpoint rule, spectrally accurate for either basis).
 
-A spectral scheme is not positivity preserving: near steep fronts the density undershoots.
-Each snapshot records `min_density` and `negative_mass` (the mass of the negative part) of
-the stored density, and `edge_density`, the largest density on the box's boundary cells
-relative to the maximum: where it is not negligible the periodic solution differs from the
-zero-flux one of the other solvers (mass leaving one side comes in at the other). Once the
-negative mass passes NEGATIVE_MASS_LIMIT the run stops with a `RunError` saying so (e.g. the
-compactly supported aggregation steady states, whose sqrt edges no Fourier basis resolves,
-would otherwise go unstable), keeping the snapshots written until then.
+Fronts and kinks. Where V has kinks (a relu unit: V is not differentiable where w.x + b = 0
+at a data point) or the flow builds edges (a singular interaction's compactly supported
+steady states), the density is not smooth and its interpolant oscillates (Gibbs). The filter
+is then the stronger exponential one, exp(-36 (|k| / k_max)^8) (`filter_order`, Vandeven
+order 8), which keeps the error away from the kinks at about order 8 in N while damping the
+oscillations; on smooth models the default is Hou & Li's exp(-36 (|k| / k_max)^36), which
+removes only the last ~15% of each axis' modes and keeps spectral convergence. Negative values
+are never clipped: each snapshot records `min_density` and `negative_mass` (the mass of the
+negative part) of the stored cell averages. Once the negative mass of the point values passes
+NEGATIVE_MASS_LIMIT the run stops with a `RunError` saying so, keeping the snapshots written
+until then: beyond a few percent the undershoot is no longer a small error but the solution.
 
-Refused cases (ValueError, one line, before any work): more than 3 axes; an initial density
-on the box's boundary cells above EDGE_TOLERANCE of its maximum (the periodic box would wrap
-it around); a grid too coarse for the initial density (the negative mass of its Fourier
-interpolant above INITIAL_NEGATIVE_LIMIT).
+Refused cases (ValueError, one line, before any work): more than 3 axes; for the Fourier
+basis an initial density on the box's boundary cells above EDGE_TOLERANCE of its maximum (the
+periodic box would wrap it around); a grid too coarse for the initial density (the negative
+mass of its interpolant above INITIAL_NEGATIVE_LIMIT).
 
 Options (`[solver]` table, kind = "spectral"):
 
-filter : "exponential" | "dealias" | "none"
-    sigma(k) applied to the flux divergence. "exponential": prod_k exp(-36 (|k| / k_max)^36)
-    (Hou & Li 2007), leaves ~85% of each axis' modes untouched and removes the last few to
-    round-off; "dealias": the 2/3 rule, modes with |k| > 2/3 k_max dropped on each axis;
-    "none": only the Nyquist mode's odd derivative is dropped.
+basis : "cosine" | "fourier"
+    The zero-flux box (the problem every other solver solves) or the periodic one.
+filter : "auto" | "exponential" | "dealias" | "none"
+    sigma(k) applied to the flux divergence. "auto": "exponential" of order 36 for smooth
+    models, order 8 where the model is not smooth (`Model.smooth`); "exponential":
+    exp(-36 (|k| / k_max)^filter_order); "dealias": the 2/3 rule, modes with |k| > 2/3 k_max
+    dropped on each axis; "none": no filter (the Fourier Nyquist mode's odd derivative is
+    always dropped).
+filter_order : int
+    The exponential filter's order; 0: 36 for smooth models, 8 otherwise.
 cfl : float
     The step is `cfl` times the RK4 advective limit 2 sqrt(2) / sum_k (max|v_k| k_max,k),
     re-evaluated every step from the current velocity (adaptive); a case `[time].dt` caps it
@@ -53,16 +62,17 @@ threads : int
     `python -m benchmarks.eulerian_steps --fft-threads`): idle, 128^2 took 0.07-0.10 ms with
     1 thread and 0.1-6 ms with 2, while 512^2 and 64^3 gained 1.3-1.8x from 2 threads; with
     other processes running, 2 threads lost at every size (128^2: 0.11 vs 2.6 ms, 512^2:
-    4.2 vs 58 ms). BACKGROUND.md saw the same with scipy.fft at 256^2. The FFTs are a small
-    part of a step on the quickstart grid anyway (the velocity and the products dominate).
+    4.2 vs 58 ms). The FFTs are a small part of a step on the quickstart grid anyway (the
+    velocity and the products dominate).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from gflow.errors import RunError
-from gflow.fft import RealFFT, available_threads
+from gflow.fft import available_threads
 from gflow.solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.spectral_bases import BASES, filter_factor
 
 #: largest initial density on the box's boundary cells, relative to its maximum, that the
 #: periodic box may wrap around: the jump it leaves in the periodic extension perturbs the
@@ -76,10 +86,12 @@ THREADED_CELLS = 1 << 18
 #: an interaction it feeds back: negative density attracts where it should repel)
 NEGATIVE_MASS_LIMIT = 0.05
 #: negative mass of the initial point values above which the grid is refused: their
-#: trigonometric interpolant already oscillates, the grid does not resolve the initial density
+#: interpolant already oscillates, the grid does not resolve the initial density
 INITIAL_NEGATIVE_LIMIT = 1e-3
 #: RK4's stability limit on the imaginary axis, |lambda dt| <= 2 sqrt(2)
 RK4_IMAGINARY_LIMIT = 2.0 * np.sqrt(2.0)
+#: the exponential filter's order by default: Hou & Li's 36 for smooth models, 8 for kinks
+SMOOTH_ORDER, KINK_ORDER = 36, 8
 
 
 def edge_fraction(rho: np.ndarray) -> float:
@@ -98,38 +110,15 @@ def default_threads(cells: int, requested: int = 0) -> int:
     return available_threads() if cells >= THREADED_CELLS else 1
 
 
-def wavenumbers(cells, spacing) -> list[np.ndarray]:
-    """k along each axis in rfftn layout (full axes, then the halved last one), broadcastable."""
-    D = len(cells)
-    out = []
-    for axis, (n, h) in enumerate(zip(cells, spacing)):
-        k = 2 * np.pi * (np.fft.rfftfreq(n, h) if axis == D - 1 else np.fft.fftfreq(n, h))
-        shape = [1] * D
-        shape[axis] = len(k)
-        out.append(k.reshape(shape))
-    return out
-
-
-def spectral_filter(kind: str, k: np.ndarray, n: int, h: float) -> np.ndarray:
-    """sigma(k) along one axis (times the derivative's Nyquist cut)."""
-    kmax = np.pi / h
-    ratio = np.abs(k) / kmax
-    if kind == "exponential":
-        sigma = np.exp(-36.0 * ratio**36)
-    elif kind == "dealias":
-        sigma = (ratio <= 2.0 / 3.0).astype(float)
-    elif kind == "none":
-        sigma = np.ones_like(ratio)
-    else:
-        raise ValueError(f"unknown filter {kind!r} (have exponential, dealias, none)")
-    if n % 2 == 0:
-        # the Nyquist mode's derivative is not a real function's: drop it, as is standard
-        sigma = np.where(np.isclose(ratio, 1.0), 0.0, sigma)
-    return sigma
+def chosen_filter(options: dict, smooth: bool) -> tuple[str, int]:
+    """(kind, order) of the filter the options ask for, "auto" and order 0 resolved by `smooth`."""
+    kind = "exponential" if options["filter"] == "auto" else options["filter"]
+    order = options["filter_order"] or (SMOOTH_ORDER if smooth else KINK_ORDER)
+    return kind, order
 
 
 class SpectralStepper(Stepper):
-    """Pseudo-spectral flux divergence with integrating-factor RK4 on a periodic box."""
+    """Pseudo-spectral flux divergence with integrating-factor RK4, cosine or Fourier basis."""
 
     kind = "spectral"
 
@@ -137,49 +126,49 @@ class SpectralStepper(Stepper):
         super().__init__(problem, options)
         grid = self.grid = grid_of(problem)
         averages = problem.initial_density()
-        edge = edge_fraction(averages)
-        if edge > EDGE_TOLERANCE:
-            raise ValueError(f"the initial density on the box edge is {edge:.3g} of its maximum "
-                             f"(> {EDGE_TOLERANCE:g}): the periodic box would wrap it around; "
-                             "widen [grid].bounds")
+        self.basis_kind = BASES[self.options["basis"]]
+        if self.basis_kind.periodic:
+            edge = edge_fraction(averages)
+            if edge > EDGE_TOLERANCE:
+                raise ValueError(f"the initial density on the box edge is {edge:.3g} of its maximum "
+                                 f"(> {EDGE_TOLERANCE:g}): the periodic box would wrap it around; "
+                                 "widen [grid].bounds or take basis = \"cosine\" (zero flux)")
         self.threads = threads = default_threads(grid.size, self.options["threads"])
         self.cfl = self.options["cfl"]
-        self.filter = self.options["filter"]
+        self.filter, self.filter_order = chosen_filter(self.options, problem.model.smooth)
         self.operator = problem.grid_operator(threads=threads)
-        self.fft = RealFFT(grid.shape, threads=threads)
+        self.basis = basis = self.basis_kind(grid, threads=threads)
 
-        k = wavenumbers(grid.cells, grid.spacing)
-        self.derivative = [1j * kk * spectral_filter(self.filter, kk, n, h)
-                           for kk, n, h in zip(k, grid.cells, grid.spacing)]
+        k = basis.wavenumbers
+        kmax = np.pi / grid.spacing
+        self.sigma = np.ones(basis.shape)
+        for kk, km in zip(k, kmax):
+            self.sigma = self.sigma * filter_factor(self.filter, np.abs(kk) / km, self.filter_order)
         # the exact linear part; frozen axes of a two-layer model do not diffuse
         self.decay = -problem.temperature * sum(kk * kk for kk, moves in zip(k, problem.model.trained) if moves)
         # cell average = point value * prod sinc(k h / 2) (np.sinc(x) = sin(pi x) / (pi x))
-        self.to_average = np.ones(self.fft.spectral_shape)
+        self.to_average = np.ones(basis.shape)
         for kk, h in zip(k, grid.spacing):
             self.to_average = self.to_average * np.sinc(kk * h / (2 * np.pi))
-        self.kmax = np.pi / grid.spacing
+        self.kmax = kmax
         self.mass = problem.grid.mass(averages)
-        self.rho_hat = self.fft.forward(averages) / self.to_average
-        self.rho = self.fft.backward(self.rho_hat).copy()
+        self.rho_hat = basis.forward(averages) / self.to_average
+        self.rho = basis.backward(self.rho_hat)
         negative = float(-np.minimum(self.rho, 0.0).sum()) * grid.cell_volume
         if negative > INITIAL_NEGATIVE_LIMIT * self.mass:
-            raise ValueError(f"the grid does not resolve the initial density (its Fourier interpolant has "
+            raise ValueError(f"the grid does not resolve the initial density (its {basis.name} interpolant has "
                              f"negative mass {negative:.3g} > {INITIAL_NEGATIVE_LIMIT:g}); refine [grid].cells")
         self.limited_steps = 0
         self.min_seen = float(self.rho.min())
 
     # ------------------------------------------------------------------ the scheme
     def tendency(self, rho: np.ndarray, velocities=None) -> np.ndarray:
-        """N_hat = -sigma(k) i k . FFT(rho v) for point values `rho`."""
+        """N_hat = sigma(k) (-div(rho v))_hat for point values `rho`."""
         velocities = self.operator.centre_velocities(rho) if velocities is None else velocities
-        out = np.zeros(self.fft.spectral_shape, dtype=complex)
-        for ik, v in zip(self.derivative, velocities):
-            if v is not None:
-                out -= ik * self.fft.forward(rho * v)
-        return out
+        return self.sigma * self.basis.divergence([None if v is None else rho * v for v in velocities])
 
     def physical(self, spec: np.ndarray) -> np.ndarray:
-        return self.fft.backward(spec).copy()
+        return self.basis.backward(spec)
 
     def stable_dt(self, velocities) -> float:
         """RK4's advective limit for the spectral derivative (the diffusion is exact)."""
@@ -208,8 +197,18 @@ class SpectralStepper(Stepper):
     def _check_undershoot(self) -> None:
         negative = float(-np.minimum(self.rho, 0.0).sum()) * self.grid.cell_volume
         if not negative <= NEGATIVE_MASS_LIMIT * self.mass:
-            raise RunError(f"spectral: negative mass {negative:.3g} (> {NEGATIVE_MASS_LIMIT:g} of the mass): "
-                           "the density has fronts this grid does not resolve; refine it or use fv or fipy")
+            raise RunError(f"spectral: negative mass {negative:.3g} (> {NEGATIVE_MASS_LIMIT:g} of the mass), "
+                           f"the least point value {self.rho.min():.3g} at {self._where(self.rho.argmin())}: "
+                           "the density has fronts or concentrates (on a kink, against a wall) where no smooth "
+                           "basis follows it; use fv or fipy there")
+
+    def _where(self, flat: int) -> str:
+        """The axes' values at a flat cell index, e.g. "a = 0.12, w = -3.9 (a wall)"."""
+        index = np.unravel_index(flat, self.grid.shape)
+        words = ", ".join(f"{name} = {centres[i]:.3g}"
+                          for name, centres, i in zip(self.problem.model.axes, self.grid.centres, index))
+        wall = any(i in (0, n - 1) for i, n in zip(index, self.grid.cells))
+        return words + (" (a boundary cell)" if wall else "")
 
     # ------------------------------------------------------------------ output
     def cell_averages(self) -> np.ndarray:
@@ -227,25 +226,28 @@ class SpectralStepper(Stepper):
 
     def restart_state(self) -> dict:
         """The spectral coefficients themselves: rebuilding them from the stored cell averages
-        is an FFT round trip, ~1e-16 off, and a resumed run would not be bitwise the same."""
+        is a transform round trip, ~1e-16 off, and a resumed run would not be bitwise the same."""
         return {"rho_hat": self.rho_hat, "min_seen": float(self.min_seen), "limited_steps": int(self.limited_steps)}
 
     def restore(self, density: np.ndarray, positions, state) -> None:
-        """Continue from a snapshot: its coefficients, or (without them) its cell averages,
-        which determine the point values to round-off."""
-        if "rho_hat" in state:
-            self.rho_hat = np.array(state["rho_hat"], dtype=complex)
+        """Continue from a snapshot: its coefficients where they are this basis', else its cell
+        averages, which determine the point values to round-off."""
+        hat = state.get("rho_hat")
+        if hat is not None and np.shape(hat) == self.basis.shape and (np.iscomplexobj(hat) == self.basis.periodic):
+            self.rho_hat = np.array(hat, dtype=self.basis.dtype)
             self.min_seen, self.limited_steps = float(state["min_seen"]), int(state["limited_steps"])
         else:
-            self.rho_hat = self.fft.forward(np.asarray(density, dtype=float)) / self.to_average
+            self.rho_hat = self.basis.forward(np.asarray(density, dtype=float)) / self.to_average
         self.rho = self.physical(self.rho_hat)
 
     def extra_names(self) -> tuple[str, ...]:
         return ("min_density", "negative_mass", "edge_density")
 
     def summary(self) -> str:
-        words = [f"filter {self.filter}", f"{self.threads} FFT thread{'s' * (self.threads > 1)}",
-                 f"{'FFTW' if self.fft.fftw else 'scipy.fft'}"]
+        words = [f"{self.basis.name} basis ({self.basis.boundary})",
+                 f"filter {self.filter}" + (f" order {self.filter_order}" if self.filter == "exponential" else ""),
+                 f"{self.threads} FFT thread{'s' * (self.threads > 1)}",
+                 f"{'FFTW' if self.basis.fftw else 'scipy.fft'}"]
         if self.min_seen < 0:
             words.append(f"min point value {self.min_seen:.3g} (undershoot)")
         return ", ".join(words)

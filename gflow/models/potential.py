@@ -51,6 +51,10 @@ class PotentialModel:
         #: W or W' not finite at r = 0 (-log r, r**-3, sqrt r): the particles' neighbour cap
         #: applies (a 0/0 form such as sin(r)/r counts as singular: the cap is then only cautious)
         self.singular_interaction = self.W is not None and not (np.isfinite(w0) and np.isfinite(_at_zero(self.dW)))
+        #: a kink in P or W (abs) or a singular W (edges of the steady states: the semicircle's
+        #: square root, the aggregation disk's jump) is not smooth
+        self.smooth = not self.singular_interaction and not any(
+            "abs" in e.functions() for e in (self.P, self.W) if e is not None)
 
     @property
     def ndim(self) -> int:
