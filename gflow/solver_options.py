@@ -67,7 +67,11 @@ _OPTIONS: dict[str, dict[str, Option]] = {
         "sweeps": _int(8, 1, "maximum sweeps per step to refresh the nonlocal V"),
         "tolerance": _float(1e-8, doc="sweep residual tolerance"),
         "cfl": _float(5.0, doc="step as a multiple of the explicit CFL step"),
-        "convection": _choice("exponential", "exponential", "upwind", doc="FiPy convection term"),
+        "convection": _choice("tvd", "tvd", "exponential", "upwind", doc="tvd: implicit upwind whose coefficient "
+                              "carries the limiter's face factors of the latest sweep (converged: fv's limited "
+                              "second-order flux; every iterate >= 0); exponential (Scharfetter-Gummel) or upwind: "
+                              "FiPy's first-order terms"),
+        "theta": _float(2.0, minimum=1.0, doc="generalised minmod limiter parameter of convection = tvd, 1..2"),
         "linear_solver": _choice("lu", "lu", "bicgstab", doc="FiPy (SciPy) linear solver"),
     },
     "spectral": {
