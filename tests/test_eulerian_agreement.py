@@ -84,34 +84,6 @@ def test_snapshots_pass_the_checker_and_conserve_mass(runs, kind):
         assert np.abs(mass - mass[0]).max() < 1e-12
 
 
-def bundled_cases():
-    return sorted((ROOT / "cases").glob("*.toml"))
-
-
-@pytest.mark.parametrize("kind", ["spectral", "fipy"])
-@pytest.mark.parametrize("path", bundled_cases(), ids=lambda p: p.stem)
-def test_every_bundled_case_runs_or_is_refused_in_one_line(path, kind):
-    """Smoke size (the case's grid coarsened 4x): two steps, or a ValueError of one line."""
-    from gflow.case import load_case
-
-    cells = [max(8, n // 4) for n in load_case(path).cells]
-    case = load_case(path, [f"grid.cells={cells}"], [kind])
-    problem = build_problem(case)
-    try:
-        stepper = make_stepper(kind, problem, case.solvers[0].options)
-    except ValueError as exc:
-        reason = str(exc.args[0])
-        assert reason and "\n" not in reason
-        assert path.stem != "quickstart", reason       # the quickstart case must run
-        return
-    start = stepper.observe()
-    for _ in range(2):
-        assert stepper.step(case.end) > 0
-    obs = stepper.observe()
-    assert np.all(np.isfinite(obs.density)) and np.isfinite(obs.risk) and np.isfinite(obs.energy)
-    assert abs(obs.mass - start.mass) < 1e-12
-
-
 @pytest.mark.slow
 def test_agreement_on_the_quickstart_grid(tmp_path):
     """The same comparison one refinement further, on the case's own grid (about a minute)."""
