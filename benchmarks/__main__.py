@@ -26,6 +26,7 @@ GOALS = {
     "particle_speedup_vs_torch": (1, ">="),
     "fftw_speedup_vs_numpy": (5, ">="),
     "fv_cost_advantage_vs_particles": (30, ">="),
+    "spectral_cost_advantage_vs_fv_1e6": (10, ">="),
 }
 
 
@@ -49,8 +50,12 @@ def _measures(quick: bool):
         from benchmarks.accuracy import fv_vs_fipy
         return fv_vs_fipy(ROOT, quick)
 
+    def spectral():
+        from benchmarks.spectral_cost import measure
+        return measure(ROOT, quick)
+
     measures = {"stream": stream, "fv512": fv("512"), "fv128cubed": fv("128cubed"), "fft": fft,
-                "fipy": fipy}
+                "fipy": fipy, "spectral": spectral}
     try:
         from benchmarks import particles
     except ImportError:
