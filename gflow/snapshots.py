@@ -141,6 +141,10 @@ class SnapshotWriter:
         committed = False
         try:
             self._write(f, n, obs, restart)
+            # on disk before `time` grows: HDF5 writes the metadata of one flush in no set order,
+            # so without this a SIGKILL inside the closing flush could leave `time` longer than
+            # `density` (seen once in a loaded test run); after it, only `time` is left to write
+            f.flush()
             # `time` last: a reader trusts it for the count, so this is the append's commit
             f["time"].resize(n + 1, axis=0)
             f["time"][n] = t
