@@ -12,7 +12,7 @@ naming the keys, the estimate and that memory, so an out-of-memory kill (or a sw
 becomes a refusal before any work.
 
 The counts are float64 arrays alive at the peak, read from the code they model and checked
-with tracemalloc on bundled cases grown to 10^4 - 10^6 cells (fv 60, spectral 150, FiPy 1210
+with tracemalloc on bundled cases grown to 10^4 - 10^6 cells (fv 60, spectral 230 with the cosine basis, FiPy 1210
 bytes per cell for the two-layer quickstart in 2D; 770 (fv) and 1330 (FiPy) with the padded
 convolution of the 2D aggregation case): each constant below is at or a little above what was
 measured (tests/test_case_bounds.py measures fv, spectral and particles again), so a refusal
@@ -33,7 +33,9 @@ GB = 1e9
 
 #: float arrays per cell of the case grid, (base, per axis): the density, the integrator's
 #: stages, velocities and fluxes per axis; FiPy adds its sparse matrix and its variables
-GRID_ARRAYS = {"fv": (12, 4), "spectral": (12, 4), "fipy": (96, 40)}
+#: (the cosine basis holds an FFTW input and output array for the forward and backward
+#: transforms and for each axis' flux transform, and real filter and decay arrays of the grid's shape)
+GRID_ARRAYS = {"fv": (12, 4), "spectral": (16, 8), "fipy": (96, 40)}
 #: a particle solver's grid: the binned density and the deposit's temporaries
 BINNING_ARRAYS = 4
 #: per cell of the zero-padded grid (2^D cells per cell) of `models.convolution.GridConvolution`
