@@ -231,6 +231,41 @@ end = 1.0
     assert var == pytest.approx(0.5 + (0.16 - 0.5) * np.exp(-2.0), abs=1e-7)
 
 
+def test_ornstein_uhlenbeck_in_3d_with_walls():
+    """P = (x^2 + 2 y^2 + 3 z^2) / 2, T = 0.3, on a box off-centre on each axis with its own cell
+    count: each axis' mean decays at its own rate k (mean0 e^-kt), its variance to T / k
+    (var = T/k + (var0 - T/k) e^-2kt), through the per-axis sine transforms of the fluxes."""
+    text = """
+[model]
+kind = "potential"
+axes = ["x", "y", "z"]
+potential = "0.5*x**2 + y**2 + 1.5*z**2"
+[regularization]
+temperature = 0.3
+[initial]
+distribution = "gaussian"
+mean = [0.5, -0.4, 0.3]
+std = [0.4, 0.3, 0.25]
+[grid]
+bounds = [[-4.0, 4.5], [-3.5, 3.0], [-2.5, 3.0]]
+cells = [40, 36, 32]
+[time]
+end = 0.6
+"""
+    problem = build_problem(case_from_text(text))
+    stepper = SpectralStepper(problem, options())
+    advance(stepper, 0.6)
+    obs, grid = stepper.observe(), problem.grid
+    assert abs(obs.mass - 1.0) < 1e-13
+    for axis, (k, mu0, s0) in enumerate(zip((1.0, 2.0, 3.0), (0.5, -0.4, 0.3), (0.4, 0.3, 0.25))):
+        marginal = obs.density.sum(axis=tuple(j for j in range(3) if j != axis)) * grid.cell_volume
+        x, h = grid.centres[axis], grid.spacing[axis]
+        mean = (x * marginal).sum()
+        var = ((x - mean) ** 2 * marginal).sum() - h * h / 12
+        assert mean == pytest.approx(mu0 * np.exp(-k * 0.6), abs=1e-7), axis
+        assert var == pytest.approx(0.3 / k + (s0**2 - 0.3 / k) * np.exp(-2 * k * 0.6), abs=1e-7), axis
+
+
 def test_two_layer_run_writes_valid_snapshots_with_exact_mass(tmp_path):
     problem = build_problem(case_from_text(TANH_TEACHER, overrides=["grid.cells=[32, 32]", "time.end=2.0"]))
     stepper = SpectralStepper(problem, options())
