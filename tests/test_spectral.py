@@ -537,3 +537,29 @@ def test_restore_from_a_snapshot_continues_exactly():
     advance(straight, 0.2, dt=0.01)
     advance(resumed, 0.2, dt=0.01)
     assert np.abs(straight.observe().density - resumed.observe().density).max() < 1e-13
+
+
+@pytest.mark.parametrize("change, smooth", [
+    ((), True),
+    (('activation = "tanh"', 'activation = "relu"'), False),
+    (('activation = "tanh"', 'activation = "sigmoid"'), True),
+])
+def test_the_default_filter_follows_the_units_smoothness(change, smooth):
+    text = TANH_TEACHER.replace(*change) if change else TANH_TEACHER
+    problem = build_problem(case_from_text(text, overrides=["grid.cells=[32, 32]"]))
+    assert problem.model.smooth is smooth
+    stepper = SpectralStepper(problem, options())
+    assert stepper.filter_order == (36 if smooth else 8)
+    assert SpectralStepper(problem, options(filter_order=12)).filter_order == 12
+
+
+@pytest.mark.parametrize("potential, interaction, smooth", [
+    ("0.5*x**2", "", True),
+    ("abs(x)", "", False),                       # a kink in P
+    ("0.5*x**2", "exp(-r**2)", True),            # a smooth kernel
+    ("0.5*x**2", "0.5*r**2 - log(r)", False),    # singular: steady states with edges
+])
+def test_potential_models_say_whether_they_are_smooth(potential, interaction, smooth):
+    text = SEMICIRCLE_1D.replace('interaction = "0.5*r**2 - log(r)"',
+                                 f'potential = "{potential}"' + (f'\ninteraction = "{interaction}"' if interaction else ""))
+    assert build_problem(case_from_text(text)).model.smooth is smooth
