@@ -114,9 +114,11 @@ class CosineBasis:
         self.wavenumbers = cosine_wavenumbers(grid.cells, grid.spacing)
         self._flux = [RealToReal(shape, ["dst2" if j == k else "dct2" for j in range(D)], threads=threads)
                       for k in range(D)]
-        # along its own axis, moved first: d/dx of sine m (coefficient slot m - 1) is kappa_m cosine m
-        self._kappa = [np.pi * np.arange(1, n).reshape((-1,) + (1,) * (D - 1)) / (n * h)
-                       for n, h in zip(grid.cells, grid.spacing)]
+        # along its own axis: d/dx of sine m (coefficient slot m - 1) is kappa_m cosine m, m = 1..N-1
+        self._kappa = [_along(np.pi * np.arange(1, n) / (n * h), k, D)
+                       for k, (n, h) in enumerate(zip(grid.cells, grid.spacing))]
+        self._cosines = [tuple(slice(1, None) if j == k else slice(None) for j in range(D)) for k in range(D)]
+        self._sines = [tuple(slice(None, -1) if j == k else slice(None) for j in range(D)) for k in range(D)]
 
     def forward(self, values: np.ndarray) -> np.ndarray:
         return self._forward(values).copy()
@@ -129,8 +131,10 @@ class CosineBasis:
         out = np.zeros(self.shape)
         for axis, flux in enumerate(fluxes):
             if flux is not None:
-                sine = np.moveaxis(self._flux[axis](flux), axis, 0)
-                np.moveaxis(out, axis, 0)[1:] -= self._kappa[axis] * sine[:-1]
+                # the transform's own output array, overwritten by its next call: scaled in place
+                sine = self._flux[axis](flux)[self._sines[axis]]
+                sine *= self._kappa[axis]
+                out[self._cosines[axis]] -= sine
         return out
 
 
