@@ -87,9 +87,9 @@ class Table:
         return check_int(value, self.error, name, minimum, maximum)
 
     def number(self, name: str, default: Any = _MISSING, minimum: float | None = None,
-               positive: bool = False) -> float:
+               positive: bool = False, maximum: float | None = None) -> float:
         value = self.raw(name, default)
-        return check_float(value, self.error, name, minimum, positive)
+        return check_float(value, self.error, name, minimum, positive, maximum)
 
     def numbers(self, name: str, length: int | None = None, default: Any = _MISSING,
                 positive: bool = False) -> list[float]:
@@ -110,7 +110,7 @@ class Table:
 
 
 def check_float(value: Any, error: Callable[[str, str], InputError], name: str,
-                minimum: float | None = None, positive: bool = False) -> float:
+                minimum: float | None = None, positive: bool = False, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(name, f"must be a number, got {_describe(value)}")
     value = float(value)
@@ -120,6 +120,8 @@ def check_float(value: Any, error: Callable[[str, str], InputError], name: str,
         raise error(name, f"must be positive, got {value:g}")
     if minimum is not None and value < minimum:
         raise error(name, f"must be at least {minimum:g}, got {value:g}")
+    if maximum is not None and value > maximum:
+        raise error(name, f"must be at most {maximum:g}, got {value:g}")
     return value
 
 

@@ -29,7 +29,7 @@ class Option:
     default: Any
     choices: tuple[str, ...] = ()
     minimum: float | None = None
-    maximum: int | None = None
+    maximum: float | None = None
     positive: bool = False
     doc: str = ""
 
@@ -38,8 +38,8 @@ def _int(default, minimum=0, doc="", maximum=2**31):
     return Option("int", default, minimum=minimum, maximum=maximum, doc=doc)
 
 
-def _float(default, positive=True, minimum=None, doc=""):
-    return Option("float", default, positive=positive, minimum=minimum, doc=doc)
+def _float(default, positive=True, minimum=None, doc="", maximum=None):
+    return Option("float", default, positive=positive, minimum=minimum, maximum=maximum, doc=doc)
 
 
 def _choice(default, *choices, doc=""):
@@ -59,7 +59,7 @@ _PARTICLE_INIT = {
 #: kind -> key -> Option. `kind` itself is read by the case reader.
 _OPTIONS: dict[str, dict[str, Option]] = {
     "fv": {
-        "theta": _float(2.0, minimum=1.0, doc="generalised minmod limiter parameter, 1..2"),
+        "theta": _float(2.0, minimum=1.0, maximum=2.0, doc="generalised minmod limiter parameter, 1..2"),
         "cfl": _float(0.8, doc="fraction of the positivity-preserving step"),
         "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the plain numpy path"),
     },
@@ -71,7 +71,7 @@ _OPTIONS: dict[str, dict[str, Option]] = {
                               "carries the limiter's face factors of the latest sweep (converged: fv's limited "
                               "second-order flux; every iterate >= 0); exponential (Scharfetter-Gummel) or upwind: "
                               "FiPy's first-order terms"),
-        "theta": _float(2.0, minimum=1.0, doc="generalised minmod limiter parameter of convection = tvd, 1..2"),
+        "theta": _float(2.0, minimum=1.0, maximum=2.0, doc="generalised minmod limiter parameter of convection = tvd, 1..2"),
         "linear_solver": _choice("lu", "lu", "bicgstab", doc="FiPy (SciPy) linear solver"),
     },
     "spectral": {
@@ -167,7 +167,8 @@ def read_options(kind: str, table: Table) -> dict[str, Any]:
         if opt.kind == "int":
             options[name] = table.integer(name, opt.default, minimum=opt.minimum, maximum=opt.maximum)
         elif opt.kind == "float":
-            options[name] = table.number(name, opt.default, minimum=opt.minimum, positive=opt.positive)
+            options[name] = table.number(name, opt.default, minimum=opt.minimum, positive=opt.positive,
+                                         maximum=opt.maximum)
         elif opt.kind == "bool":
             options[name] = table.boolean(name, opt.default)
         else:

@@ -26,6 +26,21 @@ def test_axes_of_two_layer_models():
     assert case.axes == ("a", "w1", "w2", "b") and case.cells == (8, 8, 8, 8)
 
 
+@pytest.mark.parametrize("kind, key, value, words", [
+    ("fv", "theta", "2.5", "theta: must be at most 2, got 2.5"),
+    ("fipy", "theta", "0.5", "theta: must be at least 1, got 0.5"),
+    ("fipy", "convection", '"vanleer"', "convection"),
+    ("spectral", "basis", '"chebyshev"', "basis"),
+    ("spectral", "filter", '"hou_li"', "filter"),
+    ("spectral", "filter_order", "-1", "filter_order: must be at least 0"),
+    ("spectral", "filter_order", "65", "filter_order: must be at most 64"),
+])
+def test_solver_options_out_of_range_are_refused_in_one_line(kind, key, value, words):
+    with pytest.raises(InputError, match=words) as info:
+        case_from_text(TWO_LAYER_2D, "c.toml", [f"solver.{key}={value}"], [kind])
+    assert "\n" not in str(info.value)
+
+
 def test_overrides_and_solver_selection():
     case = case_from_text(TWO_LAYER_2D, "c.toml",
                           ["grid.cells=[16,24]", "time.end=2", "solver.theta=1.5", "model.activation=relu"],
