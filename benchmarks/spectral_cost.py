@@ -50,6 +50,14 @@ def measure(root, quick: bool) -> dict:
     fv = cost_at(1e-4, fv_levels, lambda n: _timed("fv", root, n, repeats), reference)
     spectral_1e4 = cost_at(1e-4, spectral_levels, lambda n: _timed("spectral", root, n, repeats), reference)
     out = {"spectral_cost_detail": {"reference_risk": reference, "spectral": spectral, "fv": fv}}
+    # an independent check of the reference: fv on its two finest grids, Richardson-extrapolated
+    # (second order): it must agree with the spectral reference far below fv's own error there
+    (r_coarse, _), (r_fine, _) = (integrate("fv", root, grid(n)) for n in fv_levels[-2:])
+    ratio = (fv_levels[-1] / fv_levels[-2]) ** 2
+    richardson = r_fine + (r_fine - r_coarse) / (ratio - 1.0)
+    out["spectral_cost_detail"]["reference_check_fv_richardson"] = {
+        "risk": richardson, "relative_difference": abs(richardson - reference) / reference,
+        "fv_finest_error": fv["errors"][-1]}
     fv_cost, p, q, n_needed = extrapolated_cost(1e-6, fv["levels"], fv["errors"], fv["times"])
     out["spectral_cost_detail"]["fv_extrapolation_to_1e-6"] = {"order": p, "fitted_time_exponent": q,
                                                               "cells_along_w": n_needed, "seconds": fv_cost}

@@ -104,14 +104,6 @@ def _names(n) -> frozenset:
     return _names(n.a) | _names(n.b) if isinstance(n, Bin) else frozenset()
 
 
-def _calls(n) -> frozenset:
-    if isinstance(n, Call):
-        return frozenset([n.func]) | _calls(n.arg)
-    if isinstance(n, Neg):
-        return _calls(n.arg)
-    return _calls(n.a) | _calls(n.b) if isinstance(n, Bin) else frozenset()
-
-
 def _prec(n) -> int:
     if isinstance(n, Bin):
         return _OPS[n.op][1]
@@ -305,10 +297,6 @@ class Expression:
         """Whether the variable `name` occurs in the expression."""
         self._check(name)
         return name in _names(self._tree)
-
-    def functions(self) -> frozenset:
-        """The names of the functions the expression calls (e.g. {"exp", "abs"})."""
-        return _calls(self._tree)
 
     def _check(self, name):
         if name not in self.variables:

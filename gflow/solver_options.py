@@ -64,8 +64,8 @@ _OPTIONS: dict[str, dict[str, Option]] = {
         "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the plain numpy path"),
     },
     "fipy": {
-        "sweeps": _int(8, 1, "maximum sweeps per step to refresh the nonlocal V"),
-        "tolerance": _float(1e-8, doc="sweep residual tolerance"),
+        "sweeps": _int(12, 1, "maximum sweeps per step to refresh the nonlocal V and the tvd limiter"),
+        "tolerance": _float(1e-6, doc="sweeps stop once the iterate changes by less than this (relative)"),
         "cfl": _float(5.0, doc="step as a multiple of the explicit CFL step"),
         "convection": _choice("tvd", "tvd", "exponential", "upwind", doc="tvd: implicit upwind whose coefficient "
                               "carries the limiter's face factors of the latest sweep (converged: fv's limited "
@@ -77,10 +77,11 @@ _OPTIONS: dict[str, dict[str, Option]] = {
     "spectral": {
         "basis": _choice("cosine", "cosine", "fourier", doc="cosine: the zero-flux box (DCT/DST); fourier: a periodic box"),
         "filter": _choice("auto", "auto", "exponential", "dealias", "none",
-                          doc="auto: exponential, of order 36 for smooth models and 8 where the model has kinks"),
-        "filter_order": _int(0, 0, "order p of the exponential filter exp(-36 (k/k_max)^p); 0: auto", maximum=64),
+                          doc="auto: exponential, of order 36 (Hou-Li), or 8 where a singular interaction builds edges"),
+        "filter_order": _int(0, 0, "order p of the exponential filter exp(-36 (k/k_max)^p); 0: as auto says",
+                             maximum=64),
         "cfl": _float(0.5, doc="fraction of the advective stability step"),
-        "threads": _int(0, 0, "FFTW threads; 0: all available cores"),
+        "threads": _int(0, 0, "FFTW threads; 0: 1 below 2^18 cells, all available cores above"),
     },
     "particle": {
         **_PARTICLE_INIT,

@@ -61,6 +61,11 @@ class Stepper(ABC):
         """
         return {}
 
+    def state_problem(self, state: dict[str, Any]) -> str | None:
+        """Why a saved `restart` state, though well formed, was made by another set-up of this
+        solver (say what to change), or None; `gflow run --resume` asks before anything else."""
+        return None
+
     def restore(self, density: np.ndarray, positions: np.ndarray | None, state: dict[str, Any]) -> None:
         """Continue from a snapshot (and `restart_state`), as if the run had never stopped."""
         if not hasattr(self, "rho"):

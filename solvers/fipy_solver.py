@@ -56,10 +56,11 @@ sweeps : int
     Most Picard sweeps (linear solves) per step.
 tolerance : float
     Sweeps stop once max|rho_k - rho_(k-1)| <= tolerance * max|rho_k|. "tvd"'s sweeps converge
-    linearly (per sweep by ~0.35 at cfl 5, ~0.9 at cfl 50, slower where the limiter switches),
-    so the default 8 sweeps mostly stop at the cap, the last one changing rho by ~2e-5 of
-    its max at cfl 5, far below the time error; such a step is kept if its energy fell
-    (`step`).
+    linearly (per sweep by ~0.35 at cfl 5, ~0.9 at cfl 50, slower where the limiter switches):
+    the defaults, 1e-6 within 12 sweeps, converge at cfl 5 in ~7 sweeps (quickstart 64^2 to
+    t = 1: 7.1 per step, every step converged; 1e-8 within 8 stopped every step at the cap),
+    an iteration error far below the time error. A step that stops at the cap is kept if its
+    energy fell (`step`).
 cfl : float
     The step as a multiple of the explicit limit `solvers.fv_flux.stable_dt` (the forward-Euler
     positivity step of the explicit scheme, re-evaluated from the current velocity every step);
@@ -193,6 +194,7 @@ class FiPyStepper(Stepper):
         #: the upwind coefficient carries the limiter's face factor of the latest iterate
         self.deferred = self.options["convection"] == "tvd"
         self.theta = self.options["theta"]
+        # the case check refuses theta outside [1, 2] already; this guards options given in Python
         if self.deferred and not 1.0 <= self.theta <= 2.0:
             raise ValueError(f"theta = {self.theta:g}: the fipy solver's tvd convection needs 1 <= theta <= 2 "
                              "(beyond 2 the limited face values, hence the implicit matrix, can lose positivity)")

@@ -24,12 +24,12 @@ with the finite-volume solvers and the pipeline stays spectrally accurate. Risk 
 are evaluated on the point values (the midpoint rule, spectrally accurate for either basis).
 
 Fronts and kinks. Where V has kinks (a relu unit: V is not differentiable where w.x + b = 0
-at a data point) or the flow builds edges (a singular interaction's compactly supported
-steady states), the density is not smooth and its interpolant oscillates (Gibbs). The filter
-is then the stronger exponential one, exp(-36 (|k| / k_max)^8) (`filter_order`, Vandeven
-order 8), which keeps the error away from the kinks at about order 8 in N while damping the
-oscillations; on smooth models the default is Hou & Li's exp(-36 (|k| / k_max)^36), which
-removes only the last ~15% of each axis' modes and keeps spectral convergence. Negative values
+at a data point), the density leans on a wall (its even extension has a kink) or the flow
+builds edges (a singular interaction's compactly supported steady states), the density is not
+smooth and its interpolant oscillates (Gibbs). The default filter is Hou & Li's
+exp(-36 (|k| / k_max)^36), which removes only the last ~15% of each axis' modes, and the
+stronger exp(-36 (|k| / k_max)^8) (Vandeven order 8) where the model has a singular
+interaction; `chosen_filter` gives the measurements behind the choice. Negative values
 are never clipped: each snapshot records `min_density` and `negative_mass` (the mass of the
 negative part) of the stored cell averages. Once the negative mass of the point values passes
 NEGATIVE_MASS_LIMIT the run stops with a `RunError` saying so, keeping the snapshots written
@@ -45,13 +45,13 @@ Options (`[solver]` table, kind = "spectral"):
 basis : "cosine" | "fourier"
     The zero-flux box (the problem every other solver solves) or the periodic one.
 filter : "auto" | "exponential" | "dealias" | "none"
-    sigma(k) applied to the flux divergence. "auto": "exponential" of order 36 for smooth
-    models, order 8 where the model is not smooth (`Model.smooth`); "exponential":
+    sigma(k) applied to the flux divergence. "auto": "exponential" of order 36, or of order 8
+    where the model has a singular interaction (`Model.singular_interaction`); "exponential":
     exp(-36 (|k| / k_max)^filter_order); "dealias": the 2/3 rule, modes with |k| > 2/3 k_max
     dropped on each axis; "none": no filter (the Fourier Nyquist mode's odd derivative is
     always dropped).
 filter_order : int
-    The exponential filter's order; 0: 36 for smooth models, 8 otherwise.
+    The exponential filter's order; 0: as "auto" says. Refused with "dealias" and "none".
 cfl : float
     The step is `cfl` times the RK4 advective limit 2 sqrt(2) / sum_k (max|v_k| k_max,k),
     re-evaluated every step from the current velocity (adaptive); a case `[time].dt` caps it
@@ -90,8 +90,10 @@ NEGATIVE_MASS_LIMIT = 0.05
 INITIAL_NEGATIVE_LIMIT = 1e-3
 #: RK4's stability limit on the imaginary axis, |lambda dt| <= 2 sqrt(2)
 RK4_IMAGINARY_LIMIT = 2.0 * np.sqrt(2.0)
-#: the exponential filter's order by default: Hou & Li's 36 for smooth models, 8 for kinks
-SMOOTH_ORDER, KINK_ORDER = 36, 8
+#: the exponential filter's order by default: Hou & Li's 36, and 8 for the edges of singular interactions
+KINK_ORDER, EDGE_ORDER = 36, 8
+#: point values above -ROUNDOFF * max|rho| are round-off, not an undershoot worth reporting
+ROUNDOFF = 1e-12
 
 
 def edge_fraction(rho: np.ndarray) -> float:
@@ -110,11 +112,23 @@ def default_threads(cells: int, requested: int = 0) -> int:
     return available_threads() if cells >= THREADED_CELLS else 1
 
 
-def chosen_filter(options: dict, smooth: bool) -> tuple[str, int]:
-    """(kind, order) of the filter the options ask for, "auto" and order 0 resolved by `smooth`."""
-    kind = "exponential" if options["filter"] == "auto" else options["filter"]
-    order = options["filter_order"] or (SMOOTH_ORDER if smooth else KINK_ORDER)
-    return kind, order
+def chosen_filter(options: dict, model) -> tuple[str, int]:
+    """(kind, order) of the filter the options ask for; "auto" and order 0 resolved by the model.
+
+    "auto" is Hou & Li's exp(-36 (k/k_max)^36), or order 8 where the model has a singular
+    interaction (`Model.singular_interaction`: its steady states have edges). Measured
+    (docs/solvers.md): with a relu kink no filter stalls with a growing undershoot while order
+    36 converges best (orders 8 to 24 smear more); a density touching the walls (the even
+    extension's kink) undershoots 20x more without it; at edges order 8 beats 36 by 2x; and a
+    smooth density strictly inside the box loses little (4e-7 against 3e-8 unfiltered on the
+    quickstart's 38 x 32 cells, both past 1e-6).
+    """
+    if options["filter"] == "auto":
+        return "exponential", options["filter_order"] or (EDGE_ORDER if model.singular_interaction else KINK_ORDER)
+    if options["filter_order"] and options["filter"] != "exponential":
+        raise ValueError(f"filter_order = {options['filter_order']} is for the exponential filter, "
+                         f"not filter = {options['filter']!r}")
+    return options["filter"], options["filter_order"] or KINK_ORDER
 
 
 class SpectralStepper(Stepper):
@@ -135,7 +149,7 @@ class SpectralStepper(Stepper):
                                  "widen [grid].bounds or take basis = \"cosine\" (zero flux)")
         self.threads = threads = default_threads(grid.size, self.options["threads"])
         self.cfl = self.options["cfl"]
-        self.filter, self.filter_order = chosen_filter(self.options, problem.model.smooth)
+        self.filter, self.filter_order = chosen_filter(self.options, problem.model)
         self.operator = problem.grid_operator(threads=threads)
         self.basis = basis = self.basis_kind(grid, threads=threads)
 
@@ -160,6 +174,8 @@ class SpectralStepper(Stepper):
                              f"negative mass {negative:.3g} > {INITIAL_NEGATIVE_LIMIT:g}); refine [grid].cells")
         self.limited_steps = 0
         self.min_seen = float(self.rho.min())
+        #: the initial maximum, the scale of round-off in the point values
+        self.top = float(np.abs(self.rho).max())
 
     # ------------------------------------------------------------------ the scheme
     def tendency(self, rho: np.ndarray, velocities=None) -> np.ndarray:
@@ -189,8 +205,9 @@ class SpectralStepper(Stepper):
         d = self.tendency(self.physical(full * v + dt * half * c))
         self.rho_hat = full * v + (dt / 6.0) * (full * a + 2.0 * half * (b + c) + d)
         self.rho = self.physical(self.rho_hat)
-        self.min_seen = min(self.min_seen, float(self.rho.min()))
-        if self.min_seen < 0:
+        least = float(self.rho.min())
+        self.min_seen = min(self.min_seen, least)
+        if least < 0:
             self._check_undershoot()
         return dt
 
@@ -227,17 +244,28 @@ class SpectralStepper(Stepper):
     def restart_state(self) -> dict:
         """The spectral coefficients themselves: rebuilding them from the stored cell averages
         is a transform round trip, ~1e-16 off, and a resumed run would not be bitwise the same."""
-        return {"rho_hat": self.rho_hat, "min_seen": float(self.min_seen), "limited_steps": int(self.limited_steps)}
+        return {"rho_hat": self.rho_hat, "basis": self.basis.name, "min_seen": float(self.min_seen),
+                "limited_steps": int(self.limited_steps)}
+
+    def state_problem(self, state: dict) -> str | None:
+        """A run written in the other basis (files from before `basis` existed are Fourier's)."""
+        hat = state.get("rho_hat")
+        written = state.get("basis", "fourier" if np.iscomplexobj(hat) else "cosine")
+        if hat is not None and written != self.basis.name:
+            return (f"it was written with basis = {written!r}, the case now gives {self.basis.name!r}; "
+                    f"resume with --set solver.basis='{written}'")
+        return None
 
     def restore(self, density: np.ndarray, positions, state) -> None:
         """Continue from a snapshot: its coefficients where they are this basis', else its cell
         averages, which determine the point values to round-off."""
         hat = state.get("rho_hat")
-        if hat is not None and np.shape(hat) == self.basis.shape and (np.iscomplexobj(hat) == self.basis.periodic):
+        if hat is not None and self.state_problem(state) is None and np.shape(hat) == self.basis.shape:
             self.rho_hat = np.array(hat, dtype=self.basis.dtype)
-            self.min_seen, self.limited_steps = float(state["min_seen"]), int(state["limited_steps"])
         else:
             self.rho_hat = self.basis.forward(np.asarray(density, dtype=float)) / self.to_average
+        self.min_seen = float(state.get("min_seen", self.min_seen))
+        self.limited_steps = int(state.get("limited_steps", 0))
         self.rho = self.physical(self.rho_hat)
 
     def extra_names(self) -> tuple[str, ...]:
@@ -248,6 +276,6 @@ class SpectralStepper(Stepper):
                  f"filter {self.filter}" + (f" order {self.filter_order}" if self.filter == "exponential" else ""),
                  f"{self.threads} FFT thread{'s' * (self.threads > 1)}",
                  f"{'FFTW' if self.basis.fftw else 'scipy.fft'}"]
-        if self.min_seen < 0:
+        if self.min_seen < -ROUNDOFF * self.top:
             words.append(f"min point value {self.min_seen:.3g} (undershoot)")
         return ", ".join(words)

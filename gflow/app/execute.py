@@ -124,7 +124,7 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
     state = done.restart()
     if state is None and template:
         raise InputError(f"{path}: the solver state of the last snapshot is missing; cannot resume exactly")
-    problem = _state_mismatch(template, state or {})
+    problem = stepper.state_problem(state or {}) or _state_mismatch(template, state or {})
     try:
         if problem is None:
             stepper.restore(snapshot.density, snapshot.positions, state or {})

@@ -8,7 +8,7 @@ and a solver needs only what this protocol lists: the axes and which of them mov
 (`trained`), the velocity -grad V at weighted points (the Lagrangian path), the risk and
 energy of weighted points, and on a grid its `GridOperator` (the Eulerian path). No solver
 asks what kind a model is: a capability that only some kinds have is an attribute here
-(`data`, `singular_interaction`, `smooth`) or a method of the grid operator (`velocity_factors`).
+(`data`, `singular_interaction`) or a method of the grid operator (`velocity_factors`).
 
 A model kind (`ModelKind`) is the case-file side of a model: it parses the `[model]` table
 (and any table it owns, such as `[target]` and `[data]`) into a frozen spec, and builds the
@@ -67,10 +67,6 @@ class Model(Protocol):
     #: -log r, r^-3): only then can explicit particle steps jump past a neighbour, so only then
     #: do the particle solvers take their nearest-neighbour step cap (`gflow.solvers.particle`)
     singular_interaction: bool
-    #: whether V[rho] is a smooth function of u and the flow keeps smooth data smooth: False for
-    #: a unit with a kink (relu), a potential with abs, or a singular interaction (whose steady
-    #: states have edges); the spectral solver's default filter is the stronger one then
-    smooth: bool
 
     @property
     def ndim(self) -> int:

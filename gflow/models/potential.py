@@ -51,10 +51,6 @@ class PotentialModel:
         #: W or W' not finite at r = 0 (-log r, r**-3, sqrt r): the particles' neighbour cap
         #: applies (a 0/0 form such as sin(r)/r counts as singular: the cap is then only cautious)
         self.singular_interaction = self.W is not None and not (np.isfinite(w0) and np.isfinite(_at_zero(self.dW)))
-        #: a kink in P or W (abs) or a singular W (edges of the steady states: the semicircle's
-        #: square root, the aggregation disk's jump) is not smooth
-        self.smooth = not self.singular_interaction and not any(
-            "abs" in e.functions() for e in (self.P, self.W) if e is not None)
 
     @property
     def ndim(self) -> int:
@@ -201,7 +197,11 @@ def _at_zero(expression) -> float:
 
 
 def _derivative(f: np.ndarray, axis: int, h: float) -> np.ndarray:
-    """df/du along `axis`: fourth-order central inside, second order in the two edge cells."""
+    """df/du along `axis`: fourth-order central inside, second order in the two edge cells;
+    with one cell there is no derivative to take (zero), with two a first-order difference."""
+    n = f.shape[axis]
+    if n < 3:
+        return np.zeros_like(f) if n == 1 else np.gradient(f, h, axis=axis, edge_order=1)
     d = np.gradient(f, h, axis=axis, edge_order=2)
     if f.shape[axis] >= 5:
         g = np.moveaxis(f, axis, 0)

@@ -42,8 +42,6 @@ class TwoLayerModel:
         self.bias = spec.bias
         unit = UNITS[spec.activation]
         self.sigma, self.dsigma = unit.sigma, unit.dsigma
-        #: V inherits the unit's kinks (relu: wherever w.x + b = 0 at a data point)
-        self.smooth = unit.smooth
         self.x, self.p = data.x, data.p
         self.target = target
         self.y = data.y if data.y is not None else target(data.x)

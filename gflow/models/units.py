@@ -27,9 +27,6 @@ class Unit:
     kernel_code: int | None = None
     #: why a unit without a kernel code has none (shown in docs and by the test)
     fallback: str = ""
-    #: sigma is C-infinity: False for a kink (relu at 0), where V has kinks wherever w.x + b = 0
-    #: at a data point, and a spectral solver filters more strongly (`gflow.solvers.spectral`)
-    smooth: bool = True
 
 
 def _relu(z: Array) -> Array:
@@ -65,7 +62,7 @@ def _minus_sin(z: Array) -> Array:
 
 #: name -> Unit; the kernel codes are the branches of `two_layer_kernels._dot_sigma` and friends
 UNITS: dict[str, Unit] = {u.name: u for u in (
-    Unit("relu", _relu, _relu_prime, kernel_code=1, smooth=False),
+    Unit("relu", _relu, _relu_prime, kernel_code=1),
     Unit("tanh", np.tanh, _tanh_prime, kernel_code=0),
     Unit("sigmoid", _sigmoid, _sigmoid_prime, kernel_code=2),
     Unit("linear", np.asarray, _one, kernel_code=3),
