@@ -47,24 +47,30 @@ def reference_risk(root, n_fine: int) -> float:
 
 def cost_at(tolerance: float, levels: Sequence, run: Callable[[object], tuple[float, float] | list],
             reference: float) -> dict:
-    """Errors and times over `levels` (coarse to fine), and the cost at `tolerance`.
+    """Risks, errors and times over `levels` (coarse to fine), and the cost at `tolerance`.
 
     `run(level)` gives (risk, wall seconds), or a list of them (random particles, one per
-    seed): the level's error is then the mean relative error and its time the mean time.
+    seed): the level's risk is then the mean risk, its error the mean relative error and its
+    time the mean time.
     """
-    errors, times = [], []
+    risks, errors, times = [], [], []
     for level in levels:
         result = run(level)
         runs = result if isinstance(result, list) else [result]
+        risks.append(float(np.mean([risk for risk, _ in runs])))
         errors.append(float(np.mean([abs(risk - reference) for risk, _ in runs])) / abs(reference))
         times.append(float(np.mean([wall for _, wall in runs])))
+    return {"levels": list(levels), "risks": risks, "errors": errors, "times": times,
+            "cost": cheapest(tolerance, errors, times)}
+
+
+def cheapest(tolerance: float, errors: Sequence[float], times: Sequence[float]) -> float | None:
+    """The time of the first level from which every finer one meets `tolerance`, or None."""
     ok = np.array(errors) <= tolerance
-    cost = None
-    for i in range(len(levels)):
+    for i in range(len(errors)):
         if ok[i:].all():
-            cost = times[i]
-            break
-    return {"levels": list(levels), "errors": errors, "times": times, "cost": cost}
+            return times[i]
+    return None
 
 
 def fv_vs_fipy(root, quick: bool) -> dict:

@@ -105,6 +105,11 @@ def edge_fraction(rho: np.ndarray) -> float:
     return edge / top
 
 
+def negative_mass(rho: np.ndarray, cell_volume: float) -> float:
+    """The mass of the negative part of rho (point values or cell averages)."""
+    return float(-np.minimum(rho, 0.0).sum()) * cell_volume
+
+
 def default_threads(cells: int, requested: int = 0) -> int:
     """FFT threads: as requested, or for 0, serial below THREADED_CELLS (see `threads`)."""
     if requested > 0:
@@ -140,8 +145,8 @@ class SpectralStepper(Stepper):
         super().__init__(problem, options)
         grid = self.grid = grid_of(problem)
         averages = problem.initial_density()
-        self.basis_kind = BASES[self.options["basis"]]
-        if self.basis_kind.periodic:
+        basis_kind = BASES[self.options["basis"]]
+        if basis_kind.periodic:
             edge = edge_fraction(averages)
             if edge > EDGE_TOLERANCE:
                 raise ValueError(f"the initial density on the box edge is {edge:.3g} of its maximum "
@@ -151,7 +156,7 @@ class SpectralStepper(Stepper):
         self.cfl = self.options["cfl"]
         self.filter, self.filter_order = chosen_filter(self.options, problem.model)
         self.operator = problem.grid_operator(threads=threads)
-        self.basis = basis = self.basis_kind(grid, threads=threads)
+        self.basis = basis = basis_kind(grid, threads=threads)
 
         k = basis.wavenumbers
         kmax = np.pi / grid.spacing
@@ -168,7 +173,7 @@ class SpectralStepper(Stepper):
         self.mass = problem.grid.mass(averages)
         self.rho_hat = basis.forward(averages) / self.to_average
         self.rho = basis.backward(self.rho_hat)
-        negative = float(-np.minimum(self.rho, 0.0).sum()) * grid.cell_volume
+        negative = negative_mass(self.rho, grid.cell_volume)
         if negative > INITIAL_NEGATIVE_LIMIT * self.mass:
             raise ValueError(f"the grid does not resolve the initial density (its {basis.name} interpolant has "
                              f"negative mass {negative:.3g} > {INITIAL_NEGATIVE_LIMIT:g}); refine [grid].cells")
@@ -212,7 +217,7 @@ class SpectralStepper(Stepper):
         return dt
 
     def _check_undershoot(self) -> None:
-        negative = float(-np.minimum(self.rho, 0.0).sum()) * self.grid.cell_volume
+        negative = negative_mass(self.rho, self.grid.cell_volume)
         if not negative <= NEGATIVE_MASS_LIMIT * self.mass:
             raise RunError(f"spectral: negative mass {negative:.3g} (> {NEGATIVE_MASS_LIMIT:g} of the mass), "
                            f"the least point value {self.rho.min():.3g} at {self._where(self.rho.argmin())}: "
@@ -220,7 +225,7 @@ class SpectralStepper(Stepper):
                            "basis follows it; use fv or fipy there")
 
     def _where(self, flat: int) -> str:
-        """The axes' values at a flat cell index, e.g. "a = 0.12, w = -3.9 (a wall)"."""
+        """The axes' values at a flat cell index, e.g. "a = 0.12, w = -3.9 (a boundary cell)"."""
         index = np.unravel_index(flat, self.grid.shape)
         words = ", ".join(f"{name} = {centres[i]:.3g}"
                           for name, centres, i in zip(self.problem.model.axes, self.grid.centres, index))
@@ -236,7 +241,7 @@ class SpectralStepper(Stepper):
         risk = self.operator.risk(self.rho)
         vol = self.grid.cell_volume
         extras = {"min_density": float(density.min()),
-                  "negative_mass": float(-np.minimum(density, 0.0).sum() * vol),
+                  "negative_mass": negative_mass(density, vol),
                   "edge_density": edge_fraction(density)}
         return Observation(density, risk, self.operator.energy(self.rho, risk), self.grid.mass(density),
                            extras=extras)

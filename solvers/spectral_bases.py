@@ -115,10 +115,9 @@ class CosineBasis:
         self._flux = [RealToReal(shape, ["dst2" if j == k else "dct2" for j in range(D)], threads=threads)
                       for k in range(D)]
         # along its own axis: d/dx of sine m (coefficient slot m - 1) is kappa_m cosine m, m = 1..N-1
-        self._kappa = [kappa[tuple(slice(1, None) if j == k else slice(None) for j in range(D))]
-                       for k, kappa in enumerate(self.wavenumbers)]
         self._cosines = [tuple(slice(1, None) if j == k else slice(None) for j in range(D)) for k in range(D)]
         self._sines = [tuple(slice(None, -1) if j == k else slice(None) for j in range(D)) for k in range(D)]
+        self._kappa = [kappa[cosines] for kappa, cosines in zip(self.wavenumbers, self._cosines)]
 
     def forward(self, values: np.ndarray) -> np.ndarray:
         return self._forward(values).copy()

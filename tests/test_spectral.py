@@ -53,6 +53,15 @@ def advance(stepper, end: float, dt: float | None = None) -> None:
         t += stepper.step(wanted)
 
 
+def worst_undershoot(stepper, end: float, every: float) -> float:
+    """Step to `end`, observing at least every `every`; the largest negative mass seen."""
+    worst, t = 0.0, 0.0
+    while t < end:
+        t += stepper.step(min(every, end - t))
+        worst = max(worst, stepper.observe().extras["negative_mass"])
+    return worst
+
+
 def block_average(a: np.ndarray, factor: int) -> np.ndarray:
     """Cell averages on a grid `factor` times coarser (the fine faces nest in the coarse ones)."""
     shape = [s for n in a.shape for s in (n // factor, factor)]
@@ -490,10 +499,7 @@ def test_the_kink_filter_converges_on_sqrt_edges_with_bounded_negative_mass():
         problem = build_problem(case_from_text(SEMICIRCLE_1D, overrides=[f"grid.cells=[{n}]"]))
         stepper = SpectralStepper(problem, options())
         assert (stepper.filter, stepper.filter_order) == ("exponential", 8)
-        worst, t = 0.0, 0.0
-        while t < 10.0:
-            t += stepper.step(min(0.5, 10.0 - t))
-            worst = max(worst, stepper.observe().extras["negative_mass"])
+        worst = worst_undershoot(stepper, 10.0, every=0.5)
         rho, x, h = stepper.observe().density, problem.grid.centres[0], problem.grid.spacing[0]
         exact = semicircle_averages(problem.grid.faces[0], (x * rho).sum() * h)
         errors.append(np.abs(rho - exact).sum() * h)
@@ -515,10 +521,7 @@ def test_relu_kink_with_the_filter_converges_at_second_order():
     def solve(n, **changes):
         problem = build_problem(case_from_text(RELU_RANDOM_FEATURES, overrides=[f"grid.cells=[{n}, {n}]"]))
         stepper = SpectralStepper(problem, options(**changes))
-        worst, t = 0.0, 0.0
-        while t < 2.0:
-            t += stepper.step(min(0.1, 2.0 - t))
-            worst = max(worst, stepper.observe().extras["negative_mass"])
+        worst = worst_undershoot(stepper, 2.0, every=0.1)
         return stepper.observe(), worst, problem.grid.cell_volume
 
     reference = solve(256)[0]

@@ -30,7 +30,7 @@ def table() -> dict[tuple[str, str], str]:
     body = text.split("<!-- solver-table -->")[1]
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in body.splitlines()
             if line.startswith("|")]
-    header, rows = rows[0], [r for r in rows[2:]]
+    header, rows = rows[0], rows[2:]
     kinds = [h.strip("` ") for h in header[1:]]
     return {(row[0].strip("` "), kind): cell for row in rows for kind, cell in zip(kinds, row[1:])}
 
