@@ -18,6 +18,7 @@ import tomli_w
 from gflow.errors import InputError
 from gflow.memory import check_memory
 from gflow.models import REGISTRY as MODEL_KINDS, model_kind
+from gflow.grids import LAYER, layer_bounds
 from gflow.schema import Table, check_float, decode_utf8, fail, open_regular
 from gflow.solver_options import SOLVER_OPTIONS, over_budget, read_options
 
@@ -32,13 +33,19 @@ SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 #: are compared (tests/test_case_bounds.py holds this list to the writer and the solvers)
 RUN_FILE_NAMES = {name.casefold(): name for name in (
     "time", "density", "risk", "energy", "mass", "positions", "weights", "particle", "component",
-    "restart", "restart.new", "outside_mass", "min_density", "negative_mass", "edge_density")}
+    "restart", "restart.new", "outside_mass", "min_density", "negative_mass", "edge_density", "layer",
+    "layer_mass")}
 
 
 @dataclass(frozen=True)
 class InitialSpec:
-    distribution: str                  # gaussian | uniform | mixture
+    distribution: str                  # gaussian | uniform | mixture | points
     components: tuple[tuple[float, tuple[float, ...], tuple[float, ...]], ...] = ()  # (weight, mean, std)
+    #: layered models (resnet): the mean of each layer's Gaussian, (L, D); empty: `mean` for all
+    layer_means: tuple[tuple[float, ...], ...] = ()
+    #: distribution = "points": the point masses (P, D) and their weights (P,), summing to 1
+    points: tuple[tuple[float, ...], ...] = ()
+    point_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,23 @@ class Case:
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
+    def layers(self) -> int | None:
+        """L for a layered model (resnet): its grid and particles carry a frozen `layer` axis first."""
+        return getattr(self.model, "layers", None)
+
+    @property
     def axes(self) -> tuple[str, ...]:
+        """The axes solvers see: the model's, after the layer axis of a layered model."""
+        return (LAYER, *self.model.axes) if self.layers else self.model.axes
+
+    @property
+    def parameter_axes(self) -> tuple[str, ...]:
+        """The axes of one neuron (without the layer axis): those `[grid]` and `[initial]` name."""
         return self.model.axes
 
     @property
     def ndim(self) -> int:
-        return len(self.model.axes)
+        return len(self.axes)
 
     def text_for(self, solver: SolverSpec) -> str:
         """The case as TOML with only `solver`: enough to rebuild this one run."""
@@ -222,11 +240,18 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     reg.done()
 
     ndim = len(model.axes)
-    initial = _initial(top.table("initial"), ndim)
+    layers = getattr(model, "layers", None)
+    initial = _initial(top.table("initial"), ndim, layers)
     grid_t = top.table("grid")
     bounds = _bounds(grid_t, ndim)
     cells = _cells(grid_t, ndim)
     grid_t.done()
+    if layers:
+        # the frozen layer axis: L cells centred on the depths tau_l = l / L
+        bounds, cells = (layer_bounds(layers), *bounds), (layers, *cells)
+        if math.prod(cells) > MAX_CELLS:
+            raise fail(source, "grid.cells", f"{layers} layers of {math.prod(cells[1:])} cells make "
+                                             f"{math.prod(cells)} cells, more than the {MAX_CELLS} allowed")
 
     time_t = top.table("time")
     end = time_t.number("end", positive=True)
@@ -273,15 +298,23 @@ def _check_axis_names(axes: tuple[str, ...], t: Table) -> None:
         seen[folded] = name
 
 
-def _initial(t: Table, ndim: int) -> InitialSpec:
-    dist = t.string("distribution", "gaussian", choices=("gaussian", "uniform", "mixture"))
+def _initial(t: Table, ndim: int, layers: int | None = None) -> InitialSpec:
+    dist = t.string("distribution", "gaussian", choices=("gaussian", "uniform", "mixture", "points"))
+    if t.has("layer_means") and not (layers and dist == "gaussian"):
+        raise t.error("layer_means", "per-layer means belong to a layered model (resnet) with a gaussian initial law")
     if dist == "uniform":
         t.done()
         return InitialSpec("uniform")
-    if dist == "gaussian":
-        comp = (1.0, tuple(t.numbers("mean", ndim)), tuple(t.numbers("std", ndim, positive=True)))
+    if dist == "points":
+        spec = _points(t, ndim)
         t.done()
-        return InitialSpec("gaussian", (comp,))
+        return spec
+    if dist == "gaussian":
+        mean = tuple(t.numbers("mean", ndim, [0.0] * ndim) if t.has("layer_means") else t.numbers("mean", ndim))
+        comp = (1.0, mean, tuple(t.numbers("std", ndim, positive=True)))
+        means = _layer_means(t, ndim, layers) if t.has("layer_means") else ()
+        t.done()
+        return InitialSpec("gaussian", (comp,), layer_means=means)
     raw = t.raw("components")
     if not isinstance(raw, list) or not raw:
         raise t.error("components", "must be a non-empty list of tables {weight, mean, std}")
@@ -294,6 +327,62 @@ def _initial(t: Table, ndim: int) -> InitialSpec:
     t.done()
     total = sum(c[0] for c in comps)
     return InitialSpec("mixture", tuple((w / total, m, s) for w, m, s in comps))
+
+
+#: point masses an inline `[initial] points` list may hold
+MAX_POINTS = 10_000
+
+
+def _points(t: Table, ndim: int) -> InitialSpec:
+    """`points = [[u_1..u_D], ...]` and optional `weights` (normalised to sum 1)."""
+    raw = t.raw("points")
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_POINTS:
+        raise t.error("points", f"must be a non-empty list of at most {MAX_POINTS} points [u_1, ..., u_{ndim}]")
+    points = []
+    for i, row in enumerate(raw):
+        key = f"points[{i}]"
+        if not isinstance(row, list) or len(row) != ndim:
+            raise t.error(key, f"must be a list of {ndim} numbers (one per axis), got {row!r:.60}")
+        points.append(tuple(check_float(v, t.error, key) for v in row))
+    weights = t.numbers("weights", len(points), [1.0] * len(points))
+    if any(not (w >= 0 and math.isfinite(w)) for w in weights) or not sum(weights) > 0:
+        raise t.error("weights", "must be finite, non-negative and not all zero")
+    total = sum(weights)
+    return InitialSpec("points", points=tuple(points), point_weights=tuple(w / total for w in weights))
+
+
+def _layer_means(t: Table, ndim: int, layers: int) -> tuple[tuple[float, ...], ...]:
+    """`layer_means`: L lists of D numbers, or D entries, each a number or an expression in the
+    depth `tau` (tau_l = l / L), giving layer l's Gaussian mean."""
+    from gflow.expr import parse_expression
+    from gflow.schema import check_expression
+
+    raw = t.raw("layer_means")
+    key = "layer_means"
+    if isinstance(raw, list) and raw and all(isinstance(row, list) for row in raw):
+        if len(raw) != layers:
+            raise t.error(key, f"as a list of lists it needs one mean per layer ({layers}), got {len(raw)}")
+        means = []
+        for i, row in enumerate(raw):
+            if len(row) != ndim:
+                raise t.error(f"{key}[{i}]", f"must be {ndim} numbers (one per axis), got {row!r:.60}")
+            means.append(tuple(check_float(v, t.error, f"{key}[{i}]") for v in row))
+        return tuple(means)
+    if not isinstance(raw, list) or len(raw) != ndim:
+        raise t.error(key, f"must be {layers} lists of {ndim} numbers, or {ndim} numbers or expressions in tau")
+    taus = [l / layers for l in range(layers)]
+    columns = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            check_expression(t, f"{key}[{i}]", item, ["tau"])
+            f = parse_expression(item, ["tau"])
+            values = [float(f(tau)) for tau in taus]
+        else:
+            values = [check_float(item, t.error, f"{key}[{i}]")] * layers
+        if not all(math.isfinite(v) for v in values):
+            raise t.error(f"{key}[{i}]", "is not finite at every depth tau = l / L")
+        columns.append(values)
+    return tuple(zip(*columns))
 
 
 def _bounds(t: Table, ndim: int) -> tuple[tuple[float, float], ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -52,14 +52,64 @@ class Problem:
                              f"{where}: an expression of the model overflows or leaves its domain on the box")
         return operator
 
-    def initial_density(self, grid: CartesianGrid | None = None) -> np.ndarray:
-        """Cell averages of the initial distribution, mass 1 on the box."""
-        grid = grid or self.grid
-        init = self.case.initial
-        with quiet():
-            return self._initial_density(grid, init)
+    # ------------------------------------------------------------------ layers (resnet)
+    @property
+    def layers(self) -> int | None:
+        """L for a layered model, whose grid and particles carry the frozen layer axis first."""
+        return self.case.layers
 
-    def _initial_density(self, grid: CartesianGrid, init) -> np.ndarray:
+    @property
+    def parameter_grid(self) -> CartesianGrid:
+        """The grid of one layer's parameters (the case grid itself for an unlayered model)."""
+        grid = self.grid
+        return CartesianGrid(grid.bounds[1:], grid.cells[1:]) if self.layers else grid
+
+    def layer_initials(self) -> list:
+        """Each layer's initial law: `[initial]`, or its Gaussian moved to the layer's mean."""
+        init = self.case.initial
+        if not init.layer_means:
+            return [init] * (self.layers or 1)
+        (_, _, std), = init.components
+        return [replace(init, components=((1.0, mean, std),), layer_means=()) for mean in init.layer_means]
+
+    def replicate(self, nodes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A rule (nodes (n, D), weights (n,)) for `[initial]` as the layered rule: layer l's copy
+        moved by its mean's offset (a Gaussian moved is the moved Gaussian) behind the coordinate
+        tau_l, joint weights w / L; unchanged for an unlayered model."""
+        L = self.layers
+        if not L:
+            return nodes, weights
+        init = self.case.initial
+        base = np.array(init.components[0][1]) if init.layer_means else 0.0
+        offsets = np.array(init.layer_means) - base if init.layer_means else np.zeros((L, nodes.shape[1]))
+        taus = self.grid.centres[0]
+        layered = [np.column_stack([np.full(len(nodes), tau), nodes + offset]) for tau, offset in zip(taus, offsets)]
+        return np.concatenate(layered), np.tile(weights, L) / L
+
+    def initial_points(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The point masses of `distribution = "points"` (positions, joint weights), else None."""
+        init = self.case.initial
+        if init.distribution != "points":
+            return None
+        return self.replicate(np.array(init.points, dtype=float), np.array(init.point_weights, dtype=float))
+
+    def initial_density(self, grid: CartesianGrid | None = None) -> np.ndarray:
+        """Cell averages of the initial distribution, mass 1 on the box (on each layer's box for a
+        layered model, whose cells then hold each layer's density)."""
+        grid = grid or self.grid
+        with quiet():
+            if not self.layers:
+                return self.law_density(grid, self.case.initial)
+            one = CartesianGrid(grid.bounds[1:], grid.cells[1:])
+            laws = self.layer_initials()
+            if not self.case.initial.layer_means:
+                return np.repeat(self.law_density(one, laws[0])[None], len(laws), axis=0)
+            return np.stack([self.law_density(one, law) for law in laws])
+
+    def law_density(self, grid: CartesianGrid, init) -> np.ndarray:
+        if init.distribution == "points":
+            raise InputError(f"{self.case.source}: initial: distribution = \"points\" gives point masses, which a "
+                             "grid cannot hold: use the particle solver")
         try:
             if init.distribution == "uniform":
                 return uniform_cell_average(grid)
@@ -71,14 +121,22 @@ class Problem:
             raise InputError(f"{self.case.source}: initial: {exc}") from None
 
     def sample_initial(self, m: int, rng: np.random.Generator) -> np.ndarray:
-        """m i.i.d. draws from the initial distribution, shape (m, D)."""
-        init = self.case.initial
+        """m i.i.d. draws from the initial distribution, shape (m, D); for a layered model m per
+        layer, layer by layer behind their depth coordinate, shape (L m, 1 + D)."""
+        if not self.layers:
+            return self._sample(self.case.initial, self.grid.bounds, m, rng)
+        taus, bounds = self.grid.centres[0], self.grid.bounds[1:]
+        return np.concatenate([np.column_stack([np.full(m, tau), self._sample(law, bounds, m, rng)])
+                               for tau, law in zip(taus, self.layer_initials())])
+
+    @staticmethod
+    def _sample(init, bounds, m: int, rng: np.random.Generator) -> np.ndarray:
         if init.distribution == "uniform":
-            lo, hi = np.array(self.case.bounds).T
+            lo, hi = np.array(bounds).T
             return rng.uniform(lo, hi, size=(m, len(lo)))
         weights, means, stds = (np.array(v) for v in zip(*init.components))
         which = rng.choice(len(weights), size=m, p=weights) if len(weights) > 1 else np.zeros(m, int)
-        return means[which] + stds[which] * rng.standard_normal((m, len(self.axes)))
+        return means[which] + stds[which] * rng.standard_normal((m, means.shape[1]))
 
 
 @contextmanager

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from gflow.errors import InputError, reason
+from gflow.grids import LAYER
 from gflow.h5io import reading
 from gflow.solver_options import SOLVER_OPTIONS
 
@@ -285,13 +286,20 @@ class Run:
     weights: np.ndarray | None = None
     #: the stored case as a TOML document (nesting bounded), None when it is not TOML
     document: dict | None = None
+    #: L for a layered run (resnet): the file's `layer` scale is read as a first, frozen axis
+    #: `layer` (density (L, n_1..n_D)), its positions (L, M, D) as (L M, 1 + D) behind their
+    #: depth and its weights (M,) as the joint (L M,) / L: the view solvers have
+    layers: int | None = None
 
     # --- snapshots
 
     def _row_shape(self, name: str) -> tuple[int, ...]:
         if name == "density":
             return tuple(len(c) for c in self.coordinates)
-        return (0 if self.weights is None else len(self.weights), len(self.axes))
+        m = 0 if self.weights is None else len(self.weights)
+        if self.layers:
+            return (self.layers, m // self.layers, len(self.axes) - 1)
+        return (m, len(self.axes))
 
     def _read(self, name: str, index: int) -> np.ndarray:
         if not -len(self.time) <= index < len(self.time):
@@ -324,7 +332,14 @@ class Run:
         return self._read("density", index)
 
     def positions(self, index: int) -> np.ndarray | None:
-        return self._read("positions", index) if self.has_particles else None
+        if not self.has_particles:
+            return None
+        row = self._read("positions", index)
+        if self.layers:
+            # (L, M, D) -> (L M, 1 + D), each particle behind its layer's depth
+            L, M, D = row.shape
+            row = np.column_stack([np.repeat(self.coordinates[0], M), row.reshape(L * M, D)])
+        return row
 
     def snapshot(self, index: int) -> Snapshot:
         """Snapshot `index`, its shape and values checked against the run's axes and weights."""
@@ -475,7 +490,13 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
             if not _is_text(attrs.get("case")):
                 raise InputError(f"{path}: root attribute 'case' is not text (a TOML case)")
             case_text = _text(attrs["case"])
+            layered = _member(f, LAYER, path, f"dataset {LAYER!r}") is not None
+            if layered:
+                if LAYER in axes:
+                    raise InputError(f"{path}: {LAYER!r} is both an axis and the layer scale")
+                axes = (LAYER, *axes)
             coordinates = _coordinates(f, axes, path)
+            layers = len(coordinates[0]) if layered else None
             n = _array(f, "time", path, ndim=1, limit=MAX_SNAPSHOTS).shape[0]
             small = {"time": f["time"][()]}
             for k in SCALARS:
@@ -497,10 +518,15 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
             if weights is not None and not (np.all(np.isfinite(weights)) and np.all(weights >= 0)
                                             and np.sum(weights) > 0):
                 raise InputError(f"{path}: dataset 'weights' is not finite, non-negative weights of positive sum")
+            if weights is not None and layered:
+                if len(weights) * layers * len(axes) > MAX_ROW_VALUES:
+                    raise InputError(f"{path}: {len(weights)} particles in each of {layers} layers are more "
+                                     f"than the {MAX_ROW_VALUES} values a snapshot may hold")
+                weights = np.tile(weights, layers) / layers      # the joint weights of every layer's particles
             document = _case_document(case_text, path)
-            _single_cells(document, coordinates, path)
+            _single_cells(document, coordinates[1:] if layered else coordinates, path)
             run = Run(path, solver, case_text, axes, coordinates, small["time"], small["risk"], small["energy"],
-                      small["mass"], attrs, has_particles, weights, document)
+                      small["mass"], attrs, has_particles, weights, document, layers)
     except InputError:
         raise
     except (*READ_ERRORS, MemoryError) as exc:

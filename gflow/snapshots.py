@@ -30,6 +30,9 @@ from gflow.errors import InputError, RunError, reason
 from gflow.h5io import METADATA_RESERVE, DiskFull, appending, creating, reading, reserve
 from gflow.version import __version__
 
+#: per-layer mass of a layered run (T, L): each layer's density summed over its cells
+LAYER_MASS = "layer_mass"
+
 # the reader's names, re-exported: `from gflow.snapshots import open_run` keeps working
 from gflow.run_file import (FORMAT, FORMAT_VERSION, PENDING, READ_ERRORS, RESTART, SCALARS, Run,  # noqa: F401
                             Snapshot, open_run, restart_index)
@@ -56,9 +59,13 @@ class SnapshotWriter:
 
     def __init__(self, path: str | Path, *, case_text: str, solver: str, axes, coordinates,
                  n_particles: int | None = None, weights: np.ndarray | None = None,
-                 extras: tuple[str, ...] = (), density_attrs: dict | None = None):
+                 extras: tuple[str, ...] = (), density_attrs: dict | None = None, layered: bool = False):
+        """`layered`: axes[0] is the frozen layer axis of a layered model (resnet), stored as SPEC.md
+        fixes: a `layer` scale, density (T, L, n_1..n_D), positions (T, L, M, D) of particles given
+        layer by layer, weights (M,) those of one layer (all alike), and `layer_mass` (T, L)."""
         self.path = Path(path)
         self.extras = tuple(extras)
+        self.layers = len(coordinates[0]) if layered else None
         shape = tuple(len(c) for c in coordinates)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_symlink():
@@ -72,9 +79,12 @@ class SnapshotWriter:
             raise RunError(f"{self.path}: cannot create the run file: {_cause(exc)}") from None
 
     def _create(self, shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs) -> None:
+        layered = self.layers is not None
+        # the layer axis is stored as the `layer` scale, not among the `axes` (SPEC.md)
+        stored_axes = list(axes[1:] if layered else axes)
         with creating(self.path) as f:
             f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, gflow_version=__version__,
-                           solver=solver, case=case_text, axes=list(axes))
+                           solver=solver, case=case_text, axes=stored_axes)
             time = f.create_dataset("time", (0,), maxshape=(None,), dtype="f8", chunks=(256,))
             time.make_scale("time")
             for name in (*SCALARS, *self.extras):
@@ -92,18 +102,27 @@ class SnapshotWriter:
             density.dims[0].attach_scale(time)
             for i, s in enumerate(scales):
                 density.dims[1 + i].attach_scale(s)
+            lead = ()
+            if layered:
+                lead = (self.layers,)
+                layer_mass = f.create_dataset(LAYER_MASS, (0, self.layers), maxshape=(None, self.layers),
+                                              dtype="f8", chunks=(256, self.layers))
+                layer_mass.dims[0].attach_scale(time)
+                layer_mass.dims[1].attach_scale(scales[0])
             if n_particles is not None:
+                weights = np.asarray(weights, dtype="f8")
+                if layered:
+                    n_particles, weights = _one_layer(weights, self.layers)
                 particle = f.create_dataset("particle", data=np.arange(n_particles, dtype="i8"))
                 particle.make_scale("particle")
-                component = f.create_dataset("component", data=np.arange(len(axes), dtype="i8"))
+                component = f.create_dataset("component", data=np.arange(len(stored_axes), dtype="i8"))
                 component.make_scale("component")
-                component.attrs["axes"] = list(axes)
-                pos = f.create_dataset("positions", (0, n_particles, len(axes)),
-                                       maxshape=(None, n_particles, len(axes)), dtype="f8",
-                                       chunks=(1, n_particles, len(axes)))
-                for i, s in enumerate((time, particle, component)):
+                component.attrs["axes"] = stored_axes
+                row = (*lead, n_particles, len(stored_axes))
+                pos = f.create_dataset("positions", (0, *row), maxshape=(None, *row), dtype="f8", chunks=(1, *row))
+                for i, s in enumerate((time, *scales[:len(lead)], particle, component)):
                     pos.dims[i].attach_scale(s)
-                w = f.create_dataset("weights", data=np.asarray(weights, dtype="f8"))
+                w = f.create_dataset("weights", data=weights)
                 w.dims[0].attach_scale(particle)
 
     @classmethod
@@ -113,6 +132,7 @@ class SnapshotWriter:
         writer.path, writer.extras = Path(path), tuple(extras)
         try:
             with _signals_deferred(), appending(writer.path, 0) as f:
+                writer.layers = f[LAYER_MASS].shape[1] if LAYER_MASS in f else None
                 _settle(f)       # what a run killed mid-append left: rows beyond `time`, two restart groups
         except OSError as exc:
             raise RunError(f"{writer.path}: cannot reopen the run file to continue it: {_cause(exc)}") from None
@@ -164,14 +184,33 @@ class SnapshotWriter:
                   **{k: obs.extras[k] for k in self.extras}}
         f["density"].resize(n + 1, axis=0)
         f["density"][n] = obs.density
+        if self.layers is not None:
+            # layer l's mass int rho_l du = L x (its share of the total mass): each cell's
+            # volume holds the layer width 1/L
+            sums = obs.density.reshape(self.layers, -1).sum(axis=1)
+            total = float(sums.sum())
+            f[LAYER_MASS].resize(n + 1, axis=0)
+            f[LAYER_MASS][n] = self.layers * obs.mass * sums / total if total else np.zeros(self.layers)
         if obs.positions is not None:
             f["positions"].resize(n + 1, axis=0)
-            f["positions"][n] = obs.positions
+            positions = obs.positions
+            if self.layers is not None:    # (L M, 1 + D), layer by layer -> (L, M, D)
+                positions = positions[:, 1:].reshape(self.layers, -1, positions.shape[1] - 1)
+            f["positions"][n] = positions
         if restart is not None:
             _write_restart(f, n, restart)
         for name, value in values.items():
             f[name].resize(n + 1, axis=0)
             f[name][n] = value
+
+
+def _one_layer(weights: np.ndarray, layers: int) -> tuple[int, np.ndarray]:
+    """The joint weights (L M,) of particles given layer by layer as one layer's (M,), summing
+    to 1: every layer of a layered run holds the same weights (SPEC.md stores them once)."""
+    per_layer = weights.reshape(layers, -1) * layers
+    if not np.allclose(per_layer, per_layer[0], rtol=1e-12, atol=0):
+        raise RunError("the layers' particle weights differ: a layered run file stores one layer's weights")
+    return per_layer.shape[1], per_layer[0]
 
 
 def _payload_bytes(obs: Observation, restart: dict | None) -> int:

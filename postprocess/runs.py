@@ -27,6 +27,10 @@ def faces(run: Run) -> tuple[np.ndarray, ...]:
 
 def _single_cell(run: Run, axis: int, centre: float) -> np.ndarray:
     """The faces of an axis with one cell: its centre does not give its width, the case does."""
+    if run.layers:
+        if axis == 0:        # the layer axis of one layer: depth 0, width 1
+            return np.array([centre - 0.5, centre + 0.5])
+        axis -= 1            # the case's bounds name the parameter axes only
     try:
         return np.array(tomllib.loads(run.case_text)["grid"]["bounds"][axis], dtype=float)
     except (tomllib.TOMLDecodeError, KeyError, TypeError, IndexError, ValueError):

@@ -76,7 +76,9 @@ class Stepper(ABC):
 def grid_of(problem):
     """The case grid, refused in one line where a grid solver cannot work on it (D > 3)."""
     grid = problem.grid
-    if grid.ndim > 3:
-        raise ValueError(f"grid solvers handle 1 to 3 axes; this case has {grid.ndim}")
+    per_layer = grid.ndim - (1 if problem.layers else 0)
+    if per_layer > 3:
+        raise ValueError(f"grid solvers handle 1 to 3 axes{' per layer' if problem.layers else ''}; "
+                         f"this case has {per_layer}")
     return grid
 

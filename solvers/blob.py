@@ -65,6 +65,8 @@ from gflow.solvers.quadrature import lattice_spacing
 
 #: ordered neighbour pairs per chunk of the blob sums (temporaries of a few MB each)
 PAIR_CHUNK = 1 << 18
+#: layers of a layered model, in box widths apart for the mollifier (`BlobStepper.kernel_points`)
+LAYER_SEPARATION = 1e3
 #: most neighbours (within the cutoff) of the average blob under the default epsilon
 MAX_NEIGHBOURS = 512
 #: forward-Euler step limits, as fractions of eps / T and of sqrt(eps) / max speed
@@ -184,26 +186,48 @@ class BlobStepper(Stepper):
         options = self.options
         self.u, self.weights, _ = initial_particles(problem, options, lattice=True)
         self.temperature = problem.temperature
+        #: a layered model's layers (blobs of different layers never meet), else None
+        self.layers = problem.layers
         cutoff = options["cutoff"]
         epsilon = options["epsilon"]
+        points, weights = self.kernel_points(self.u), self.weights
+        if self.layers:      # the spacing of one layer's blobs (every layer holds the same weights)
+            points, weights = self.u[:len(self.u) // self.layers, 1:], weights[:len(self.u) // self.layers]
         if not epsilon and options["init"] == "quadrature":
-            epsilon = epsilon_rule(lattice_spacing(self.u, self.weights))
+            epsilon = epsilon_rule(lattice_spacing(points, weights))
         elif not epsilon:
-            epsilon = default_epsilon(self.u, self.weights, cutoff)
+            epsilon = default_epsilon(points, weights, cutoff)
         side = float(np.max(np.ptp(np.array(self.grid.bounds, dtype=float), axis=1)))
         if not np.sqrt(epsilon) <= MAX_BLOB_WIDTH * side:
             raise ValueError(f"epsilon = {epsilon:g}: the blob width sqrt(epsilon) = {np.sqrt(epsilon):.3g} exceeds "
                              f"{MAX_BLOB_WIDTH:g} times the box's widest side ({side:g}); choose a smaller epsilon")
         self.particle_kernel = options["kernel"]
-        self.kernel = BlobKernel(self.u.shape[1], epsilon, cutoff)
+        self.kernel = BlobKernel(self.u.shape[1] - (1 if self.layers else 0), epsilon, cutoff)
         self.limited_steps = 0
         self.interacting = self.model.singular_interaction and options["neighbour_cap"]
+
+    def kernel_points(self, u: np.ndarray) -> np.ndarray:
+        """The points the mollifier sees: u itself, or for a layered model u with the layer
+        coordinate spread LAYER_SEPARATION box widths apart per layer, so that no pair of blobs
+        of different layers falls within the cutoff (each layer has a density of its own)."""
+        if not self.layers:
+            return u
+        spread = u.copy()
+        side = float(np.max(np.ptp(np.array(self.grid.bounds[1:], dtype=float), axis=1)))
+        spread[:, 0] = np.rint(u[:, 0] * self.layers) * LAYER_SEPARATION * side
+        return spread
+
+    def layer_density(self, u: np.ndarray, chunks=None) -> np.ndarray:
+        """rho_eps at the blobs, of each blob's own layer (joint weights times L)."""
+        q = self.weights * (self.layers or 1)
+        return self.kernel.density(self.kernel_points(u), q, chunks)
 
     def velocity(self, u: np.ndarray) -> np.ndarray:
         v = particle_velocity(self.model, u, self.weights, kernel=self.particle_kernel)
         if self.temperature > 0:
             # frozen axes (train) neither drift nor diffuse, as on the grids
-            v += self.kernel.diffusion_velocity(u, self.weights, self.temperature) * self.model.trained
+            v += self.kernel.diffusion_velocity(self.kernel_points(u), self.weights,
+                                                self.temperature) * self.model.trained
         return v
 
     def step(self, dt_max: float, fixed: bool = False) -> float:
@@ -232,12 +256,12 @@ class BlobStepper(Stepper):
 
     def observe(self) -> Observation:
         u, q, kernel = self.u, self.weights, self.kernel
-        density = gaussian_blobs(self.grid, u, q, kernel.epsilon, kernel.cutoff)
+        density = gaussian_blobs(self.grid, u, q, kernel.epsilon, kernel.cutoff, (0,) if self.layers else ())
         # the numpy path, whatever `kernel` says: as the blob solver has always reported it
         risk = self.model.risk(u, q, kernel="numpy")
         energy = self.model.energy(risk, u, q)
         if self.temperature > 0:
-            energy += self.temperature * float(q @ np.log(kernel.density(u, q)))
+            energy += self.temperature * float(q @ np.log(self.layer_density(u)))
         return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
                            extras={"outside_mass": outside_mass(self.grid, u, q)})
 

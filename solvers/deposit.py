@@ -83,13 +83,15 @@ BLOB_CHUNK_ENTRIES = 1 << 22
 
 
 def gaussian_blobs(grid: CartesianGrid, u: np.ndarray, q: np.ndarray, epsilon: float,
-                   cutoff: float) -> np.ndarray:
+                   cutoff: float, point_axes: tuple[int, ...] = ()) -> np.ndarray:
     """Cell averages on `grid` of sum_j q_j phi_eps(. - u_j), phi_eps the N(0, eps I) density.
 
     Each blob is integrated exactly over the cells within `cutoff` * sqrt(eps) of its centre
     (per axis) and rescaled to carry exactly q_j: the tails beyond the cutoff or the box are
     folded back onto the cells the blob covers. As in `cloud_in_cell`, only the blobs centred
     inside the box are binned, so the binned mass is q.sum() - outside_mass(grid, u, q).
+    Along `point_axes` (a layered model's layer axis) a blob is a point: it goes wholly to the
+    cell that holds its centre.
     """
     keep = inside(grid, u)
     if not keep.all():
@@ -100,6 +102,7 @@ def gaussian_blobs(grid: CartesianGrid, u: np.ndarray, q: np.ndarray, epsilon: f
     sd = np.sqrt(epsilon)
     # cells per axis that a blob's window [u - R, u + R] can touch
     width = np.minimum(np.ceil(2 * cutoff * sd / h).astype(np.intp) + 1, shape)
+    width[list(point_axes)] = 1
     strides = np.array([int(np.prod(shape[k + 1:])) for k in range(grid.ndim)], dtype=np.intp)
     masses = np.zeros(grid.size)
     chunk = max(1, BLOB_CHUNK_ENTRIES // int(np.prod(width)))
@@ -108,6 +111,11 @@ def gaussian_blobs(grid: CartesianGrid, u: np.ndarray, q: np.ndarray, epsilon: f
         weight = qc.reshape(-1, *[1] * grid.ndim)
         index = np.zeros((len(uc), *[1] * grid.ndim), dtype=np.intp)
         for k in range(grid.ndim):
+            if k in point_axes:
+                cells = np.clip(np.floor((uc[:, k] - low[k]) / h[k]).astype(np.intp), 0, shape[k] - 1)
+                bshape = [len(uc)] + [1] * grid.ndim
+                index = index + (cells * strides[k]).reshape(bshape)
+                continue
             first = np.clip(np.floor((uc[:, k] - cutoff * sd - low[k]) / h[k]).astype(np.intp), 0,
                             shape[k] - width[k])
             cells = first[:, None] + np.arange(width[k])

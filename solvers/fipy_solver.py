@@ -172,6 +172,9 @@ class FiPyStepper(Stepper):
         self.tolerance = self.options["tolerance"]
         self.cfl = self.options["cfl"]
         self.temperature = problem.temperature
+        if grid.ndim > 3:
+            raise ValueError(f"FiPy meshes have at most 3 axes; this case has {grid.ndim}"
+                             + (" (the layer axis and 3 per layer)" if problem.layers else "") + ": use fv")
         if self.temperature > 0 and not np.all(problem.model.trained):
             raise ValueError("diffusion along trained axes only (a frozen axis with temperature > 0) "
                              "is not supported by the fipy solver; use fv")

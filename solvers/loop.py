@@ -73,6 +73,8 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
     clock_start = clock.perf_counter()
     steps = limited = short = 0
     fixed = dt is not None
+    # a model with a training schedule counts steps (`Model.begin_step`: the resnet's refresh)
+    begin_step = getattr(getattr(getattr(stepper, "problem", None), "model", None), "begin_step", None)
     try:
         obs = stepper.observe()
         t = float(times[start])
@@ -83,7 +85,11 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
                 tracker.handle(start, t, obs)
         for index in range(start + 1, len(times)):
             t_next = float(times[index])
+            after_snapshot = True
             while t < t_next:
+                if begin_step is not None:
+                    begin_step(after_snapshot)
+                    after_snapshot = False
                 remaining = t_next - t
                 wanted = remaining if dt is None else min(dt, remaining)
                 taken = stepper.step(wanted, fixed)

@@ -99,12 +99,15 @@ def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarr
     `solvers.quadrature` (on a uniform lattice if `lattice`). Every path downstream uses q, never 1/m.
     """
     init_seq, batch_seq, noise_seq = np.random.SeedSequence(options["seed"]).spawn(3)
-    if options["init"] == "quadrature":
+    points = problem.initial_points()
+    if points is not None:
+        u, q = points                 # the case's own point masses replace both rules
+    elif options["init"] == "quadrature":
         u, q = quadrature_particles(problem, options, lattice)
     else:
-        m = options["particles"]
-        u = problem.sample_initial(m, np.random.default_rng(init_seq))
-        q = np.full(m, 1.0 / m)
+        # m per layer for a layered model (q = 1/(L m))
+        u = problem.sample_initial(options["particles"], np.random.default_rng(init_seq))
+        q = np.full(len(u), 1.0 / len(u))
     return u, q, [np.random.default_rng(batch_seq), np.random.default_rng(noise_seq)]
 
 

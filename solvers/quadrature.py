@@ -85,8 +85,9 @@ def gauss_hermite(mean, std, n: int) -> tuple[np.ndarray, np.ndarray]:
 def midpoint_rule(problem, n: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cell centres and cell masses of the initial density on the case grid (n = 0) or on a
     grid with n cells per axis over the same box."""
-    grid = problem.grid if n == 0 else CartesianGrid(problem.case.bounds, (n,) * problem.grid.ndim)
-    masses = problem.initial_density(grid) * grid.cell_volume
+    one = problem.parameter_grid
+    grid = one if n == 0 else CartesianGrid(one.bounds, (n,) * one.ndim)
+    masses = problem.law_density(grid, problem.layer_initials()[0]) * grid.cell_volume
     nodes = grid.points()
     return nodes, masses.ravel()
 
@@ -113,8 +114,8 @@ def quadrature_particles(problem, options: dict, lattice: bool = False) -> tuple
     lattice: the midpoint rule on a uniform grid whatever the initial density (the blob
     solver's choice, see `solvers.blob`), instead of Gauss-Hermite for Gaussians.
     """
-    init = problem.case.initial
-    ndim = problem.grid.ndim
+    init = problem.layer_initials()[0]      # a layered model's rule is layer 0's, moved per layer
+    ndim = problem.parameter_grid.ndim
     if init.distribution in ("gaussian", "mixture") and not lattice:
         n = nodes_per_axis(options, ndim, len(init.components))
         parts = [gauss_hermite(mean, std, n) for _, mean, std in init.components]
@@ -122,7 +123,7 @@ def quadrature_particles(problem, options: dict, lattice: bool = False) -> tuple
         weights = np.concatenate([c[0] * p[1] for c, p in zip(init.components, parts)])
     else:
         nodes, weights = midpoint_rule(problem, options["nodes"])
-    return prune(nodes, weights)
+    return problem.replicate(*prune(nodes, weights))
 
 
 def lattice_spacing(u: np.ndarray, q: np.ndarray) -> float:

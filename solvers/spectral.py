@@ -96,12 +96,13 @@ KINK_ORDER, EDGE_ORDER = 36, 8
 ROUNDOFF = 1e-12
 
 
-def edge_fraction(rho: np.ndarray) -> float:
-    """Largest |rho| on the boundary cells of the box, relative to max |rho|."""
+def edge_fraction(rho: np.ndarray, first: int = 0) -> float:
+    """Largest |rho| on the boundary cells of the box, relative to max |rho|, over the axes from
+    `first` on (a layered model's layer axis 0 has no edge: its cells are the layers)."""
     top = float(np.abs(rho).max())
     if top == 0:
         return 0.0
-    edge = max(float(np.abs(np.take(rho, i, axis=k)).max()) for k in range(rho.ndim) for i in (0, -1))
+    edge = max(float(np.abs(np.take(rho, i, axis=k)).max()) for k in range(first, rho.ndim) for i in (0, -1))
     return edge / top
 
 
@@ -147,7 +148,7 @@ class SpectralStepper(Stepper):
         averages = problem.initial_density()
         basis_kind = BASES[self.options["basis"]]
         if basis_kind.periodic:
-            edge = edge_fraction(averages)
+            edge = edge_fraction(averages, 1 if problem.layers else 0)
             if edge > EDGE_TOLERANCE:
                 raise ValueError(f"the initial density on the box edge is {edge:.3g} of its maximum "
                                  f"(> {EDGE_TOLERANCE:g}): the periodic box would wrap it around; "
@@ -160,15 +161,21 @@ class SpectralStepper(Stepper):
 
         k = basis.wavenumbers
         kmax = np.pi / grid.spacing
+        # a layered model's layer axis is discrete: its cells are the layers, which neither
+        # exchange flux nor are averages of a field, so it is neither filtered nor averaged
+        # (the transform along it is exact and invertible, and couples nothing)
+        smooth = [not (problem.layers and axis == 0) for axis in range(grid.ndim)]
         self.sigma = np.ones(basis.shape)
-        for kk, km in zip(k, kmax):
-            self.sigma = self.sigma * filter_factor(self.filter, np.abs(kk) / km, self.filter_order)
+        for kk, km, along in zip(k, kmax, smooth):
+            if along:
+                self.sigma = self.sigma * filter_factor(self.filter, np.abs(kk) / km, self.filter_order)
         # the exact linear part; frozen axes of a two-layer model do not diffuse
         self.decay = -problem.temperature * sum(kk * kk for kk, moves in zip(k, problem.model.trained) if moves)
         # cell average = point value * prod sinc(k h / 2) (np.sinc(x) = sin(pi x) / (pi x))
         self.to_average = np.ones(basis.shape)
-        for kk, h in zip(k, grid.spacing):
-            self.to_average = self.to_average * np.sinc(kk * h / (2 * np.pi))
+        for kk, h, along in zip(k, grid.spacing, smooth):
+            if along:
+                self.to_average = self.to_average * np.sinc(kk * h / (2 * np.pi))
         self.kmax = kmax
         self.mass = problem.grid.mass(averages)
         self.rho_hat = basis.forward(averages) / self.to_average

@@ -29,7 +29,7 @@ FOLDERS = {"gflow": "gflow", "grids": "gflow.grids", "solvers": "gflow.solvers",
 
 UTILITIES = {"gflow.errors", "gflow.version", "gflow.expr", "gflow.schema", "gflow.fft"}
 CONTRACT = UTILITIES | {"gflow.grids", "gflow.models", "gflow.case", "gflow.solver_options"}
-FORMATS = UTILITIES | {"gflow.case", "gflow.solver_options", "gflow.snapshots", "gflow.sweep_table",
+FORMATS = UTILITIES | {"gflow.grids", "gflow.case", "gflow.solver_options", "gflow.snapshots", "gflow.sweep_table",
                        "gflow.snapshot_check", "gflow.run_file", "gflow.h5io"}
 
 #: layer (a module or package) -> what its modules may import from gflow, besides their own layer
@@ -42,7 +42,7 @@ ALLOWED = {
     "gflow.grids": set(),
     "gflow.models": UTILITIES | {"gflow.grids"},
     "gflow.solver_options": UTILITIES,
-    "gflow.case": UTILITIES | {"gflow.models", "gflow.solver_options", "gflow.memory"},
+    "gflow.case": UTILITIES | {"gflow.grids", "gflow.models", "gflow.solver_options", "gflow.memory"},
     "gflow.memory": UTILITIES | {"gflow.models"},
     "gflow.problem": CONTRACT,
     "gflow.h5io": {"gflow.errors"},

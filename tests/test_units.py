@@ -26,6 +26,17 @@ def test_unit_derivative_is_exact(name):
                                rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_unit_second_derivative_is_exact(name):
+    """sigma'' (the resnet's extended MSA needs it) is the derivative of sigma'."""
+    unit = UNITS[name]
+    assert unit.d2sigma is not None
+    z = np.linspace(-3, 3, 61) + 0.013
+    h = 1e-6
+    np.testing.assert_allclose(unit.d2sigma(z), (unit.dsigma(z + h) - unit.dsigma(z - h)) / (2 * h),
+                               rtol=1e-6, atol=1e-8)
+
+
 def test_case_parser_accepts_exactly_the_registered_units():
     from gflow.case import case_from_text
     from gflow.errors import InputError

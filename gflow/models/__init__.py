@@ -14,6 +14,7 @@ from gflow.models.base import GridOperator, Model, ModelKind
 REGISTRY = {
     "two_layer": "gflow.models.two_layer_case",
     "potential": "gflow.models.potential_case",
+    "resnet": "gflow.models.resnet_case",
 }
 
 __all__ = ["REGISTRY", "GridOperator", "Model", "ModelKind", "model_kind", "build_model"]

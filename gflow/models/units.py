@@ -27,6 +27,8 @@ class Unit:
     kernel_code: int | None = None
     #: why a unit without a kernel code has none (shown in docs and by the test)
     fallback: str = ""
+    #: sigma'', where a method needs it (the resnet's extended MSA), else None
+    d2sigma: Callable[[Array], Array] | None = None
 
 
 def _relu(z: Array) -> Array:
@@ -56,17 +58,36 @@ def _one(z: Array) -> Array:
     return np.ones_like(z)
 
 
+def _zero(z: Array) -> Array:
+    return np.zeros_like(z)
+
+
+def _tanh_second(z: Array) -> Array:
+    t = np.tanh(z)
+    return -2.0 * t * (1.0 - t * t)
+
+
+def _sigmoid_second(z: Array) -> Array:
+    s = _sigmoid(z)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+def _minus_cos(z: Array) -> Array:
+    return -np.cos(z)
+
+
 def _minus_sin(z: Array) -> Array:
     return -np.sin(z)
 
 
 #: name -> Unit; the kernel codes are the branches of `two_layer_kernels._dot_sigma` and friends
 UNITS: dict[str, Unit] = {u.name: u for u in (
-    Unit("relu", _relu, _relu_prime, kernel_code=1),
-    Unit("tanh", np.tanh, _tanh_prime, kernel_code=0),
-    Unit("sigmoid", _sigmoid, _sigmoid_prime, kernel_code=2),
-    Unit("linear", np.asarray, _one, kernel_code=3),
-    Unit("cos", np.cos, _minus_sin, kernel_code=4),
+    # relu'' is 0 away from the kink (its delta at 0 is left out: a measure-zero set of points)
+    Unit("relu", _relu, _relu_prime, kernel_code=1, d2sigma=_zero),
+    Unit("tanh", np.tanh, _tanh_prime, kernel_code=0, d2sigma=_tanh_second),
+    Unit("sigmoid", _sigmoid, _sigmoid_prime, kernel_code=2, d2sigma=_sigmoid_second),
+    Unit("linear", np.asarray, _one, kernel_code=3, d2sigma=_zero),
+    Unit("cos", np.cos, _minus_sin, kernel_code=4, d2sigma=_minus_cos),
 )}
 
 #: name -> (sigma, sigma'), the plain pairs
