@@ -96,15 +96,18 @@ def particle_count(case, spec, key: str) -> tuple[int, str]:
     (uniform densities, and every density for blobs) n^D, or the case grid's cells for n = 0;
     the larger is taken, since which rule a solver takes is its own business."""
     options, init = spec.options, case.initial
-    if options["init"] != "quadrature":
-        return options["particles"], f"{key}.particles"
-    ndim, n = case.ndim, options["nodes"]
-    midpoint = n**ndim if n else math.prod(case.cells)
+    # a layered model (resnet) has `particles` (or one rule) per layer
+    layers = case.layers or 1
+    if options["init"] != "quadrature" or init.distribution == "points":
+        count = len(init.points) if init.distribution == "points" else options["particles"]
+        return count * layers, f"{key}.particles"
+    ndim, n = case.ndim - (1 if case.layers else 0), options["nodes"]
+    midpoint = layers * (n**ndim if n else math.prod(case.cells) // layers)
     if init.distribution == "uniform":
         return midpoint, (f"{key}.nodes" if n else "grid.cells")
     comps = len(init.components)
     per_axis = n or max(1, round((options["particles"] / comps) ** (1.0 / ndim)))
-    gauss = comps * per_axis**ndim
+    gauss = layers * comps * per_axis**ndim
     return max(gauss, midpoint), (f"{key}.nodes" if n else f"{key}.particles, grid.cells")
 
 
@@ -135,7 +138,8 @@ def solver_needs(case, index: int) -> list[Need]:
             needs.append(Need("grid.cells, model.interaction", f"the interaction's padded FFT grid of "
                               f"{2**ndim} x {cells} cells", BYTES * 2**ndim * cells * CONVOLUTION_ARRAYS))
         if data is not None:
-            wb = cells // case.cells[0]
+            # the (w, b) cells of one layer (a layered model evaluates its layers one by one)
+            wb = cells // math.prod(case.cells[:2 if case.layers else 1])
             trained = sum(1 for axis in model.train if axis != model.axes[0])
             per_axis = FEATURE_ARRAYS_PER_AXIS + (spec.kind == "spectral")
             needs.append(Need(f"grid.cells, {data_key}", f"the grid features of {wb} (w, b) cells x {nodes} data nodes",

@@ -34,7 +34,7 @@ import numpy as np
 from gflow.models.data import DataMeasure
 from gflow.models.resnet_case import ResNetSpec
 from gflow.grids import LAYER
-from gflow.models.resnet_depth import Layer, Sweep, layer_gradient, layer_potential, msa_residuals, sweep
+from gflow.models.resnet_depth import CHUNK, Layer, Sweep, layer_gradient, layer_potential, msa_residuals, sweep
 from gflow.models.units import UNITS
 
 
@@ -159,8 +159,10 @@ class ResNetModel:
         now = self.effective_layers(u, q, groups) if rho else None
         for l, idx in enumerate(groups):
             msa = (rho, *msa_residuals(now[l], sw, l, self.sigma, self.dsigma), self.d2sigma) if rho else None
-            grad[idx, 1:] = layer_gradient(u[idx, 1:], sw.z[l], sw.P[l], p, d, self.bias, self.sigma, self.dsigma,
-                                           msa)
+            for s in range(0, len(idx), CHUNK):      # bounded (chunk, N) temporaries
+                part = idx[s:s + CHUNK]
+                grad[part, 1:] = layer_gradient(u[part, 1:], sw.z[l], sw.P[l], p, d, self.bias, self.sigma,
+                                                self.dsigma, msa)
         grad[:, 1:] += self.weight_decay * u[:, 1:]
         grad *= self._sign
         return grad
@@ -171,7 +173,10 @@ class ResNetModel:
         sw = self.depth_sweep(u, q, None, groups)
         out = np.empty(len(u))
         for l, idx in enumerate(groups):
-            out[idx] = layer_potential(u[idx, 1:], sw.z[l], sw.P[l], self.p, self.input_dim, self.bias, self.sigma)
+            for s in range(0, len(idx), CHUNK):
+                part = idx[s:s + CHUNK]
+                out[part] = layer_potential(u[part, 1:], sw.z[l], sw.P[l], self.p, self.input_dim, self.bias,
+                                            self.sigma)
         return out + 0.5 * self.weight_decay * np.einsum("ij,ij->i", u[:, 1:], u[:, 1:])
 
     def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:

@@ -30,6 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: neurons per chunk of a layer: keeps each (N, chunk) temporary near a few tens of MB
+CHUNK = 1 << 12
+
+
 @dataclass
 class Layer:
     """The effective neurons of one layer: F(z) = sum_j A_j sigma(W_j.z + B_j)."""
@@ -43,6 +47,18 @@ class Layer:
         if self.B is not None:
             pre += self.B
         return pre
+
+    def chunks(self):
+        """The layer as slices of at most CHUNK neurons (memory stays bounded for any M)."""
+        if len(self.A) <= CHUNK:
+            yield self
+            return
+        for s in range(0, len(self.A), CHUNK):
+            yield Layer(self.A[s:s + CHUNK], self.W[s:s + CHUNK], None if self.B is None else self.B[s:s + CHUNK])
+
+    def field(self, z: np.ndarray, sigma) -> np.ndarray:
+        """F(z) = sum_j A_j sigma(W_j.z + B_j) at every datum, shape (N, d)."""
+        return sum(sigma(c.preactivation(z)) @ c.A for c in self.chunks())
 
 
 @dataclass
@@ -64,7 +80,7 @@ def forward(layers: list[Layer], x: np.ndarray, sigma, h: float) -> tuple[list[n
     """z_0 = x, z_{l+1} = z_l + h F_l(z_l); returns the states and the F_l(z_l)."""
     z, Fs = [np.asarray(x, dtype=float)], []
     for layer in layers:
-        F = sigma(layer.preactivation(z[-1])) @ layer.A
+        F = layer.field(z[-1], sigma)
         Fs.append(F)
         z.append(z[-1] + h * F)
     return z, Fs
@@ -72,7 +88,7 @@ def forward(layers: list[Layer], x: np.ndarray, sigma, h: float) -> tuple[list[n
 
 def jacobian_t(layer: Layer, z: np.ndarray, P: np.ndarray, dsigma) -> np.ndarray:
     """J^T P = sum_j sigma'(W_j.z + B_j) W_j (A_j . P) at every datum, shape (N, d)."""
-    return (dsigma(layer.preactivation(z)) * (P @ layer.A.T)) @ layer.W
+    return sum((dsigma(c.preactivation(z)) * (P @ c.A.T)) @ c.W for c in layer.chunks())
 
 
 def backward(layers: list[Layer], z: list[np.ndarray], P_last: np.ndarray, dsigma,
@@ -103,7 +119,7 @@ def msa_residuals(layer: Layer, sw: Sweep, l: int, sigma, dsigma) -> tuple[np.nd
     with z_l and P_{l+1} frozen: e = F_l(z_l; rho) - F_l(z_l; rho^k) and
     e' = J_l(rho)^T P_{l+1} - J_l(rho^k)^T P_{l+1}, each (N, d)."""
     z, P = sw.z[l], sw.P[l]
-    e = sigma(layer.preactivation(z)) @ layer.A - sw.F[l]
+    e = layer.field(z, sigma) - sw.F[l]
     return e, jacobian_t(layer, z, P, dsigma) - sw.JtP[l]
 
 
