@@ -238,7 +238,9 @@ class ParticleStepper(Stepper):
                                                    self.weights, dt_max)
         except StepTooSmall as exc:
             raise RunError(str(exc)) from None
-        self._first_stage = last if batch is None else None
+        # FSAL: the last stage is the next step's first, unless the velocity depends on more than the
+        # points (a minibatch, or a model's frozen schedule that may be refreshed at the next step)
+        self._first_stage = last if batch is None and not getattr(self.model, "stateful", False) else None
         return h
 
     # ------------------------------------------------------------------ output

@@ -90,6 +90,9 @@ class Model(Protocol):
     def grid_operator(self, grid, threads: int = 1) -> GridOperator:
         """The model evaluated on `grid` (FFT threads where it convolves)."""
 
+    # Optional, for layered models (the resnet; docs/architecture.md): layers (L), begin_step(after_snapshot)
+    # (called by the run loop before each step) and stateful (the velocity depends on a schedule's
+    # frozen state too: no stage is reused across steps).
     # Optional, for models that are networks of an input x (plots draw f(x)):
     #   input_dim: int, target (f* or None), x and y (the data nodes and targets),
     #   network(u, q, x) -> f(x) = sum_j q_j phi(x; u_j) at the points x (n, input_dim).

@@ -101,6 +101,12 @@ class ResNetModel:
     def ndim(self) -> int:
         return len(self.axes)
 
+    @property
+    def stateful(self) -> bool:
+        """Whether the velocity depends on more than the points (a frozen sweep, refresh > 1):
+        steppers then never carry a stage over to the next step."""
+        return self.schedule.refresh > 1
+
     def begin_step(self, after_snapshot: bool = False) -> None:
         """The run loop's call before each step (the refresh schedule counts steps)."""
         self.schedule.begin_step(after_snapshot)
