@@ -251,9 +251,18 @@ class ParticleStepper(Stepper):
         energy = self.model.energy(risk, u, self.q_net)
         if self.temperature > 0:
             # the free energy's T int rho log rho, as fv has it: estimated from the cloud
-            energy += self.temperature * kl_neg_entropy(u, q)
+            energy += self.temperature * self._neg_entropy(u, q)
         return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
                            extras={"outside_mass": outside_mass(self.grid, u, q)})
+
+    def _neg_entropy(self, u: np.ndarray, q: np.ndarray) -> float:
+        """int rho log rho from the cloud; for a layered model (1/L) sum_l of each layer's, its
+        particles (a block of L q weight per layer) estimated without the layer coordinate."""
+        L = self.problem.layers
+        if not L:
+            return kl_neg_entropy(u, q)
+        blocks = zip(np.split(u[:, 1:], L), np.split(q * L, L))
+        return float(np.mean([kl_neg_entropy(ul, ql) for ul, ql in blocks]))
 
     def extra_names(self) -> tuple[str, ...]:
         return ("outside_mass",)
