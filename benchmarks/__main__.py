@@ -27,6 +27,7 @@ GOALS = {
     "fftw_speedup_vs_numpy": (5, ">="),
     "fv_cost_advantage_vs_particles": (30, ">="),
     "spectral_cost_advantage_vs_fv_1e6": (10, ">="),
+    "resnet_fv_step_over_two_layer": (1.5, "<="),
 }
 
 
@@ -54,8 +55,12 @@ def _measures(quick: bool):
         from benchmarks.spectral_cost import measure
         return measure(ROOT, quick)
 
+    def resnet():
+        from benchmarks.resnet_cost import measure
+        return measure(ROOT, quick)
+
     measures = {"stream": stream, "fv512": fv("512"), "fv128cubed": fv("128cubed"), "fft": fft,
-                "fipy": fipy, "spectral": spectral}
+                "fipy": fipy, "spectral": spectral, "resnet": resnet}
     try:
         from benchmarks import particles
     except ImportError:

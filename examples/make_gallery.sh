@@ -2,7 +2,7 @@
 # Regenerate every picture of docs/gallery.md, from the repository root:
 #     sh examples/make_gallery.sh
 # Each example prints the `gflow` commands it runs ($ gflow ...) and its headline numbers.
-# The runs go to runs/examples/<name>/; about 3 minutes in all on 2 cores.
+# The runs go to runs/examples/<name>/; about 4 minutes in all on 2 cores.
 set -e
 cd "$(dirname "$0")/.."
 out=docs/images/gallery
@@ -10,3 +10,6 @@ for name in scaling particles_to_pde random_feature sgd_noise langevin aggregati
     echo "== $name"
     python examples/$name.py -o $out/$name.png --runs runs/examples/$name
 done
+# the five resnet pictures (resnet_*.png) come from one script
+echo "== resnet_gallery"
+python examples/resnet_gallery.py -o $out --runs runs/examples/resnet

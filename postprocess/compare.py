@@ -35,6 +35,20 @@ Which representation each number uses, the output states once:
 The common grid holds at most `regrid.MAX_COMMON_CELLS` cells (the largest grid a case may
 have): two runs on far-apart boxes or of very different spacings, whose union box at the
 coarser spacing would be larger, are refused in one line before anything is allocated.
+
+Layered runs (`Run.layers` = L, the `resnet` kind: one density rho_l per depth tau_l = l/L,
+which no flow moves between layers) compare layer by layer over the parameter axes: every
+distance above between rho_l^A and rho_l^B, with one transport plan for all layers (they share
+their grids and particle counts), and no distance along "layer" (the depth is a label, not a
+position: a layer's cell is not mass spread over [tau - 1/(2L), tau + 1/(2L)]). Overall
+is the distance between the joint measures mu = sum_l (1/L) delta_{tau_l} x rho_l when no
+mass may change layer: a plan then splits into one plan per layer, so
+
+    W_p(mu_A, mu_B)^p = (1/L) sum_l W_p(rho_l^A, rho_l^B)^p,
+
+the mean over layers of W1 and the root mean square of W2; likewise L1 (and each marginal's
+L1 and W1) is the mean over layers and L2 the root mean square (`overall`). The risks are the
+runs' own, as for any run.
 """
 from __future__ import annotations
 
@@ -51,6 +65,7 @@ import ot
 from gflow.errors import InputError
 from gflow.run_file import printable
 from gflow.snapshots import Run
+from gflow.postprocess.layers import check_same_layers, depths, layer_snapshots, layer_view
 from gflow.postprocess.regrid import cell_volumes, coarsen_faces, common_grid, regrid
 from gflow.postprocess.runs import faces, grid_label, grid_points, marginal
 
@@ -65,6 +80,10 @@ PROJECTIONS = 128
 PROGRESS_AFTER = 5.0
 #: cells lighter than this fraction of the heaviest carry no transport (W changes by < 1e-12)
 NEGLIGIBLE = 1e-12
+#: per-layer distances that combine over layers as a root mean square (the others: a mean)
+SQUARED = ("W2", "L2")
+#: snapshot times shown as columns of the per-layer W1 table (JSON and CSV hold all)
+LAYER_TIME_COLUMNS = 8
 
 
 @dataclass
@@ -84,10 +103,14 @@ class Comparison:
     transport: Transport
     l_grid: str
     rows: list[dict] = field(default_factory=list)
+    #: L for layered runs: each row then holds the overall distances and, under "layers", one
+    #: dict per layer (its index, depth and distances)
+    layers: int | None = None
 
     @property
     def axes(self) -> tuple[str, ...]:
-        return self.runs[0].axes
+        """The axes the distances are over: a layered run's parameter axes (no "layer")."""
+        return self.runs[0].axes[1:] if self.layers else self.runs[0].axes
 
 
 def common_times(ta: np.ndarray, tb: np.ndarray) -> list[tuple[int, int]]:
@@ -319,37 +342,76 @@ def wasserstein(xa, ma, xb, mb, method: str) -> tuple[float, float]:
     return float(w1), float(np.sqrt(max(w2, 0.0)))
 
 
+def distances(run_a: Run, sa, run_b: Run, sb, transport: Transport, common, volumes) -> dict:
+    """W1, W2, L1, L2 and every axis's marginal L1 and W1 between snapshots sa of run_a and sb
+    of run_b (two unlayered runs, or one layer of each through `layers.layer_view`)."""
+    xa, ma = transport_measure(run_a, sa, transport.grids[0])
+    xb, mb = transport_measure(run_b, sb, transport.grids[1])
+    w1, w2 = wasserstein(xa, ma, xb, mb, transport.method)
+    ra, rb = regrid(sa.density, faces(run_a), common), regrid(sb.density, faces(run_b), common)
+    diff = ra - rb
+    row = {"W1": w1, "W2": w2,
+           "L1": float(np.sum(np.abs(diff) * volumes)), "L2": float(np.sqrt(np.sum(diff * diff * volumes)))}
+    for k, name in enumerate(run_a.axes):
+        dm = marginal(diff, common, (k,))
+        row[f"marginal_L1_{name}"] = float(np.sum(np.abs(dm) * np.diff(common[k])))
+    for k, name in enumerate(run_a.axes):
+        row[f"marginal_W1_{name}"] = marginal_w1(marginal_measure(run_a, sa, k), marginal_measure(run_b, sb, k))
+    return row
+
+
+def overall(per_layer: list[dict]) -> dict:
+    """The distances between the joint measures of layered runs from the per-layer ones (module
+    text): the root mean square over layers of W2 and L2 (`SQUARED`), the mean of the others."""
+    out = {}
+    for name in per_layer[0]:
+        if name in ("layer", "depth", "W_bound"):
+            continue
+        v = np.array([row[name] for row in per_layer])
+        out[name] = float(np.sqrt(np.mean(v * v))) if name in SQUARED else float(np.mean(v))
+    return out
+
+
 def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
     """All distances at every common snapshot time; after PROGRESS_AFTER seconds, one line per
-    finished time on stderr (`progress` True), on a given stream, or nowhere (None or False)."""
+    finished time on stderr (`progress` True), on a given stream, or nowhere (None or False).
+
+    Layered runs: per layer over the parameter axes, and overall (module text)."""
     if tuple(run_a.axes) != tuple(run_b.axes):
         raise InputError(f"{run_b.path}: axes {list(run_b.axes)} differ from {run_a.path}'s {list(run_a.axes)}")
+    layered = bool(run_a.layers or run_b.layers)
+    if layered:
+        check_same_layers(run_a, run_b)
     pairs = common_times(run_a.time, run_b.time)
     if not pairs:
         raise InputError(f"{run_b.path}: no snapshot time in common with {run_a.path}")
-    common = run_common_grid(run_a, run_b)       # refused here, before any transport is planned
-    transport = plan_transport(run_a, run_b)
-    fa, fb = faces(run_a), faces(run_b)
+    # a layered run's distances are those of its layers, all on one layer's grid
+    view_a, view_b = (layer_view(run_a), layer_view(run_b)) if layered else (run_a, run_b)
+    common = run_common_grid(view_a, view_b)       # refused here, before any transport is planned
+    transport = plan_transport(view_a, view_b)
     volumes = cell_volumes(common)
     l_grid = f"common grid of {' x '.join(str(len(f) - 1) for f in common)} cells (union box, coarser spacing)"
-    result = Comparison((run_a, run_b), transport, l_grid)
+    if layered:
+        transport.description = f"in each layer, {transport.description}"
+        l_grid += " of each layer"
+    result = Comparison((run_a, run_b), transport, l_grid, layers=run_a.layers)
     start = time.perf_counter()
     for n, (i, j) in enumerate(pairs):
         sa, sb = run_a.snapshot(i), run_b.snapshot(j)
-        xa, ma = transport_measure(run_a, sa, transport.grids[0])
-        xb, mb = transport_measure(run_b, sb, transport.grids[1])
-        w1, w2 = wasserstein(xa, ma, xb, mb, transport.method)
-        ra, rb = regrid(sa.density, fa, common), regrid(sb.density, fb, common)
-        diff = ra - rb
         row = {"time": sa.time, "risk_a": float(run_a.risk[i]), "risk_b": float(run_b.risk[j]),
-               "risk_diff": float(run_a.risk[i] - run_b.risk[j]), "W1": w1, "W2": w2,
-               "L1": float(np.sum(np.abs(diff) * volumes)), "L2": float(np.sqrt(np.sum(diff * diff * volumes)))}
-        for k, name in enumerate(run_a.axes):
-            dm = marginal(diff, common, (k,))
-            row[f"marginal_L1_{name}"] = float(np.sum(np.abs(dm) * np.diff(common[k])))
-        for k, name in enumerate(run_a.axes):
-            row[f"marginal_W1_{name}"] = marginal_w1(marginal_measure(run_a, sa, k), marginal_measure(run_b, sb, k))
-        row["W_bound"] = transport.resolution
+               "risk_diff": float(run_a.risk[i] - run_b.risk[j])}
+        if layered:
+            per_layer = [{"layer": l, "depth": float(tau),
+                          **distances(view_a, la, view_b, lb, transport, common, volumes),
+                          "W_bound": transport.resolution}
+                         for l, (tau, la, lb) in enumerate(zip(depths(run_a), layer_snapshots(run_a, sa),
+                                                               layer_snapshots(run_b, sb)))]
+            row.update(overall(per_layer))
+            row["W_bound"] = transport.resolution
+            row["layers"] = per_layer
+        else:
+            row.update(distances(run_a, sa, run_b, sb, transport, common, volumes))
+            row["W_bound"] = transport.resolution
         result.rows.append(row)
         elapsed = time.perf_counter() - start
         if progress and elapsed > PROGRESS_AFTER:
@@ -363,29 +425,78 @@ def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
 def header(c: Comparison) -> list[str]:
     a, b = c.runs
     # text from the files (the solver attribute) reaches a terminal: escaped (`printable`)
-    return [f"A: {printable(a.path, 4096)}  ({printable(a.solver)}, {grid_label(a)})",
-            f"B: {printable(b.path, 4096)}  ({printable(b.solver)}, {grid_label(b)})",
-            f"W1, W2: {c.transport.description}",
-            f"L1, L2: densities regridded conservatively onto the {c.l_grid}",
-            "W1[axis]: W1 of the 1D marginals on that axis, exact (densities on their own cells, or particles)",
-            "L1[axis]: L1 norm of the difference of the 1D marginals on that axis"]
+    lines = [f"A: {printable(a.path, 4096)}  ({printable(a.solver)}, {grid_label(a)})",
+             f"B: {printable(b.path, 4096)}  ({printable(b.solver)}, {grid_label(b)})"]
+    if c.layers:
+        lines += [f"layers: {c.layers}, at depths {_depth_list(a)}; every distance is per layer over the "
+                  f"parameter axes ({', '.join(c.axes)}), none along the depth",
+                  "overall: the mean over the layers (W2 and L2: the root mean square), i.e. the distance between "
+                  "the joint measures (each layer of mass 1/L) when no mass changes layer"]
+    return lines + [f"W1, W2: {c.transport.description}",
+                    f"L1, L2: densities regridded conservatively onto the {c.l_grid}",
+                    "W1[axis]: W1 of the 1D marginals on that axis, exact (densities on their own cells, or particles)",
+                    "L1[axis]: L1 norm of the difference of the 1D marginals on that axis"]
+
+
+def _depth_list(run: Run) -> str:
+    return ", ".join(f"{tau:.4g}" for tau in depths(run))
+
+
+def _distance_names(c: Comparison) -> tuple[list[str], list[str]]:
+    """Row keys and column titles of the distances, in table order."""
+    names = ["W1", "W2", *(f"marginal_W1_{a}" for a in c.axes), "L1", "L2", *(f"marginal_L1_{a}" for a in c.axes)]
+    titles = ["W1", "W2", *(f"W1[{a}]" for a in c.axes), "L1", "L2", *(f"L1[{a}]" for a in c.axes)]
+    return names, titles
+
+
+def _cell(row: dict, name: str) -> str:
+    """One number of the table; W below its bound marked `*` (not resolved by the transport grid)."""
+    unresolved = name in ("W1", "W2") and row[name] < row["W_bound"]
+    return f"{row[name]:.3e}" + ("*" if unresolved else "")
+
+
+def _aligned(titles: list[str], cells: list[list[str]]) -> list[str]:
+    widths = [max(len(t), *(len(r[k]) for r in cells)) for k, t in enumerate(titles)]
+    lines = ["  ".join(t.rjust(w) for t, w in zip(titles, widths))]
+    return lines + ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+
+
+def _shown_times(count: int) -> list[int]:
+    """Up to LAYER_TIME_COLUMNS row indices, evenly spread, the first and last among them."""
+    if count <= LAYER_TIME_COLUMNS:
+        return list(range(count))
+    return sorted(set(np.linspace(0, count - 1, LAYER_TIME_COLUMNS).round().astype(int).tolist()))
+
+
+def _layer_tables(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    """A layered comparison's per-layer part: W1 per layer and time, and every distance per
+    layer at the last common time; and the cells shown."""
+    shown = _shown_times(len(c.rows))
+    first = c.rows[0]["layers"]
+    ids = [[str(layer["layer"]), f"{layer['depth']:.4g}"] for layer in first]
+    w1 = [[*ids[l], *(_cell(c.rows[k]["layers"][l], "W1") for k in shown)] for l in range(len(first))]
+    title = "per layer: W1 (rows: layers, columns: times"
+    title += ")" if len(shown) == len(c.rows) else f"; {len(shown)} of {len(c.rows)} times, JSON and CSV hold all)"
+    lines = ["", title, *_aligned(["layer", "depth", *(f"t = {c.rows[k]['time']:.4g}" for k in shown)], w1)]
+    names, titles = _distance_names(c)
+    last = c.rows[-1]
+    every = [[*ids[l], *(_cell(layer, n) for n in names)] for l, layer in enumerate(last["layers"])]
+    lines += ["", f"per layer at t = {last['time']:.4g} (the last common time)",
+              *_aligned(["layer", "depth", *titles], every)]
+    return lines, w1 + every
 
 
 def table(c: Comparison) -> str:
-    """The aligned terminal table, with the header that says what each number is."""
-    names = ["time", "risk_a", "risk_b", "risk_diff", "W1", "W2", *(f"marginal_W1_{a}" for a in c.axes),
-             "L1", "L2", *(f"marginal_L1_{a}" for a in c.axes)]
-    titles = ["t", "risk A", "risk B", "A - B", "W1", "W2", *(f"W1[{a}]" for a in c.axes), "L1", "L2",
-              *(f"L1[{a}]" for a in c.axes)]
-
-    def cell(row, n):
-        unresolved = n in ("W1", "W2") and row[n] < row["W_bound"]
-        return f"{row[n]:.3e}" + ("*" if unresolved else "")
-
-    cells = [[f"{row['time']:.4g}", *(cell(row, n) for n in names[1:])] for row in c.rows]
-    widths = [max(len(t), *(len(r[k]) for r in cells)) for k, t in enumerate(titles)]
-    lines = ["  ".join(t.rjust(w) for t, w in zip(titles, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    """The aligned terminal table, with the header that says what each number is; for layered
+    runs it holds the overall distances, then the per-layer tables (`_layer_tables`)."""
+    distance_names, distance_titles = _distance_names(c)
+    names = ["time", "risk_a", "risk_b", "risk_diff", *distance_names]
+    titles = ["t", "risk A", "risk B", "A - B", *distance_titles]
+    cells = [[f"{row['time']:.4g}", *(_cell(row, n) for n in names[1:])] for row in c.rows]
+    lines = (["overall"] if c.layers else []) + _aligned(titles, cells)
+    if c.layers:
+        more, shown = _layer_tables(c)
+        lines, cells = lines + more, cells + shown
     notes = []
     if any(r[-1] == "*" for row in cells for r in row):
         notes = [f"*: below the stated bound {c.transport.resolution:.3g}: the transport grid does not resolve it"
@@ -395,21 +506,37 @@ def table(c: Comparison) -> str:
 
 def to_json(c: Comparison) -> dict:
     a, b = c.runs
-    return {"a": {"path": str(a.path), "solver": a.solver, "representation": grid_label(a)},
-            "b": {"path": str(b.path), "solver": b.solver, "representation": grid_label(b)},
-            "axes": list(c.axes),
-            "methods": {"W": c.transport.method, "W_description": c.transport.description,
-                        "W_resolution": c.transport.resolution,
-                        "L": c.l_grid, "marginals": "L1 of marginal differences; W1 of marginals, exact between the runs'"
-                                         " own densities or particles"},
-            "rows": c.rows}
+    out = {"a": {"path": str(a.path), "solver": a.solver, "representation": grid_label(a)},
+           "b": {"path": str(b.path), "solver": b.solver, "representation": grid_label(b)},
+           "axes": list(c.axes),
+           "methods": {"W": c.transport.method, "W_description": c.transport.description,
+                       "W_resolution": c.transport.resolution,
+                       "L": c.l_grid, "marginals": "L1 of marginal differences; W1 of marginals, exact between the runs'"
+                                        " own densities or particles"},
+           "rows": c.rows}
+    if c.layers:
+        out["layers"] = {"count": c.layers, "depths": depths(a).tolist(),
+                         "per_layer": "each row's 'layers': one dict per layer, its distances over the parameter axes",
+                         "overall": "each row's distances: the mean over the layers, W2 and L2 the root mean square"}
+    return out
 
 
 def to_csv(c: Comparison) -> str:
+    """One line per common time; for layered runs one per time and layer after each time's
+    overall line (`layer` "overall"), the risks on the overall lines only."""
     out = io.StringIO()
-    names = list(c.rows[0])
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*names, "W_method"])
+    if not c.layers:
+        names = list(c.rows[0])
+        writer.writerow([*names, "W_method"])
+        for row in c.rows:
+            writer.writerow([repr(row[n]) for n in names] + [c.transport.method])
+        return out.getvalue()
+    names = [n for n in c.rows[0] if n != "layers"]
+    writer.writerow([names[0], "layer", "depth", *names[1:], "W_method"])
     for row in c.rows:
-        writer.writerow([repr(row[n]) for n in names] + [c.transport.method])
+        writer.writerow([repr(row[names[0]]), "overall", "", *(repr(row[n]) for n in names[1:]), c.transport.method])
+        for layer in row["layers"]:
+            writer.writerow([repr(row[names[0]]), layer["layer"], repr(layer["depth"]),
+                             *(repr(layer[n]) if n in layer else "" for n in names[1:]), c.transport.method])
     return out.getvalue()

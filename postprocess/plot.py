@@ -8,6 +8,12 @@ A run file is untrusted: text from it (the solver's name, a message about its st
 drawn through `_label`, which no mathtext `$` can break; and the f(x) panel, which rebuilds the
 model from the stored case, is left out with a note when that case names a file (a `[data]`
 file): `gflow plot` reads the run file and nothing the run file names (`network_model`).
+
+A layered run (`Run.layers` = L, the `resnet` kind) is drawn against depth: for each parameter
+axis an image of its marginal density in every layer, depth tau = l/L across and the parameter
+up (`depth_panel`, `postprocess.layers.depth_marginal`), from the cell densities of a grid run
+and the binned density of a particle run alike; its movie animates those images with one
+colour scale for every panel and frame (`depth_scale`).
 """
 from __future__ import annotations
 
@@ -21,12 +27,15 @@ from matplotlib.figure import Figure
 from gflow.errors import InputError
 from gflow.run_file import printable
 from gflow.snapshots import Run, Snapshot
+from gflow.postprocess.layers import depth_marginal
 from gflow.postprocess.runs import cell_masses, faces, grid_points, marginal
 
 #: particles drawn over a density at most (a fixed subsample beyond)
 MAX_DRAWN = 3000
 #: snapshot columns in `gflow plot`
 COLUMNS = 4
+#: a layered run's depth axis is ticked at every layer up to this many layers
+MAX_DEPTH_TICKS = 8
 
 
 def _label(text) -> str:
@@ -58,6 +67,23 @@ def density_panel(ax, run: Run, snap: Snapshot, plane=(0, 1), particles: bool = 
             drawn = _subsample(snap.positions)
             ax.scatter(drawn[:, i], drawn[:, j], s=1.0, c="white", alpha=0.4, linewidths=0)
         ax.set(xlabel=run.axes[i], ylabel=run.axes[j], xlim=(f[i][0], f[i][-1]), ylim=(f[j][0], f[j][-1]))
+    ax.set_title(f"{_label(run.solver)}, t = {snap.time:.4g}")
+    return ax
+
+
+def depth_panel(ax, run: Run, snap: Snapshot, axis: int, vmax: float | None = None, colorbar: bool = True):
+    """A layered run's marginal density of parameter `axis` (an index into run.axes, >= 1) in
+    every layer: an image with the depth tau = l/L across (one column per layer) and the
+    parameter up. `vmax` fixes the top of the colour scale (a movie's, over all its frames)."""
+    f = faces(run)
+    values = depth_marginal(run, snap, axis)
+    mesh = ax.pcolormesh(f[0], f[axis], values.T, cmap="viridis", shading="flat", rasterized=True,
+                         vmin=0.0 if vmax is not None else None, vmax=vmax)
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label=f"density of {run.axes[axis]} per layer")
+    ax.set(xlabel="depth l/L", ylabel=run.axes[axis], xlim=(f[0][0], f[0][-1]), ylim=(f[axis][0], f[axis][-1]))
+    if run.layers <= MAX_DEPTH_TICKS:
+        ax.set_xticks(0.5 * (f[0][1:] + f[0][:-1]), [f"{tau:.2g}" for tau in run.coordinates[0]])
     ax.set_title(f"{_label(run.solver)}, t = {snap.time:.4g}")
     return ax
 
@@ -134,12 +160,15 @@ def curve_panel(ax, runs, name: str, labels=None):
 
 
 def distance_panel(ax, comparisons, labels):
-    """W1 (solid) and W2 (dotted) against time for each comparison."""
+    """W1 (solid) and W2 (dotted) against time for each comparison (layered runs: the overall
+    distances, `postprocess.compare.overall`)."""
     for k, (c, label) in enumerate(zip(comparisons, map(_label, labels))):
         t = [row["time"] for row in c.rows]
         ax.plot(t, [row["W1"] for row in c.rows], marker=".", color=f"C{k}", label=f"W1 {label}")
         ax.plot(t, [row["W2"] for row in c.rows], ls=":", color=f"C{k}", label=f"W2 {label}")
-    ax.set(xlabel="t", ylabel="Wasserstein distance", title="distance between the densities")
+    layered = any(c.layers for c in comparisons)
+    ax.set(xlabel="t", ylabel="Wasserstein distance" + (" (overall, over the layers)" if layered else ""),
+           title="distance between the densities")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
     return ax
@@ -159,18 +188,23 @@ def _planes(ndim: int):
 
 
 def run_figure(run: Run, columns: int = COLUMNS, dpi: float = 100) -> Figure:
-    """Densities at several times, f(x) against the target at those times, risk and energy."""
+    """Densities at several times, f(x) against the target at those times, risk and energy.
+
+    A layered run has one row per parameter axis: its marginal density against depth (`depth_panel`)."""
     picks = sorted(set(np.linspace(0, len(run.time) - 1, min(columns, len(run.time))).round().astype(int)))
     snaps = [run.snapshot(i) for i in picks]
     model, why = network_model(run)
-    planes = _planes(len(run.axes))
-    rows = len(planes) + (model is not None)
+    panels = range(1, len(run.axes)) if run.layers else _planes(len(run.axes))
+    rows = len(panels) + (model is not None)
     fig = _figure(3.3 * max(len(snaps), 2), 2.7 * (rows + 1), dpi)
     top, bottom = fig.subfigures(2, 1, height_ratios=[rows, 1])
     axes = top.subplots(rows, len(snaps), squeeze=False)
-    for r, plane in enumerate(planes):
+    for r, panel in enumerate(panels):
         for k, snap in enumerate(snaps):
-            density_panel(axes[r, k], run, snap, plane)
+            if run.layers:
+                depth_panel(axes[r, k], run, snap, panel)
+            else:
+                density_panel(axes[r, k], run, snap, panel)
     if model is not None:
         for k, snap in enumerate(snaps):
             network_panel(axes[-1, k], run, snap, model)
@@ -190,7 +224,10 @@ def comparison_figure(runs, comparisons, dpi: float = 100) -> Figure:
     curve_panel(risk_ax, runs, "risk", labels)
     distance_panel(distance_ax, comparisons, [f"{labels[0]} vs {label}" for label in labels[1:]])
     for ax, run, label in zip(bottom.subplots(1, len(runs), squeeze=False)[0], runs, labels):
-        density_panel(ax, run, run.snapshot(len(run.time) - 1))
+        if run.layers:        # the first parameter axis against depth
+            depth_panel(ax, run, run.snapshot(len(run.time) - 1), 1)
+        else:
+            density_panel(ax, run, run.snapshot(len(run.time) - 1))
         ax.set_title(f"{_label(label)}, t = {run.time[-1]:.4g}")
     return fig
 
@@ -235,11 +272,45 @@ def movie_writer(path, fps: float):
     raise InputError(f"{path}: a movie is .gif or .mp4, not {suffix!r}")
 
 
+def depth_scale(run: Run, frames) -> float:
+    """The top of a layered run's movie colour scale: the largest marginal density of any
+    parameter in any layer over the frames, so that one colour means one density throughout."""
+    top = 0.0
+    for i in frames:
+        snap = run.snapshot(i)
+        top = max(top, *(float(depth_marginal(run, snap, k).max()) for k in range(1, len(run.axes))))
+    return top if top > 0 else 1.0
+
+
+def _write_depth_movie(run: Run, path: Path, writer, frames, dpi: float) -> None:
+    """A layered run's movie: a row of depth panels, one per parameter axis, one colour scale."""
+    top = depth_scale(run, frames)
+    count = len(run.axes) - 1
+    fig = _figure(3.2 * count + 1.0, 3.4, dpi, layout=None)
+    with writer.saving(fig, str(path), dpi):
+        for i in frames:
+            fig.clear()
+            fig.subplots_adjust(left=0.75 / (3.2 * count + 1.0), right=0.86, bottom=0.15, top=0.88, wspace=0.35)
+            snap = run.snapshot(i)
+            for k in range(1, count + 1):
+                ax = depth_panel(fig.add_subplot(1, count, k), run, snap, k, vmax=top, colorbar=False)
+            fig.colorbar(ax.collections[-1], cax=fig.add_axes((0.89, 0.15, 0.02, 0.73)), label="density per layer")
+            writer.grab_frame()
+
+
 def write_movie(run: Run, path, fps: float = 5, dpi: float = 100, max_frames: int = 200) -> Path:
-    """An animation of the density (for 3D its first-plane marginal), one frame per snapshot."""
+    """An animation of the density (for 3D its first-plane marginal), one frame per snapshot;
+    for a layered run, of every parameter's marginal against depth (`_write_depth_movie`)."""
     path = Path(path)
     writer = movie_writer(path, fps)
     frames = range(0, len(run.time), -(-len(run.time) // max_frames))
+    if run.layers:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_depth_movie(run, path, writer, frames, dpi)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        return path
     # fixed margins: a layout engine would measure every frame's text again
     fig = _figure(5.0, 4.0, dpi, layout=None)
     try:
