@@ -60,7 +60,9 @@ def test_every_cell_that_runs_builds_and_steps(path, kind):
     """Smoke size: the case's grid coarsened 2x (grid solvers; the particles' bins), 256
     particles, and two steps."""
     cell = TABLE[path.stem, kind]
-    cells = [max(8, n // 2) for n in load_case(path).cells]
+    whole = load_case(path)
+    # a layered case's first grid axis is its layers, which [grid].cells does not name
+    cells = [max(8, n // 2) for n in (whole.cells[1:] if whole.layers else whole.cells)]
     case = load_case(path, [f"grid.cells={cells}"], [kind])
     problem = build_problem(case)
     options = {**case.solvers[0].options, **({"particles": 256} if SOLVERS[kind].particles else {})}
@@ -108,10 +110,12 @@ def test_spectral_and_fv_agree_closer_as_the_grid_refines(name):
     coarsened 4x and 2x: it falls (fv's error dominates: second order where the density is
     smooth, less at kinks, edges and walls), and is below 0.05 on the finer grid."""
     full = load_case(SPECTRAL[name])
+    if full.layers:
+        pytest.skip("resnet cases: spectral against fv is tests/test_resnet.py's (the 4x coarsening under-resolves them)")
     end = min(full.end, END)
     found = []
     for f in COARSENING:
-        cells = [max(8, n // f) for n in full.cells]
+        cells = [max(8, n // f) for n in (full.cells[1:] if full.layers else full.cells)]
         densities = []
         for kind in ("spectral", "fv"):
             case = load_case(SPECTRAL[name], [f"grid.cells={cells}"], [kind])
