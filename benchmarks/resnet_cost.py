@@ -1,6 +1,6 @@
 """The resnet model's step costs (issue 17): fv against two-layer fv, particles against PyTorch.
 
-    python -m benchmarks --only resnet [--quick]      # with the others' output format
+    python -m benchmarks --only resnet [--quick] --output benchmarks/results/resnet.json
     python -m benchmarks.resnet_cost --profile        # where the time of each step goes
 
 - `resnet_fv_step_over_two_layer`: one fv step (SSP-RK3, all stages, the depth sweep included)
@@ -10,9 +10,10 @@
   the two-layer model taking its fused numba kernel); `..._numpy` is the same ratio against the
   two-layer model's plain numpy path (kernel = "numpy"), which separates the depth sweep's
   arithmetic from the kernel. Both step with a fixed tiny dt = 1e-5, so that every step costs the same.
-- `resnet_particle_speedup_vs_torch` (and `..._vs_numpy`): one forward-Euler step of the particle
-  solver on the ResNet with M particles per layer (L = 8, M = 1e2, 1e3, 1e4; 256 data nodes;
-  d = 1 and 2; tanh with bias) over the same gradient-descent step written in PyTorch with autograd
+- `resnet_particle_speedup_vs_torch` (and `..._vs_numpy`): the median time of a gradient-descent
+  step written in PyTorch with autograd (in numpy) over that of one forward-Euler step of gflow's
+  particle solver on the ResNet with M particles per layer (L = 8, M = 1e2, 1e3, 1e4; 256 data
+  nodes; d = 1 and 2; tanh with bias; above 1: gflow is faster), the same step
   (`benchmarks.torch_resnet`, float64, torch's default threads) and in plain numpy (`numpy_step`,
   a hand-written forward and backward pass), learning rate L M dt. Before timing, all three take
   one step from the same parameters: their updates must agree to round-off
