@@ -190,7 +190,7 @@ class BlobStepper(Stepper):
         self.layers = problem.layers
         cutoff = options["cutoff"]
         epsilon = options["epsilon"]
-        points, weights = self.kernel_points(self.u), self.weights
+        points, weights = self.u, self.weights
         if self.layers:      # the spacing of one layer's blobs (every layer holds the same weights)
             points, weights = self.u[:len(self.u) // self.layers, 1:], weights[:len(self.u) // self.layers]
         if not epsilon and options["init"] == "quadrature":

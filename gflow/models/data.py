@@ -33,6 +33,11 @@ class DataMeasure:
     y: np.ndarray | None     # (M,) targets from a data file, else None
 
 
+def labelled(data: DataMeasure, target) -> DataMeasure:
+    """The data measure with its targets: the file's y, or f*(x) at the nodes."""
+    return DataMeasure(data.x, data.p, data.y if data.y is not None else target(data.x))
+
+
 def _tensor(nodes_1d: np.ndarray, weights_1d: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
     grids = np.meshgrid(*([nodes_1d] * d), indexing="ij")
     x = np.stack([g.ravel() for g in grids], axis=1)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gflow.models.data import DataMeasure
+from gflow.models.data import DataMeasure, labelled
 from gflow.models.resnet_case import ResNetSpec
 from gflow.grids import LAYER
 from gflow.models.resnet_depth import CHUNK, Layer, Sweep, layer_gradient, layer_potential, msa_residuals, sweep
@@ -86,10 +86,9 @@ class ResNetModel:
         self.bias = spec.bias
         unit = UNITS[spec.activation]
         self.sigma, self.dsigma, self.d2sigma = unit.sigma, unit.dsigma, unit.d2sigma
-        self.x, self.p = data.x, data.p
         self.target = target
-        self.y = data.y if data.y is not None else target(data.x)
-        self.data = DataMeasure(self.x, self.p, self.y)
+        self.data = labelled(data, target)
+        self.x, self.p, self.y = self.data.x, self.data.p, self.data.y
         self.weight_decay = weight_decay
         self.temperature = temperature
         self.trained = np.array([False, *(a in spec.train for a in spec.axes)])

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gflow.models.base import ModelKind
-from gflow.models.two_layer_case import MAX_INPUT_DIM, DataSpec, TargetSpec, _data, _target
+from gflow.models.two_layer_case import (MAX_INPUT_DIM, DataSpec, TargetSpec, data_and_target, parse_network_tables,
+                                         parse_train)
 from gflow.models.units import UNITS
 from gflow.schema import Table
 
@@ -61,43 +62,15 @@ def parse(top: Table, t: Table, base_dir: Path) -> tuple[ResNetSpec, dict]:
         raise t.error("msa_rho", "the extended MSA's penalty acts while z and p are frozen: give refresh > 1")
     amps, ws = resnet_axes(d, bias)
     axes = (*amps, *ws, *(("b",) if bias else ()))
-    groups = {"a": amps, "w": ws}
-    train_raw = t.raw("train", ["a", "w", *(["b"] if bias else [])])
-    if not isinstance(train_raw, list) or not all(isinstance(v, str) for v in train_raw) or not train_raw:
-        raise t.error("train", f"must be a non-empty list of axis names, got {train_raw!r}")
-    train = []
-    for name in train_raw:
-        expanded = groups.get(name, (name,))
-        if not set(expanded) <= set(axes):
-            raise t.error("train", f"unknown axis {name!r} (axes are {', '.join(axes)})")
-        train.extend(expanded)
-    for absent in ("axes", "potential", "interaction"):
-        if t.has(absent):
-            raise t.error(absent, "only potential models have this key")
-    data, columns = _data(top.table("data", required=False), base_dir, d)
-    if "y" in columns:
-        if top.has("target"):
-            _target(top.table("target"), d, bias)
-        target = TargetSpec()
-    else:
-        target = _target(top.table("target"), d, bias)
-    spec = ResNetSpec("resnet", axes, activation, bias, d, layers, tuple(a for a in axes if a in train),
-                      refresh, msa_rho, target, data)
-    return spec, ({"data.file": data.file.resolve()} if data.file is not None else {})
+    train = parse_train(t, axes, {"a": amps, "w": ws})
+    target, data, files = parse_network_tables(top, t, base_dir, d, bias)
+    return ResNetSpec("resnet", axes, activation, bias, d, layers, train, refresh, msa_rho, target, data), files
 
 
 def build(case):
-    from gflow.errors import InputError
-    from gflow.models.data import build_data
     from gflow.models.resnet import ResNetModel
-    from gflow.models.two_layer_case import target_function
 
-    spec = case.model
-    data = build_data(spec.data, spec.input_dim, case.source)
-    target = target_function(spec.target, spec.activation, spec.input_dim)
-    if target is None and data.y is None:
-        raise InputError(f"{case.source}: target: no target and the data file has no y column")
-    return ResNetModel(spec, data, target, case.weight_decay, case.temperature)
+    return ResNetModel(case.model, *data_and_target(case), case.weight_decay, case.temperature)
 
 
 KIND = ModelKind("resnet", parse, build)

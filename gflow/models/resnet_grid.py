@@ -40,6 +40,7 @@ class ResNetGridOperator:
         self.wb_shape = grid.shape[2:]
         self.wb_volume = float(np.prod(grid.spacing[2:]))
         self.W, self.B = self._neurons([grid.centres[i] for i in range(2, grid.ndim)])
+        self._point_sets: dict[tuple[int, bool], tuple] = {}
         mesh = grid.mesh()
         #: |u|^2 over the parameter axes (the layer coordinate is no parameter)
         self.radius2 = sum(c**2 for c in mesh[1:])
@@ -81,10 +82,8 @@ class ResNetGridOperator:
         along w E[(P + r e) sigma' z] + r E[P e' sigma'] + r w E[e' P sigma'' z], along b
         E[(P + r e) sigma'] + r w E[e' P sigma''].
         """
-        m, grid = self.model, self.grid
-        coords = [grid.faces[i] if (at_faces and i == axis) else grid.centres[i] for i in range(2, grid.ndim)]
-        W, B = self._neurons(coords)
-        shape = [len(c) for c in coords]
+        m = self.model
+        W, B, shape = self._points(axis, at_faces)
         r = m.spec.msa_rho if rho is not None else 0.0
         now = self.layers(rho) if r else None
         out = np.empty((self.L, *shape))
@@ -111,6 +110,16 @@ class ResNetGridOperator:
                         t += r * (ds @ pPe)
             out[l] = t.reshape(shape)
         return out
+
+    def _points(self, axis: int, at_faces: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+        """(w, b) at the faces normal to `axis` (or at the centres) and their (w, b) shape,
+        made once per grid: every evaluation of every stage uses them."""
+        key = (axis, at_faces)
+        if key not in self._point_sets:
+            grid = self.grid
+            coords = [grid.faces[i] if (at_faces and i == axis) else grid.centres[i] for i in range(2, grid.ndim)]
+            self._point_sets[key] = (*self._neurons(coords), [len(c) for c in coords])
+        return self._point_sets[key]
 
     def _velocities(self, rho: np.ndarray, at_faces: bool) -> list[np.ndarray | None]:
         m, grid = self.model, self.grid

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gflow.models.data import DataMeasure
+from gflow.models.data import DataMeasure, labelled
 from gflow.models.two_layer_case import TwoLayerSpec
 from gflow.models.units import UNITS
 
@@ -42,11 +42,10 @@ class TwoLayerModel:
         self.bias = spec.bias
         unit = UNITS[spec.activation]
         self.sigma, self.dsigma = unit.sigma, unit.dsigma
-        self.x, self.p = data.x, data.p
         self.target = target
-        self.y = data.y if data.y is not None else target(data.x)
         #: the data measure with its targets: what SGD draws minibatches from
-        self.data = DataMeasure(self.x, self.p, self.y)
+        self.data = labelled(data, target)
+        self.x, self.p, self.y = self.data.x, self.data.p, self.data.y
         self.weight_decay = weight_decay
         self.temperature = temperature
         #: trained[i] says whether axis i moves

@@ -75,15 +75,32 @@ def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
     d = t.integer("input_dim", 1, minimum=1, maximum=MAX_INPUT_DIM)
     ws = ("w",) if d == 1 else tuple(f"w{i + 1}" for i in range(d))
     axes = ("a", *ws, *(("b",) if bias else ()))
-    train_raw = t.raw("train", list(dict.fromkeys(a if a[0] != "w" else "w" for a in axes)))
+    train = parse_train(t, axes, {"w": ws})
+    target, data, files = parse_network_tables(top, t, base_dir, d, bias)
+    return TwoLayerSpec("two_layer", axes, activation, bias, d, train, target, data), files
+
+
+def parse_train(t: Table, axes: tuple[str, ...], groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """`train`: the axes that move, in axis order; a group name ("w") stands for its axes
+    (w1..wd), and the default is every axis."""
+    owner = {axis: name for name, members in groups.items() for axis in members}
+    train_raw = t.raw("train", list(dict.fromkeys(owner.get(a, a) for a in axes)))
     if not isinstance(train_raw, list) or not all(isinstance(v, str) for v in train_raw) or not train_raw:
         raise t.error("train", f"must be a non-empty list of axis names, got {train_raw!r}")
     train = []
     for name in train_raw:
-        expanded = ws if name == "w" else (name,)
+        expanded = groups.get(name, (name,))
         if not set(expanded) <= set(axes):
             raise t.error("train", f"unknown axis {name!r} (axes are {', '.join(axes)})")
         train.extend(expanded)
+    return tuple(a for a in axes if a in train)
+
+
+def parse_network_tables(top: Table, t: Table, base_dir: Path, d: int,
+                         bias: bool) -> tuple[TargetSpec, DataSpec, dict]:
+    """The tables a network of an input x owns beside `[model]` (two_layer, resnet): `[data]`
+    and `[target]` (optional, and ignored, when the data file has a y column), and the files
+    they name; the potential model's keys are refused in `[model]`."""
     for absent in ("axes", "potential", "interaction"):
         if t.has(absent):
             raise t.error(absent, "only potential models have this key")
@@ -95,9 +112,7 @@ def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
         target = TargetSpec()
     else:
         target = _target(top.table("target"), d, bias)
-    spec = TwoLayerSpec("two_layer", axes, activation, bias, d, tuple(a for a in axes if a in train),
-                        target, data)
-    return spec, ({"data.file": data.file.resolve()} if data.file is not None else {})
+    return target, data, ({"data.file": data.file.resolve()} if data.file is not None else {})
 
 
 def _target(t: Table, d: int, bias: bool) -> TargetSpec:
@@ -182,16 +197,22 @@ def target_function(spec: TargetSpec, activation: str, input_dim: int):
     return lambda x: sigma(x @ w.T + b) @ a
 
 
-def build(case):
+def data_and_target(case):
+    """The data measure and f* (None where the data file gives y) of a network case."""
     from gflow.models.data import build_data
-    from gflow.models.two_layer import TwoLayerModel
 
     spec = case.model
     data = build_data(spec.data, spec.input_dim, case.source)
     target = target_function(spec.target, spec.activation, spec.input_dim)
     if target is None and data.y is None:
         raise InputError(f"{case.source}: target: no target and the data file has no y column")
-    return TwoLayerModel(spec, data, target, case.weight_decay, case.temperature)
+    return data, target
+
+
+def build(case):
+    from gflow.models.two_layer import TwoLayerModel
+
+    return TwoLayerModel(case.model, *data_and_target(case), case.weight_decay, case.temperature)
 
 
 KIND = ModelKind("two_layer", parse, build)
