@@ -17,6 +17,12 @@ the writer ignores: they never stop a run, and a file opened between appends is 
 `time`'s length; one opened during an append (milliseconds in every snapshot interval) may
 fail to open or read an old view, and a view held open across appends goes stale (reopen it).
 
+Kills. An append is written through a rollback journal (`gflow.journal`), HDF5 writing to the
+descriptor `appending` opened and locked (h5py's file-object driver): a writer killed mid-append
+leaves the bytes it overwrote beside the file, and `reading` (when this process may write the
+file and no writer holds it) or the next append puts them back; a reader that may not reads
+through the journal. Either way gflow sees the file its last complete append left.
+
 Full disks. An append first proves its bytes can be written beyond the end of the file
 (`os.posix_fallocate`, then given back: see `reserve`), before HDF5 writes anything, so a full
 disk (ENOSPC) or a file-size limit (EFBIG) is met while the file is still exactly as the last
@@ -33,6 +39,8 @@ import time
 from pathlib import Path
 
 import h5py
+
+from gflow.journal import RolledBack, journal_path, pending, recover, transaction
 
 try:
     import fcntl
@@ -59,20 +67,20 @@ class DiskFull(OSError):
     """No room for the next write: nothing of it was written."""
 
 
-def _lock(fd: int, kind: int, wait: float) -> None:
+def _lock(fd: int, kind: int, wait: float) -> bool:
     """Take the POSIX record lock `kind` on `fd`, waiting up to `wait` seconds; go on without it
-    when it cannot be had (held too long, or locks unsupported on this file system)."""
+    when it cannot be had (held too long, or locks unsupported on this file system): False."""
     if fcntl is None:
-        return
+        return False
     deadline = time.monotonic() + wait
     pause = 0.001
     while True:
         try:
             fcntl.lockf(fd, kind | fcntl.LOCK_NB)
-            return
+            return True
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EAGAIN) or time.monotonic() > deadline:
-                return
+                return False
         time.sleep(pause)
         pause = min(2 * pause, 0.05)
 
@@ -86,10 +94,11 @@ def reading(path: str | Path, wait: float = WAIT):
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
+        _roll_back_if_dead(path)
         _lock(fd, fcntl.LOCK_SH if fcntl else 0, wait)
         _announce(f"+{json.dumps([read_allowance(info.st_size), str(path)])}\n")
         try:
-            with _open_read_only(path) as f:
+            with _open_read_only(path, fd) as f:
                 yield f
         finally:
             _announce("-\n")
@@ -120,8 +129,33 @@ def _announce(line: str) -> None:
             pass           # the watchdog has gone: nothing to tell
 
 
+def _roll_back_if_dead(path) -> None:
+    """Roll back the append a killed writer left journalled (`gflow.journal`), when this process
+    may write the file and no writer holds it; otherwise the reader reads the rolled-back view."""
+    if not journal_path(path).exists():
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return              # read-only here: `_open_read_only` reads the rolled-back view
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, fcntl.LOCK_EX if fcntl else 0, 0.0):
+            recover(path, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)        # (and with it this process's record locks on the file)
+
+
 @contextlib.contextmanager
-def _open_read_only(path):
+def _open_read_only(path, fd: int):
+    """The file as its last complete append left it: through the rolled-back view while a journal
+    is pending (a writer mid-append that outlasted `WAIT`, or a killed one's, read-only here)."""
+    found = pending(path, fd)
+    if found is not None:
+        with h5py.File(RolledBack(fd, *found), "r", locking=False) as f:
+            yield f
+        return
     try:
         f = h5py.File(path, "r", locking=False)
     except OSError as exc:
@@ -141,10 +175,9 @@ def reserve(fd: int, nbytes: int) -> None:
     """Make sure `nbytes` more can be written at the end of the file open as `fd`, or raise
     `DiskFull`: the bytes are allocated (`posix_fallocate`) and given back at once.
 
-    Given back, because a file longer than HDF5's end-of-allocation is what a SIGKILL must not
-    find: measured, 4 to 7 of 40 runs killed at random points were left unreadable ("address of
-    object past end of allocation") while the reserve was kept through the append, none
-    without it. The room proven is the room HDF5 then uses, this run being the disk's writer."""
+    Given back, so that the file HDF5 finds is exactly the file the last append left (a kept
+    reserve once made HDF5's end-of-allocation lag the file's end). The room proven is the room
+    HDF5 then uses, this run being the disk's writer."""
     size = os.fstat(fd).st_size
     try:
         os.posix_fallocate(fd, size, nbytes)
@@ -165,10 +198,16 @@ def appending(path: str | Path, nbytes: int, wait: float = WAIT):
     try:
         _lock(fd, fcntl.LOCK_EX if fcntl else 0, wait)
         reserve(fd, nbytes + METADATA_RESERVE)
-        with h5py.File(path, "a", locking=False) as f:
-            if not names(path, fd):    # HDF5 opened the name again: it must still be the file reserved
-                raise OSError(errno.ESTALE, f"{path} was replaced while being opened")
-            yield f
+        with transaction(path, fd) as undo:
+            try:
+                # through `fd` itself, so the file reserved is the file written (no name reopened)
+                with h5py.File(undo, "r+", locking=False) as f:
+                    yield f
+            except OSError as exc:
+                cause = undo.error if undo.error is not None else exc
+                if cause.errno in NO_ROOM:
+                    raise DiskFull(cause.errno, os.strerror(cause.errno)) from None
+                raise
     finally:
         os.close(fd)
 
@@ -184,5 +223,7 @@ def names(path, fd: int) -> bool:
 
 
 def creating(path: str | Path) -> h5py.File:
-    """A new run file at `path` (replacing a regular file there), without HDF5's lock."""
+    """A new run file at `path` (replacing a regular file there), without HDF5's lock; a journal
+    left beside an old file there goes with it."""
+    journal_path(path).unlink(missing_ok=True)
     return h5py.File(path, "w", locking=False)

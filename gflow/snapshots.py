@@ -6,13 +6,16 @@ appended by opening, growing every time-indexed dataset by one, writing, and clo
 snapshot written before. Every dimension of every dataset has an HDF5 dimension scale,
 which is what lets `xarray.open_dataset(path, engine="h5netcdf")` label it.
 
-An append is all or nothing. `time` grows last (readers trust it for the count), the solver
-state of the new snapshot is written beside the previous one (group `restart.new`) and takes
-its name only once `time` has grown, SIGINT and SIGTERM wait until the append is complete,
-and an exception inside it (a KeyboardInterrupt raised off the main thread, a full disk) rolls
-it back. A run killed outright (SIGKILL) may leave rows beyond `time` and the two restart
-groups: `Run.restart` picks the group of the last snapshot, and `SnapshotWriter.reopen`
-(resume) trims the rows and settles the groups before it appends.
+An append is all or nothing. HDF5 writes it through a rollback journal (`gflow.journal`): a
+run killed outright (SIGKILL, a crash) mid-append leaves the bytes it overwrote beside the file,
+and the next gflow reader or `SnapshotWriter.reopen` (resume) puts them back, so the file is
+byte for byte what the last complete append left. Inside the append `time` grows last (readers
+trust it for the count), the solver state of the new snapshot is written beside the previous
+one (group `restart.new`) and takes its name only once `time` has grown, SIGINT and SIGTERM
+wait until the append is complete, and an exception inside it (a KeyboardInterrupt raised off
+the main thread, a full disk) rolls it back. Files of writers without the journal may hold rows
+beyond `time` and the two restart groups: `Run.restart` picks the group of the last snapshot,
+and `reopen` trims the rows and settles the groups before it appends.
 """
 from __future__ import annotations
 
@@ -161,10 +164,6 @@ class SnapshotWriter:
         committed = False
         try:
             self._write(f, n, obs, restart)
-            # on disk before `time` grows: HDF5 writes the metadata of one flush in no set order,
-            # so without this a SIGKILL inside the closing flush could leave `time` longer than
-            # `density` (seen once in a loaded test run); after it, only `time` is left to write
-            f.flush()
             # `time` last: a reader trusts it for the count, so this is the append's commit
             f["time"].resize(n + 1, axis=0)
             f["time"][n] = t
