@@ -1,4 +1,4 @@
-"""The PyTorch baseline of the particle step (the only module that imports torch).
+"""The PyTorch baseline of the particle step of the two-layer model (`torch_resnet` is the ResNet's).
 
 The same step as gflow's particle solver with the Euler integrator: a mean-field two-layer
 network f(x) = (1/m) sum_j a_j sigma(w_j.x + b_j), the loss L = 1/2 sum_i p_i (f(x_i) - y_i)^2

@@ -14,10 +14,11 @@ retried smaller. So rho >= 0 and the energy decay hold whatever the snapshot spa
 (small.toml to t = 200 with three snapshots: min rho -0.0086 and a rising energy with the
 first stage's limit alone, >= 0 and decreasing now).
 
-Grid operators whose velocity is separable in the first axis (they offer `velocity_factors`:
-the two-layer model's) on 2D and 3D grids take the fused numba kernel of `fv_kernels` (one
-pass over memory per stage); everything else, and `kernel = "numpy"`, takes the plain numpy
-path of `fv_flux`, which the kernel is tested against.
+Grid operators whose velocity is separable in the a axis (they offer `velocity_factors`: the
+two-layer model's, and the ResNet's with one set of factors per layer, `layered = True`) on 2D
+and 3D grids (per layer) take the fused numba kernel of `fv_kernels` (one pass over memory per
+stage, called layer by layer); everything else, and `kernel = "numpy"`, takes the plain numpy
+path of `fv_flux`, which the kernel is tested against (tests/test_fv_kernel.py).
 """
 from __future__ import annotations
 
@@ -74,11 +75,14 @@ class FiniteVolumeStepper(Stepper):
         self.rejected_steps = 0
         #: the last step not cut short by a snapshot time (the growth cap's reference)
         self._last_step = np.inf
+        #: 1 when the operator's factors come per layer (a layered model: the grid's first axis
+        #: is the frozen layer axis, each layer a grid of its own to the kernel), else 0
+        self._lead = int(getattr(self.operator, "layered", False))
         self.fused = (self.options["kernel"] == "numba" and fv_kernels.numba is not None
-                      and hasattr(self.operator, "velocity_factors") and self.grid.ndim in (2, 3))
+                      and hasattr(self.operator, "velocity_factors") and self.grid.ndim - self._lead in (2, 3))
         if self.fused:
             self._buffers = [np.empty_like(self.rho) for _ in range(3)]
-            self._moments = [np.empty(self._view(self.rho).shape[1:]) for _ in range(3)]
+            self._moments = [np.empty(self._moment_shape()) for _ in range(3)]
             self._m1 = None   # a-moment of rho (no da); the last stage returns the next one
 
     # ------------------------------------------------------------------ numpy path
@@ -132,29 +136,48 @@ class FiniteVolumeStepper(Stepper):
 
     # ------------------------------------------------------------------ fused path
     def _view(self, rho: np.ndarray) -> np.ndarray:
-        """The (a, y, z) view the kernel works on; a 2D grid is (n_a, 1, n_w)."""
-        return rho if rho.ndim == 3 else rho.reshape(rho.shape[0], 1, rho.shape[1])
+        """The (layer, a, y, z) view the kernel works on, one (a, y, z) grid per layer: an unlayered
+        model is one layer, and a 2D grid (n_a, 1, n_w)."""
+        shape = rho.shape[self._lead:]
+        if len(shape) == 2:
+            shape = (shape[0], 1, shape[1])
+        return rho.reshape(-1, *shape)
+
+    def _moment_shape(self) -> tuple[int, ...]:
+        """(layers, y, z): each layer's a-moment on the kernel's grid."""
+        v = self._view(self.rho)
+        return (v.shape[0], *v.shape[2:])
 
     def _kernel_args(self, m1: np.ndarray):
+        """The kernel's factors, each with a leading layer index, from the a-moments m1 (S, y, z)."""
         op = self.operator
-        G, L0, rest = op.velocity_factors(m1.reshape(op.wb_shape) * op.grid.spacing[0])
+        da = self.spacing[self._lead]
+        if self._lead:
+            G, L0, rest = op.velocity_factors(m1.reshape(-1, *op.wb_shape) * da)
+        else:
+            G, L0, rest = op.velocity_factors(m1.reshape(op.wb_shape) * da)
+            G, rest = G[None], [(H[None], L) for H, L in rest]
         if len(rest) == 1:   # 2D: the w axis plays the kernel's third axis
             (H2, L2), = rest
-            G, H2 = G.reshape(1, -1), H2.reshape(1, -1)
-            H1, L1 = np.zeros((2, H2.shape[1] - 1)), np.zeros(2)
+            S = G.shape[0]
+            G, H2 = G.reshape(S, 1, -1), H2.reshape(S, 1, -1)
+            H1, L1 = np.zeros((S, 2, H2.shape[2] - 1)), np.zeros(2)
         else:
             (H1, L1), (H2, L2) = rest
         return G, L0, H1, L1, H2, L2
 
     def _fused_stable_dt(self, args) -> float:
+        """`fv_flux.stable_dt` of the factors' velocities: per axis the largest speed over every
+        layer, as the numpy path takes it over the whole grid."""
         G, L0, H1, L1, H2, L2 = args
         a = self.operator.a
         # each velocity is affine in the a (or face) coordinate: its extremes sit at the ends
-        rates = [max(np.abs(G + L0[0]).max(), np.abs(G + L0[-1]).max()) if self.problem.model.trained[0] else 0.0]
+        trained = self.problem.model.trained[self._lead]
+        rates = [max(np.abs(G + L0[0]).max(), np.abs(G + L0[-1]).max()) if trained else 0.0]
         for H, L, axis in ((H1, L1, 1), (H2, L2, 2)):
             if H.size and np.any(H) or np.any(L):
                 shape = [1] * H.ndim
-                shape[axis - 1] = -1
+                shape[axis] = -1
                 Lb = L.reshape(shape)
                 rates.append(max(np.abs(a[0] * H + Lb).max(), np.abs(a[-1] * H + Lb).max()))
             else:
@@ -165,18 +188,19 @@ class FiniteVolumeStepper(Stepper):
         return np.inf if rate == 0 else 1.0 / rate
 
     def _kernel_temperature(self) -> np.ndarray:
-        T = self.temperature
+        T = self.temperature[self._lead:]
         return T if len(T) == 3 else np.array([T[0], 0.0, T[1]])
 
     def _kernel_spacing(self) -> np.ndarray:
-        h = self.spacing
+        h = self.spacing[self._lead:]
         return h if len(h) == 3 else np.array([h[0], 1.0, h[1]])
 
     def _step_fused(self, dt_max: float) -> float:
         u = self._view(self.rho)
         if self._m1 is None:
-            self._m1 = np.empty(u.shape[1:])
-            fv_kernels.a_moment(u, self.operator.a, self._m1)
+            self._m1 = np.empty(self._moment_shape())
+            for layer, m1 in zip(u, self._m1):
+                fv_kernels.a_moment(layer, self.operator.a, m1)
         first = self._kernel_args(self._m1)
         dt = self._first_try(dt_max, self._fused_stable_dt(first))
         h = self._kernel_spacing()
@@ -205,10 +229,14 @@ class FiniteVolumeStepper(Stepper):
                 if not dt <= limit:
                     raise _Retry(limit)
             out = self._view(buf)
-            fv_kernels.stage(stage_in, u, out, mom, c0, c1, dt, *args[:2], self.operator.a, *args[2:],
-                             h, self.theta, self._kernel_temperature())
+            G, L0, H1, L1, H2, L2 = args
+            T = self._kernel_temperature()
+            for s in range(u.shape[0]):     # a loop over layers (one for a two-layer model), not cells
+                fv_kernels.stage(stage_in[s], u[s], out[s], mom[s], c0, c1, dt, G[s], L0, self.operator.a,
+                                 H1[s], L1, H2[s], L2, h, self.theta, T)
             stage_in = out
-            args = self._kernel_args(mom)
+            if index < 2:   # the next step starts from its own first factors
+                args = self._kernel_args(mom)
 
     def restart_state(self) -> dict:
         """The growth cap's reference step, so that a resumed run steps as if never stopped."""

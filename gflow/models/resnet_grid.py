@@ -57,7 +57,11 @@ class ResNetGridOperator:
         return np.tensordot(rho, self.a * self.da, axes=([1], [0]))
 
     def layers(self, rho: np.ndarray) -> list[Layer]:
-        m1 = self.a_moments(rho).reshape(self.L, -1) * self.wb_volume
+        return self.layers_of_moments(self.a_moments(rho))
+
+    def layers_of_moments(self, m1: np.ndarray) -> list[Layer]:
+        """The effective neurons of every layer from the a-moments m1 (L, *wb_shape) (da included)."""
+        m1 = m1.reshape(self.L, -1) * self.wb_volume
         return [Layer(m1[l][:, None], self.W, self.B) for l in range(self.L)]
 
     def sweep(self, rho: np.ndarray):
@@ -71,12 +75,12 @@ class ResNetGridOperator:
         return 0.5 * float(m.p @ (r * r))
 
     # ------------------------------------------------------------------ V and its gradient
-    def _terms(self, sw, axis: int, at_faces: bool, rho: np.ndarray | None = None) -> np.ndarray:
+    def _terms(self, sw, axis: int, at_faces: bool, now: list[Layer] | None = None) -> np.ndarray:
         """The data part of dV_l/du_axis (no weight decay), for every layer, at the faces normal
         to `axis` (or at the centres), shape (L, *wb shape with n_k + 1 along axis k); divided
         by a along w and b.
 
-        With the extended MSA (msa_rho > 0) and the current density `rho`, the derivative of
+        With the extended MSA (msa_rho > 0) and the current layers `now`, the derivative of
         the layer functional V = E[(P + r e) a sigma] + r E[(w e') (a P) sigma'] instead
         (`resnet_depth.layer_gradient`, d = 1): along a E[(P + r e) sigma] + r w E[e' P sigma'],
         along w E[(P + r e) sigma' z] + r E[P e' sigma'] + r w E[e' P sigma'' z], along b
@@ -84,8 +88,7 @@ class ResNetGridOperator:
         """
         m = self.model
         W, B, shape = self._points(axis, at_faces)
-        r = m.spec.msa_rho if rho is not None else 0.0
-        now = self.layers(rho) if r else None
+        r = m.spec.msa_rho if now is not None else 0.0
         out = np.empty((self.L, *shape))
         for l in range(self.L):
             z, pP = sw.z[l][:, 0], sw.P[l][:, 0] * m.p
@@ -133,7 +136,7 @@ class ResNetGridOperator:
             shape = [1] * D
             shape[axis] = -1
             decay = self.lam * coord.reshape(shape)
-            terms = self._terms(sw, axis, at_faces, rho if m.spec.msa_rho else None)
+            terms = self._terms(sw, axis, at_faces, self.layers(rho) if m.spec.msa_rho else None)
             if axis == 1:
                 v = -(terms[:, None] + decay)
             else:
@@ -141,6 +144,30 @@ class ResNetGridOperator:
             out[axis] = np.broadcast_to(v, tuple(len(grid.faces[i]) if (at_faces and i == axis) else grid.shape[i]
                                                  for i in range(D)))
         return out
+
+    #: `velocity_factors` takes and gives one set of factors per layer (the fused fv stage)
+    layered = True
+
+    def velocity_factors(self, m1: np.ndarray):
+        """The separable pieces of every layer's face velocities, from the a-moments m1 (L, *wb_shape)
+        (da included), as the two-layer model's (`TwoLayerGridOperator.velocity_factors`) with a
+        leading layer index: v_a = -(G_l + L_0(a_face)), v_k = -(a H_l,k + L_k(u_k face)), G_l
+        (L, *wb_shape), H_l,k (L, wb_shape with n_k + 1 along k); frozen axes get zeros. The same
+        sweep (and refresh schedule) as `face_velocities`, so both paths step alike."""
+        m, grid = self.model, self.grid
+        layers = self.layers_of_moments(m1)
+        sw = m.schedule.get(lambda: sweep(layers, m.x, m.y, m.sigma, m.dsigma))
+        now = layers if m.spec.msa_rho else None
+        G = self._terms(sw, 1, True, now) if m.trained[1] else np.zeros((self.L, *self.wb_shape))
+        rest = []
+        for axis in range(2, grid.ndim):
+            if m.trained[axis]:
+                H = self._terms(sw, axis, True, now)
+            else:
+                H = np.zeros((self.L, *self._points(axis, True)[2]))
+            rest.append((H, self.lam * grid.faces[axis] if m.trained[axis] else np.zeros(grid.shape[axis] + 1)))
+        L0 = self.lam * grid.faces[1] if m.trained[1] else np.zeros(grid.shape[1] + 1)
+        return G, L0, rest
 
     def face_velocities(self, rho: np.ndarray) -> list[np.ndarray | None]:
         """-dV_l/du_k on the faces normal to axis k of every layer (None: the layer axis, frozen axes)."""
