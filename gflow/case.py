@@ -34,7 +34,7 @@ SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 RUN_FILE_NAMES = {name.casefold(): name for name in (
     "time", "density", "risk", "energy", "mass", "positions", "weights", "particle", "component",
     "restart", "restart.new", "outside_mass", "min_density", "negative_mass", "edge_density", "layer",
-    "layer_mass")}
+    "layer_mass", "risk_fluctuation")}
 
 
 @dataclass(frozen=True)

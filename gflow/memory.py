@@ -163,6 +163,11 @@ def solver_needs(case, index: int) -> list[Need]:
                 batch = spec.options["batch"]
                 needs.append(Need(f"{key}.batch", f"a minibatch of {batch} points",
                                   BYTES * batch * (BATCH_ARRAYS + d)))
+        if spec.options.get("fluctuation"):
+            # the prediction's adjoint walks back along every state of the run
+            steps = math.ceil(case.end / (case.dt or spec.options["lr"])) + case.snapshots
+            needs.append(Need(f"{key}.fluctuation, {key}.lr", f"the path of {m} particles x {ndim} axes over {steps} steps",
+                              BYTES * m * ndim * (steps + 1)))
         if getattr(model, "interaction", None):
             needs.append(Need(f"{m_key}, model.interaction", f"the pair sums of {m} x {m} particles",
                               BYTES * min(m, PAIR_SUM_CHUNK) * m * (PAIR_SUM_ARRAYS + PAIR_SUM_ARRAYS_PER_AXIS * ndim)))

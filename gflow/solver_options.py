@@ -90,6 +90,9 @@ _OPTIONS: dict[str, dict[str, Option]] = {
         "scaling": _choice("mean_field", "mean_field", "conventional"),
         "tolerance": _float(1e-6, doc="error tolerance of the adaptive integrator"),
         "lr": _float(0.05, doc="step (learning rate) when the case gives no dt"),
+        "fluctuation": Option("bool", False, doc="store risk_fluctuation: the predicted sqrt(m) x standard deviation "
+                              "of the risk of m random neurons, from the discrete adjoint along this run (init = "
+                              "quadrature, integrator euler, full batch, T = 0; docs/fluctuations.md)"),
     },
     "blob": {
         **_PARTICLE_INIT,

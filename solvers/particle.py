@@ -82,7 +82,8 @@ import json
 import numpy as np
 from scipy.spatial import cKDTree
 
-from gflow.errors import RunError
+from gflow.errors import InputError, RunError
+from gflow.models.functionals import weighted_sd
 from gflow.solvers.base import Observation, Stepper
 from gflow.solvers.deposit import INSIDE_NOTE, cloud_in_cell, outside_mass
 from gflow.solvers.entropy import kl_neg_entropy
@@ -153,6 +154,10 @@ def refuse_below_fixed(cap: float, dt: float, kind: str) -> None:
 
 class ParticleStepper(Stepper):
     kind = "particle"
+    #: extras an option adds (`fluctuation`): reserved names of the run file like the others
+    optional_extras = ("risk_fluctuation",)
+    #: whether this run predicts its fluctuation (the option; set per run)
+    fluctuation = False
     #: attributes of the file's `density` dataset (`gflow.snapshots.SnapshotWriter`)
     density_attrs = {"binned": INSIDE_NOTE}
 
@@ -185,6 +190,25 @@ class ParticleStepper(Stepper):
         self.interacting = self.model.singular_interaction and options["neighbour_cap"]
         self._first_stage = None     # FSAL: the drift at the current positions, if still valid
         self._buffer = None          # the Euler drift, reused step after step
+        #: the path u^0..u^n and steps of a run predicting its fluctuation (option `fluctuation`)
+        self.fluctuation = options["fluctuation"]
+        if self.fluctuation:
+            self._check_fluctuation()
+            self._path, self._steps = [self.u.copy()], []
+
+    def _check_fluctuation(self) -> None:
+        """The prediction is the delta method for deterministic mean-field GD from i.i.d. draws,
+        computed on a quadrature of rho0 by the exact adjoint of forward Euler."""
+        if not hasattr(self.model, "risk_weight_gradient"):
+            raise ValueError(f"fluctuation = true: the {self.model.kind} model has no risk adjoint (two_layer has)")
+        if not self.quadrature:
+            raise ValueError("fluctuation = true needs init = \"quadrature\" (a quadrature of the initial law)")
+        if self.options["integrator"] == "auto":
+            self.integrator = "euler"
+        if self.integrator != "euler":
+            raise ValueError(f"fluctuation = true needs integrator = \"euler\" (gradient descent), not {self.integrator!r}")
+        if self.batch or self.temperature > 0:
+            raise ValueError("fluctuation = true predicts deterministic gradient descent: batch = 0 and temperature = 0")
 
     # ------------------------------------------------------------------ dynamics
     def _draw_batch(self):
@@ -219,6 +243,9 @@ class ParticleStepper(Stepper):
                 euler_in_place(self.u, k1, h)
             else:
                 rk4_in_place(self.u, lambda v: self.drift(v, batch), h, k1)
+        if self.fluctuation:
+            self._path.append(self.u.copy())
+            self._steps.append(h)
         if self.temperature > 0:
             # frozen axes (train) neither drift nor diffuse, as on the grids
             noise = self.noise_rng.standard_normal(self.u.shape) * self.model.trained
@@ -252,8 +279,11 @@ class ParticleStepper(Stepper):
         if self.temperature > 0:
             # the free energy's T int rho log rho, as fv has it: estimated from the cloud
             energy += self.temperature * self._neg_entropy(u, q)
-        return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
-                           extras={"outside_mass": outside_mass(self.grid, u, q)})
+        extras = {"outside_mass": outside_mass(self.grid, u, q)}
+        if self.fluctuation:
+            psi = self.model.risk_weight_gradient(self._path, self._steps, self.q_net)
+            extras["risk_fluctuation"] = weighted_sd(psi, q)
+        return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(), extras=extras)
 
     def _neg_entropy(self, u: np.ndarray, q: np.ndarray) -> float:
         """int rho log rho from the cloud; for a layered model (1/L) sum_l of each layer's, its
@@ -265,7 +295,7 @@ class ParticleStepper(Stepper):
         return float(np.mean([kl_neg_entropy(ul, ql) for ul, ql in blocks]))
 
     def extra_names(self) -> tuple[str, ...]:
-        return ("outside_mass",)
+        return ("outside_mass", *self.optional_extras) if self.fluctuation else ("outside_mass",)
 
     def restart_state(self) -> dict:
         """The random streams' states and the controller's step (positions are in the snapshot)."""
@@ -274,6 +304,9 @@ class ParticleStepper(Stepper):
                 "h_next": float(self.controller.h_next), "rejected": int(self.controller.rejected)}
 
     def restore(self, density, positions, state) -> None:
+        if self.fluctuation:
+            raise InputError("fluctuation = true: the prediction needs the whole path from t = 0, which a "
+                             "resumed run does not have; run again with --force")
         self.u = np.array(positions, dtype=float)
         self.batch_rng.bit_generator.state = json.loads(state["batch_rng"])
         self.noise_rng.bit_generator.state = json.loads(state["noise_rng"])

@@ -350,7 +350,7 @@ def test_the_reserved_names_are_every_dataset_of_a_run_file():
             assert "def extra_names" not in (ROOT / "solvers" / "fipy_solver.py").read_text()
             continue
         cls = stepper_class(kind)
-        names |= set(cls.extra_names(object.__new__(cls)))
+        names |= set(cls.extra_names(object.__new__(cls))) | set(getattr(cls, "optional_extras", ()))
     assert {n.casefold() for n in names} <= set(RUN_FILE_NAMES)
     # and a case with the bundled axes names stays valid
     assert case_from_text(POTENTIAL_1D.replace("POTENTIAL", "x**2"), "c.toml").axes == ("x",)

@@ -22,3 +22,10 @@ def grid_energy(rho: np.ndarray, risk: float, cell_volume: float, weight_decay: 
     if temperature > 0:
         energy += temperature * entropy(rho, cell_volume)
     return energy
+
+
+def weighted_sd(values: np.ndarray, q: np.ndarray) -> float:
+    """The standard deviation of `values` under the probability weights q."""
+    q = q / q.sum()
+    mean = float(q @ values)
+    return float(np.sqrt(max(float(q @ (values - mean) ** 2), 0.0)))

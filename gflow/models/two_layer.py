@@ -41,7 +41,7 @@ class TwoLayerModel:
         self.input_dim = spec.input_dim
         self.bias = spec.bias
         unit = UNITS[spec.activation]
-        self.sigma, self.dsigma = unit.sigma, unit.dsigma
+        self.sigma, self.dsigma, self.d2sigma = unit.sigma, unit.dsigma, unit.d2sigma
         self.target = target
         #: the data measure with its targets: what SGD draws minibatches from
         self.data = labelled(data, target)
@@ -139,6 +139,12 @@ class TwoLayerModel:
             x, p, y = batch
             grad = self.gradient(u, self.network(u, q, x) - y, p, x)
         return -grad * self.trained
+
+    def risk_weight_gradient(self, path: list[np.ndarray], steps: list[float], q: np.ndarray) -> np.ndarray:
+        """dR(t) / dq_j along the forward-Euler path u^0..u^N of neurons weighted q: the first
+        variation psi_t of the risk at the initial nodes (`two_layer_fluctuation`)."""
+        from gflow.models.two_layer_fluctuation import risk_weight_gradient
+        return risk_weight_gradient(self, path, steps, q)
 
     def grid_operator(self, grid, threads: int = 1):
         """The separable grid evaluation (`TwoLayerGridOperator`); it needs no FFT threads."""
