@@ -224,6 +224,9 @@ class ParticleStepper(Stepper):
     def step(self, dt_max: float, fixed: bool = False) -> float:
         """One step: of dt_max when the case fixes dt (`fixed`), else of lr (euler, rk4) or the
         controller's choice (adaptive), never beyond dt_max (the next snapshot)."""
+        if self.fluctuation and self._path is None:
+            raise InputError("fluctuation = true: the prediction needs the whole path from t = 0, which a "
+                             "resumed run does not have; run again with --force")
         batch = self._draw_batch()
         if self.integrator == "adaptive":
             h = self._adaptive_step(dt_max, batch)
@@ -281,8 +284,9 @@ class ParticleStepper(Stepper):
             energy += self.temperature * self._neg_entropy(u, q)
         extras = {"outside_mass": outside_mass(self.grid, u, q)}
         if self.fluctuation:
-            psi = self.model.risk_weight_gradient(self._path, self._steps, self.q_net)
-            extras["risk_fluctuation"] = weighted_sd(psi, q)
+            # a restored run has no path: it is refused at its first step (`step`)
+            psi = None if self._path is None else self.model.risk_weight_gradient(self._path, self._steps, self.q_net)
+            extras["risk_fluctuation"] = np.nan if psi is None else weighted_sd(psi, q)
         return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(), extras=extras)
 
     def _neg_entropy(self, u: np.ndarray, q: np.ndarray) -> float:
@@ -304,9 +308,8 @@ class ParticleStepper(Stepper):
                 "h_next": float(self.controller.h_next), "rejected": int(self.controller.rejected)}
 
     def restore(self, density, positions, state) -> None:
-        if self.fluctuation:
-            raise InputError("fluctuation = true: the prediction needs the whole path from t = 0, which a "
-                             "resumed run does not have; run again with --force")
+        # a complete run is kept as it is; one that would go on lacks the path behind it (`step`)
+        self._path = None
         self.u = np.array(positions, dtype=float)
         self.batch_rng.bit_generator.state = json.loads(state["batch_rng"])
         self.noise_rng.bit_generator.state = json.loads(state["noise_rng"])

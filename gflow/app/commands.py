@@ -18,6 +18,11 @@ from gflow.app.outputs import check_outputs, replacing, save_figure, write_text
 from gflow.errors import InputError
 
 
+def _register_ensemble(sub) -> None:
+    from gflow.app.ensemble import register_ensemble      # its imports (the sweep's Dask) load on use
+    register_ensemble(sub)
+
+
 def register_compare(sub) -> None:
     p = sub.add_parser("compare", help="distances between two runs at their common snapshot times")
     p.add_argument("a", help="first snapshot file (.h5)")
@@ -117,4 +122,4 @@ def _plot_sweep(args) -> int:
     return 0
 
 
-REGISTER = [register_compare, register_plot]
+REGISTER = [register_compare, register_plot, _register_ensemble]

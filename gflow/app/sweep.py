@@ -520,8 +520,9 @@ def _write_table(rows: list[dict], keys, path: Path) -> None:
 
 
 def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=None, scheduler=None,
-              workers=None, reference=None, force=False, processes=True, echo=print) -> SweepResult:
-    """Run every combination of a case's sweep; write DIR/sweep.csv and return its rows.
+              workers=None, reference=None, force=False, processes=True, measure=True, echo=print) -> SweepResult:
+    """Run every combination of a case's sweep; write DIR/sweep.csv and return its rows; with
+    `measure` false the distances to a reference are left out (`gflow ensemble` needs only risks).
 
     Bad arguments or a bad case file raise `InputError` before any work; a combination that
     fails (at checking or while running) is a `failed: ...` row and the others go on.
@@ -561,7 +562,8 @@ def run_sweep(case_path, *, vary=(), overrides=(), solver_kinds=None, out_dir=No
                 report(name, rows)
                 _write_table(sweep.table(), sweep.keys, csv_path)      # an interrupted sweep keeps its table
             table = sweep.table()
-            _measure(client, table, sweep.keys, reference)
+            if measure:
+                _measure(client, table, sweep.keys, reference)
     except BaseException:
         _write_table(sweep.table(), sweep.keys, csv_path)
         raise
