@@ -159,6 +159,32 @@ def curve_panel(ax, runs, name: str, labels=None):
     return ax
 
 
+#: the width whose band `gflow plot` draws for a run that predicts its fluctuation on its own
+PLOT_WIDTH = 100
+
+
+def predicted_bands(ax, runs, labels=None) -> None:
+    """The band R(t) +- 2 risk_fluctuation(t) / sqrt(m) that a run storing its predicted spread
+    (`fluctuation = true`, docs/fluctuations.md) gives for m neurons: for each particle run beside
+    it, m its particle count; alone, m = PLOT_WIDTH. About 95% of m-neuron runs fall inside."""
+    labels = labels or [r.solver for r in runs]
+    widths = [(k, len(r.weights)) for k, r in enumerate(runs)
+              if r.has_particles and not r.layers and r.weights is not None and r.dataset("risk_fluctuation") is None]
+    for r, label in zip(runs, labels):
+        sd = r.dataset("risk_fluctuation")
+        if sd is None or len(sd) != len(r.time) or not np.isfinite(sd).all():
+            continue
+        for k, m in widths or [(None, PLOT_WIDTH)]:
+            half = 2.0 * sd / np.sqrt(m)
+            colour = f"C{k}" if k is not None else "grey"
+            low = r.risk - half
+            if ax.get_yscale() == "log":
+                low = np.maximum(low, 0.5 * r.risk)   # the band below zero would leave a log axis
+            ax.fill_between(r.time, low, r.risk + half, color=colour, alpha=0.15, linewidth=0,
+                            label=_label(f"{label}: predicted +-2 sd for m = {m}"))
+    ax.legend(fontsize="small")
+
+
 def distance_panel(ax, comparisons, labels):
     """W1 (solid) and W2 (dotted) against time for each comparison (layered runs: the overall
     distances, `postprocess.compare.overall`)."""
@@ -210,6 +236,7 @@ def run_figure(run: Run, columns: int = COLUMNS, dpi: float = 100) -> Figure:
             network_panel(axes[-1, k], run, snap, model)
     risk_ax, energy_ax = bottom.subplots(1, 2)
     curve_panel(risk_ax, [run], "risk")
+    predicted_bands(risk_ax, [run])
     curve_panel(energy_ax, [run], "energy")
     fig.suptitle(_label(f"{run.path}  ({run.solver})") + (f"\nno f(x) panel: {_label(why)}" if why else ""))
     return fig
@@ -222,6 +249,7 @@ def comparison_figure(runs, comparisons, dpi: float = 100) -> Figure:
     top, bottom = fig.subfigures(2, 1)
     risk_ax, distance_ax = top.subplots(1, 2)
     curve_panel(risk_ax, runs, "risk", labels)
+    predicted_bands(risk_ax, runs, labels)
     distance_panel(distance_ax, comparisons, [f"{labels[0]} vs {label}" for label in labels[1:]])
     for ax, run, label in zip(bottom.subplots(1, len(runs), squeeze=False)[0], runs, labels):
         if run.layers:        # the first parameter axis against depth

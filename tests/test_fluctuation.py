@@ -214,3 +214,25 @@ def test_a_fluctuation_run_does_not_resume(tmp_path, capsys):
     assert main(["run", str(path), "-o", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "whole path from t = 0" in err
+
+
+def test_compare_and_plot_draw_the_predicted_band_for_the_particle_runs_width(tmp_path):
+    from matplotlib.figure import Figure
+    from gflow.postprocess.plot import PLOT_WIDTH, predicted_bands
+
+    path = tmp_path / "case.toml"
+    path.write_text(case_text(end=1.0, snapshots=3))
+    assert main(["run", str(path), "-o", str(tmp_path / "ref")]) == 0
+    assert main(["run", str(path), "-o", str(tmp_path / "m50"), "--set", 'solver.init="random"',
+                 "--set", "solver.fluctuation=false", "--set", "solver.particles=50"]) == 0
+    ref, m50 = open_run(tmp_path / "ref" / "particle.h5"), open_run(tmp_path / "m50" / "particle.h5")
+    sd = ref.dataset("risk_fluctuation")
+    for runs, m in (([ref, m50], 50), ([ref], PLOT_WIDTH)):
+        ax = Figure().subplots()
+        predicted_bands(ax, runs)
+        [band] = ax.collections
+        assert band.get_label().endswith(f"m = {m}")
+        top = band.get_paths()[0].vertices[:, 1].max()
+        assert top == pytest.approx(float(np.max(ref.risk + 2 * sd / np.sqrt(m))), rel=1e-12)
+    assert main(["compare", str(tmp_path / "ref" / "particle.h5"), str(tmp_path / "m50" / "particle.h5"),
+                 "--plot", str(tmp_path / "c.png")]) == 0
