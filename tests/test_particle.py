@@ -354,8 +354,9 @@ def test_cases_run_with_lagrangian_solvers(case: Path, tmp_path, capsys):
         with h5py.File(tmp_path / f"{kind}.h5", "r") as f:
             # a layered (resnet) run has 400 particles per layer: (T, L, M, D)
             layers = (f["layer"].shape[0],) if "layer" in f else ()
-            # (a case's own point masses set their count)
-            m = f["weights"].shape[0] if "points" in case.read_text() else 400
+            # (a case's own point masses, or its quadrature rule, set their count)
+            text = case.read_text()
+            m = f["weights"].shape[0] if "points" in text or (kind == "particle" and 'init = "quadrature"' in text) else 400
             assert f["positions"].shape == (3, *layers, m, len(f.attrs["axes"]))
             assert f.attrs["solver"] == kind
 

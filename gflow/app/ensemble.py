@@ -7,8 +7,8 @@ run` writes it, complete runs skipped when started again, stopped ones resumed):
     DIR/runs/solver.particles=<m>__solver.seed=<s>/particle.h5
 
 The reference is the same case on quadrature particles (`init = "quadrature"`, `nodes` per
-axis, forward Euler at the case's `lr`), with `fluctuation = true` where the prediction applies
-(full batch, no noise): DIR/reference/particle.h5 holds R(t) and the predicted sqrt(m) sd
+axis, forward Euler at the case's `lr`, full batch), with `fluctuation = true` where there is no
+noise (for minibatch runs it predicts the gradient-descent part of their spread): DIR/reference/particle.h5 holds R(t) and the predicted sqrt(m) sd
 (docs/fluctuations.md). `postprocess.ensemble` then tabulates over time, per width, the mean,
 sd, sqrt(m) sd and m (mean - R) with their standard errors: DIR/ensemble.csv and
 DIR/ensemble.png, and the table on stdout.
@@ -55,9 +55,10 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     check_dir(out)
     csv_path, png_path = check_outputs([out / "ensemble.csv", out / "ensemble.png"], force=True)
 
-    # the reference: quadrature particles with the prediction where it applies
-    deterministic = not spec.options["batch"] and case.temperature == 0
-    ref_overrides = [*overrides, 'solver.init="quadrature"', f"solver.nodes={nodes}",
+    # the reference: the mean-field flow (full batch) on quadrature particles, with the prediction
+    # of the gradient-descent spread where there is no noise (minibatch runs then add theirs to it)
+    deterministic = case.temperature == 0
+    ref_overrides = [*overrides, 'solver.init="quadrature"', f"solver.nodes={nodes}", "solver.batch=0",
                      'solver.integrator="euler"', f"solver.fluctuation={str(deterministic).lower()}"]
     reference_case = load_case(case_path, ref_overrides, ["particle"])
     reference = out / "reference" / "particle.h5"
