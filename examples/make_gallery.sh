@@ -13,3 +13,6 @@ done
 # the five resnet pictures (resnet_*.png) come from one script
 echo "== resnet_gallery"
 python examples/resnet_gallery.py -o $out --runs runs/examples/resnet
+# the two finite-width pictures (fluctuation_*.png): a prediction and a 500-run ensemble each
+echo "== fluctuation_gallery"
+python examples/fluctuation_gallery.py -o $out --runs runs/examples/fluctuation

@@ -47,7 +47,31 @@ def journal_path(path: str | Path) -> Path:
     return path.with_name(path.name + SUFFIX)
 
 
-class UndoFile:
+class _Positioned:
+    """A file position over a descriptor, and `read` by `readinto`: what h5py's file-object driver
+    calls besides `readinto`, `write`, `truncate` and `flush`."""
+
+    position = 0
+
+    def _end(self) -> int:
+        raise NotImplementedError
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: None}[whence]
+        self.position = (self._end() if base is None else base) + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = max(0, self._end() - self.position)
+        buffer = bytearray(n)
+        return bytes(buffer[:self.readinto(buffer)])
+
+
+class UndoFile(_Positioned):
     """The run file open as `fd`, as a binary file for h5py's file-object driver, saving in the
     journal `journal_fd` what each write or truncation destroys of its first `size` bytes."""
 
@@ -58,16 +82,8 @@ class UndoFile:
         #: the first OSError met (its errno tells a full disk from other failures)
         self.error: OSError | None = None
 
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: os.fstat(self.fd).st_size}[whence]
-        self.position = base + offset
-        return self.position
-
-    def tell(self) -> int:
-        return self.position
-
-    def read(self, n: int = -1) -> bytes:
-        return _read(self, n)
+    def _end(self) -> int:
+        return os.fstat(self.fd).st_size
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
@@ -109,22 +125,15 @@ class UndoFile:
         self.saved.add((start, stop))
 
 
-class RolledBack:
+class RolledBack(_Positioned):
     """The run file open as `fd` as it was before the journalled append: read-only."""
 
     def __init__(self, fd: int, size: int, entries: list[tuple[int, bytes]]):
         self.fd, self.size, self.entries = fd, size, entries
         self.position = 0
 
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self.position = {os.SEEK_SET: 0, os.SEEK_CUR: self.position, os.SEEK_END: self.size}[whence] + offset
-        return self.position
-
-    def tell(self) -> int:
-        return self.position
-
-    def read(self, n: int = -1) -> bytes:
-        return _read(self, n)
+    def _end(self) -> int:
+        return self.size
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
@@ -226,16 +235,6 @@ def _parse(jfd: int, info: os.stat_result) -> tuple[int, list[tuple[int, bytes]]
         entries.append((offset, os.pread(jfd, length, at + _ENTRY.size)))
         at += _ENTRY.size + length
     return size, entries
-
-
-def _read(file, n: int) -> bytes:
-    """`file.read(n)` by its `readinto` (h5py's driver reads into its own buffers)."""
-    if n < 0:
-        at = file.tell()
-        n = max(0, file.seek(0, os.SEEK_END) - at)
-        file.seek(at)
-    buffer = bytearray(n)
-    return bytes(buffer[:file.readinto(buffer)])
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:

@@ -20,11 +20,12 @@ from gflow.snapshots import open_run
 
 #: the columns of ensemble.csv, in order
 COLUMNS = ("width", "t", "runs", "reference_risk", "mean", "sd", "mean_se", "sqrt_m_sd", "sqrt_m_sd_se",
-           "predicted_sqrt_m_sd", "m_bias", "m_bias_se")
+           "predicted_sqrt_m_sd", "m_bias", "m_bias_se", "predicted_m_bias")
 
 
-def ensemble_rows(runs_by_width: dict[int, list], reference) -> list[dict]:
-    """One row per (width, snapshot time); `runs_by_width` maps m to run files, `reference` a run file."""
+def ensemble_rows(runs_by_width: dict[int, list], reference, initial_bias: float = np.nan) -> list[dict]:
+    """One row per (width, snapshot time); `runs_by_width` maps m to run files, `reference` a run file;
+    `initial_bias` the exact m (E R_m(0) - R(0)), shown at t = 0 (later times have no prediction)."""
     ref = open_run(reference)
     predicted = ref.dataset("risk_fluctuation")
     rows = []
@@ -47,6 +48,7 @@ def ensemble_rows(runs_by_width: dict[int, list], reference) -> list[dict]:
                 "sqrt_m_sd_se": float(np.sqrt(m) * sd[k] / np.sqrt(2 * (S - 1))) if S > 1 else np.nan,
                 "predicted_sqrt_m_sd": float(predicted[k]) if predicted is not None else np.nan,
                 "m_bias": float(m * (mean[k] - ref.risk[k])), "m_bias_se": float(m * sd[k] / np.sqrt(S)),
+                "predicted_m_bias": float(initial_bias) if k == 0 else np.nan,
             })
     return rows
 
@@ -57,11 +59,13 @@ def ensemble_table(rows: list[dict]) -> str:
     for m in sorted({r["width"] for r in rows}):
         block = [r for r in rows if r["width"] == m]
         lines.append(f"m = {m}, {block[0]['runs']} runs")
-        lines.append(f"{'t':>8} {'R (ref)':>10} {'mean':>10} {'sqrt(m) sd':>16} {'predicted':>10} {'m (mean - R)':>18}")
+        lines.append(f"{'t':>8} {'R (ref)':>10} {'mean':>10} {'sqrt(m) sd':>16} {'predicted':>10} "
+                     f"{'m (mean - R)':>18} {'predicted':>10}")
         for r in block:
+            bias = "" if np.isnan(r["predicted_m_bias"]) else f"{r['predicted_m_bias']:10.3g}"
             lines.append(f"{r['t']:8.4g} {r['reference_risk']:10.4g} {r['mean']:10.4g} "
                          f"{r['sqrt_m_sd']:8.4g} +- {r['sqrt_m_sd_se']:<5.2g} {r['predicted_sqrt_m_sd']:10.4g} "
-                         f"{r['m_bias']:9.3g} +- {r['m_bias_se']:<6.2g}")
+                         f"{r['m_bias']:9.3g} +- {r['m_bias_se']:<6.2g} {bias}".rstrip())
         lines.append("")
     return "\n".join(lines)
 
@@ -89,6 +93,9 @@ def ensemble_figure(rows: list[dict], title: str = ""):
     if np.isfinite(predicted).any():
         left.plot([r["t"] for r in block], predicted, "k--", label="predicted (adjoint)")
     right.axhline(0.0, color="grey", linewidth=0.8)
+    if np.isfinite(block[0]["predicted_m_bias"]):
+        right.plot([block[0]["t"]], [block[0]["predicted_m_bias"]], "k*", ms=9, label="exact at t = 0")
+        right.legend(fontsize=8)
     left.set(xlabel="t", ylabel="sqrt(m) x sd of the risk", title="spread (bands: +- 2 standard errors)")
     right.set(xlabel="t", ylabel="m x (mean risk - mean-field risk)", title="1/m bias")
     left.legend(fontsize=8)

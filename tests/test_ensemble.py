@@ -46,6 +46,13 @@ def test_the_table_is_the_statistics_of_the_run_files(ensemble):
             assert float(row["m_bias"]) == pytest.approx(m * (R[:, k].mean() - reference.risk[k]), rel=1e-10)
             assert float(row["predicted_sqrt_m_sd"]) == pytest.approx(predicted[k], rel=1e-12)
             assert int(row["runs"]) == SEEDS
+            # the exact 1/m bias at t = 0, from the reference's quadrature
+            assert (row["predicted_m_bias"] == "nan") == (k > 0)
+    from gflow.case import case_from_text
+    from gflow.problem import build_problem
+    model = build_problem(case_from_text(reference.case_text)).model
+    first = open_run(out / "reference" / "particle.h5").positions(0)
+    assert float(rows[0]["predicted_m_bias"]) == pytest.approx(model.initial_bias(first, reference.weights), rel=1e-12)
     assert (out / "ensemble.png").stat().st_size > 10_000
 
 

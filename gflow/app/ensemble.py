@@ -6,9 +6,10 @@ run` writes it, complete runs skipped when started again, stopped ones resumed):
 
     DIR/runs/solver.particles=<m>__solver.seed=<s>/particle.h5
 
-The reference is the same case on quadrature particles (`init = "quadrature"`, `nodes` per
-axis, forward Euler at the case's `lr`, full batch), with `fluctuation = true` where there is no
-noise (for minibatch runs it predicts the gradient-descent part of their spread): DIR/reference/particle.h5 holds R(t) and the predicted sqrt(m) sd
+The reference is the same case on quadrature particles (`init = "quadrature"`; `nodes` per
+axis: --nodes, else the case's `nodes`, else 16; forward Euler at the case's `lr`; full batch),
+with `fluctuation = true` where there is no noise (for minibatch runs it predicts the
+gradient-descent part of their spread): DIR/reference/particle.h5 holds R(t) and the predicted sqrt(m) sd
 (docs/fluctuations.md). `postprocess.ensemble` then tabulates over time, per width, the mean,
 sd, sqrt(m) sd and m (mean - R) with their standard errors: DIR/ensemble.csv and
 DIR/ensemble.png, and the table on stdout.
@@ -25,6 +26,8 @@ from gflow.case import load_case
 from gflow.errors import InputError
 from gflow.postprocess.ensemble import COLUMNS, ensemble_figure, ensemble_rows, ensemble_table
 
+#: the reference's quadrature nodes per axis when neither --nodes nor the case's `nodes` gives them
+DEFAULT_NODES = 16
 #: at most this many runs in one ensemble (widths x seeds)
 MAX_RUNS = 100_000
 
@@ -39,9 +42,10 @@ def parse_widths(text: str) -> list[int]:
     return sorted(widths)
 
 
-def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_dir=None, nodes: int = 16,
+def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_dir=None, nodes: int | None = None,
                  scheduler=None, workers=None, force=False, echo=print) -> list[dict]:
-    """Run the ensemble and its reference; write DIR/ensemble.csv and DIR/ensemble.png; return the rows."""
+    """Run the ensemble and its reference; write DIR/ensemble.csv and DIR/ensemble.png; return the rows.
+    `nodes`: quadrature nodes per axis of the reference (default: the case's `nodes`, else 16)."""
     if seeds < 2:
         raise InputError(f"--seeds {seeds}: an ensemble needs at least 2 runs per width")
     if seeds * len(widths) > MAX_RUNS:
@@ -51,6 +55,7 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     if spec.options["init"] != "random":
         raise InputError(f"{case_path}: the ensemble's runs draw random neurons: give init = \"random\" "
                          f"(the reference is made of quadrature particles)")
+    nodes = nodes if nodes is not None else (spec.options["nodes"] or DEFAULT_NODES)
     out = Path(out_dir) if out_dir else case.output_dir / "ensemble"
     check_dir(out)
     csv_path, png_path = check_outputs([out / "ensemble.csv", out / "ensemble.png"], force=True)
@@ -76,7 +81,7 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     by_width: dict[int, list] = {m: [] for m in widths}
     for row in result.rows:
         by_width[int(row["solver.particles"])].append(row["path"])
-    rows = ensemble_rows(by_width, reference)
+    rows = ensemble_rows(by_width, reference, _initial_bias(reference_case))
     with replacing(csv_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -87,12 +92,26 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     return rows
 
 
+def _initial_bias(case) -> float:
+    """m (E R_m(0) - R(0)), exact, from the reference's quadrature of the initial law (NaN for a
+    model without the formula)."""
+    import math
+    from gflow.problem import build_problem
+    from gflow.solvers import make_stepper
+    problem = build_problem(case)
+    if not hasattr(problem.model, "initial_bias"):
+        return math.nan
+    stepper = make_stepper("particle", problem, case.solvers[0].options)
+    return problem.model.initial_bias(stepper.u, stepper.weights)
+
+
 def register_ensemble(sub) -> None:
     p = sub.add_parser("ensemble", help="S particle runs per width against the PDE's prediction, see docs/fluctuations.md")
     p.add_argument("case", help="case file (TOML) with a particle solver")
     p.add_argument("--widths", required=True, help="particle counts m, comma-separated (e.g. 25,50,100)")
     p.add_argument("--seeds", type=int, required=True, help="runs per width (seeds 0..S-1)")
-    p.add_argument("--nodes", type=int, default=16, help="quadrature nodes per axis of the reference (default 16)")
+    p.add_argument("--nodes", type=int, help="quadrature nodes per axis of the reference (default: the case's "
+                                              "`nodes`, else 16)")
     p.add_argument("-o", "--output", help="ensemble directory (default: [output].dir/ensemble)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a case key; repeatable")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: a local cluster)")

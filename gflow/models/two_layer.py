@@ -146,6 +146,12 @@ class TwoLayerModel:
         from gflow.models.two_layer_fluctuation import risk_weight_gradient
         return risk_weight_gradient(self, path, steps, q)
 
+    def initial_bias(self, u: np.ndarray, q: np.ndarray) -> float:
+        """m (E[R_m(0)] - R(0)) for m i.i.d. neurons from the law the quadrature (u, q) integrates:
+        (1/2) E_x Var phi(x; u), exact for every m (`two_layer_fluctuation.initial_bias`)."""
+        from gflow.models.two_layer_fluctuation import initial_bias
+        return initial_bias(self, u, q)
+
     def grid_operator(self, grid, threads: int = 1):
         """The separable grid evaluation (`TwoLayerGridOperator`); it needs no FFT threads."""
         from gflow.models.two_layer_grid import TwoLayerGridOperator
