@@ -195,3 +195,20 @@ def test_a_failed_append_rolls_back_byte_for_byte(run_file, tmp_path):
             raise RuntimeError("a failure mid-append")
     assert target.read_bytes() == before
     assert not journal.journal_path(target).exists()
+
+
+def test_a_reader_in_the_writers_own_process_never_rolls_its_live_append_back(run_file, tmp_path):
+    """Record locks belong to the process: a reader (another thread, say) of the file this process
+    is appending to must read through the journal, not take the append for a dead writer's."""
+    target = tmp_path / "fv.h5"
+    target.write_bytes(run_file.read_bytes())
+    with appending(target, 0) as f:
+        f["time"].resize(4, axis=0)
+        f["time"][3] = 99.0
+        f.flush()                               # the append's bytes are in the file, journalled
+        assert journal.journal_path(target).exists()
+        with reading(target) as g:
+            assert g["time"].shape == (3,)      # the file as the last complete append left it
+        assert journal.journal_path(target).exists()
+    with reading(target) as g:
+        assert g["time"].shape == (4,) and g["time"][3] == 99.0
