@@ -129,12 +129,6 @@ def _announce(line: str) -> None:
             pass           # the watchdog has gone: nothing to tell
 
 
-#: (st_dev, st_ino) of the files this process is appending to now: POSIX record locks belong to
-#: the process, so its own lock would not keep one of its readers (another thread) from taking
-#: the file for a dead writer's, nor would closing that reader's descriptor leave the lock held
-_appending_here: set[tuple[int, int]] = set()
-
-
 def _roll_back_if_dead(path) -> None:
     """Roll back the append a killed writer left journalled (`gflow.journal`), when this process
     may write the file and no writer holds it; otherwise the reader reads the rolled-back view."""
@@ -145,10 +139,9 @@ def _roll_back_if_dead(path) -> None:
     except OSError:
         return              # read-only here: `_open_read_only` reads the rolled-back view
     try:
-        info = os.fstat(fd)
-        if (info.st_dev, info.st_ino) in _appending_here:
-            return          # this process's own append, alive: its readers read through the journal
-        if stat.S_ISREG(info.st_mode) and _lock(fd, fcntl.LOCK_EX if fcntl else 0, 0.0):
+        # the run file's record lock keeps a new append out; the journal's flock tells a live
+        # writer (even of this process: record locks belong to the process) from a dead one
+        if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, fcntl.LOCK_EX if fcntl else 0, 0.0):
             recover(path, fd)
     except OSError:
         pass
@@ -204,24 +197,21 @@ def appending(path: str | Path, nbytes: int, wait: float = WAIT):
     """The run file at `path` open for appending, with `nbytes` (+ `METADATA_RESERVE`) reserved
     first and gflow's readers held off. A symlink at `path` is refused (ELOOP)."""
     fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    held = os.fstat(fd)
-    key = (held.st_dev, held.st_ino)
     try:
         _lock(fd, fcntl.LOCK_EX if fcntl else 0, wait)
         reserve(fd, nbytes + METADATA_RESERVE)
-        _appending_here.add(key)
         with transaction(path, fd) as undo:
             try:
                 # through `fd` itself, so the file reserved is the file written (no name reopened)
                 with h5py.File(undo, "r+", locking=False) as f:
                     yield f
+                if undo.error is not None:     # a write failed: HDF5 closed, the append is undone
+                    raise undo.error
             except OSError as exc:
-                cause = undo.error if undo.error is not None else exc
-                if cause.errno in NO_ROOM:
-                    raise DiskFull(cause.errno, os.strerror(cause.errno)) from None
+                if exc.errno in NO_ROOM:
+                    raise DiskFull(exc.errno, os.strerror(exc.errno)) from None
                 raise
     finally:
-        _appending_here.discard(key)
         os.close(fd)
 
 

@@ -32,6 +32,11 @@ import os
 import struct
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no liveness lock
+    fcntl = None
+
 MAGIC = b"gflowJ1\n"
 _HEADER = struct.Struct("<8sQQQ")
 _ENTRY = struct.Struct("<QQ")
@@ -40,6 +45,11 @@ _ENTRY = struct.Struct("<QQ")
 MAX_JOURNAL_FACTOR, MAX_JOURNAL_EXTRA = 4, 1 << 24
 #: the suffix of a run file's journal, beside it
 SUFFIX = "-journal"
+
+
+def journal_bound(size: int) -> int:
+    """The most bytes a journal of a file of `size` bytes may hold (and the old size it may name)."""
+    return MAX_JOURNAL_FACTOR * size + MAX_JOURNAL_EXTRA
 
 
 def journal_path(path: str | Path) -> Path:
@@ -78,39 +88,58 @@ class UndoFile(_Positioned):
     def __init__(self, fd: int, journal_fd: int, size: int):
         self.fd, self.journal, self.size = fd, journal_fd, size
         self.position = 0
+        #: the journal's length so far (its header included)
+        self.written = _HEADER.size
+        #: set when the append is over (`transaction`): every call then fails
+        self.closed = False
         self.saved: set[tuple[int, int]] = set()
-        #: the first OSError met (its errno tells a full disk from other failures)
+        #: the first failed write (its errno tells a full disk from other failures): the
+        #: append fails once HDF5 has closed the file
         self.error: OSError | None = None
 
     def _end(self) -> int:
+        self._check_open()
         return os.fstat(self.fd).st_size
 
+    def _check_open(self) -> None:
+        """After its append, HDF5 may still call (a file whose closing flush failed stays open in
+        HDF5): the descriptor is closed by then, and its number may be another file's."""
+        if self.closed:
+            raise OSError(errno.EBADF, "the append this file was opened for is over")
+
     def readinto(self, buffer) -> int:
+        self._check_open()
         view = memoryview(buffer).cast("B")
         n = _pread_into(self.fd, view, self.position)
         self.position += n
         return n
 
     def write(self, data) -> int:
+        """Save what the write destroys, then write. A failed write (a full disk) is recorded
+        and reported to HDF5 as done, and nothing more is written: HDF5 then closes the file
+        cleanly (a failing driver leaves it half-open in HDF5, whose later calls crashed the
+        process), and the append is rolled back from the journal (`transaction`)."""
+        self._check_open()
         view = memoryview(data).cast("B")
         start, stop = self.position, self.position + len(view)
-        try:
-            self._save(start, min(stop, self.size))
-            _pwrite_all(self.fd, view, start)
-        except OSError as exc:
-            self.error = self.error or exc
-            raise
+        if self.error is None:
+            try:
+                self._save(start, min(stop, self.size))
+                _pwrite_all(self.fd, view, start)
+            except OSError as exc:
+                self.error = exc
         self.position = stop
         return len(view)
 
     def truncate(self, size: int | None = None) -> int:
+        self._check_open()
         size = self.position if size is None else size
-        try:
-            self._save(size, min(os.fstat(self.fd).st_size, self.size))
-            os.ftruncate(self.fd, size)
-        except OSError as exc:
-            self.error = self.error or exc
-            raise
+        if self.error is None:
+            try:
+                self._save(size, min(os.fstat(self.fd).st_size, self.size))
+                os.ftruncate(self.fd, size)
+            except OSError as exc:
+                self.error = exc
         return size
 
     def flush(self) -> None:
@@ -119,6 +148,10 @@ class UndoFile(_Positioned):
     def _save(self, start: int, stop: int) -> None:
         if start >= stop or (start, stop) in self.saved:
             return
+        self.written += _ENTRY.size + stop - start
+        if self.written > journal_bound(self.size):
+            # a reader would take such a journal for another's: refuse the append instead
+            raise OSError(errno.EFBIG, "the append overwrites more than its rollback journal may hold")
         old = bytearray(stop - start)
         _pread_into(self.fd, memoryview(old), start)    # past the file's end (cut earlier): zeros
         _write_all(self.journal, _ENTRY.pack(start, stop - start) + old)
@@ -158,28 +191,53 @@ class RolledBack(_Positioned):
         pass
 
 
+class Busy(OSError):
+    """The journal is held by a live writer (its `flock`): nothing to roll back."""
+
+
 @contextlib.contextmanager
 def transaction(path: str | Path, fd: int):
     """One journalled append to the run file at `path` open read-write as `fd` (whose writer's lock
-    the caller holds): yields the `UndoFile` to hand h5py; commits on success, rolls back on error."""
+    the caller holds): yields the `UndoFile` to hand h5py; commits on success, rolls back on error.
+
+    The journal is a new file held with `flock` for the whole append: the lock belongs to this
+    open file, so no other descriptor's close (a reader thread of this process) drops it and no
+    other open of the journal gets it while the writer lives. Deleting the journal, with the lock
+    still held, is the commit; whoever takes the lock later finds the name gone."""
     recover(path, fd)
     journal = journal_path(path)
-    size = os.fstat(fd).st_size
     info = os.fstat(fd)
-    jfd = os.open(journal, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    jfd = os.open(journal, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
                   | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        _write_all(jfd, _HEADER.pack(MAGIC, size, info.st_dev, info.st_ino))
-        undo = UndoFile(fd, jfd, size)
+        _hold(jfd)
+        _write_all(jfd, _HEADER.pack(MAGIC, info.st_size, info.st_dev, info.st_ino))
+        undo = UndoFile(fd, jfd, info.st_size)
         try:
             yield undo
+            undo.closed = True
         except BaseException:
+            undo.closed = True
+            rolled_back = False
             with contextlib.suppress(OSError):
-                recover(path, fd, jfd)
+                _roll_back(fd, _parse(jfd, os.fstat(fd)))
+                rolled_back = True
+            if rolled_back:        # else the journal stays, for the next reader or append to finish
+                journal.unlink(missing_ok=True)
             raise
+        journal.unlink(missing_ok=True)     # the commit, the lock still held
     finally:
         os.close(jfd)
-    journal.unlink(missing_ok=True)     # the commit
+
+
+def _hold(jfd: int, wait: bool = True) -> None:
+    """`flock` the journal open as `jfd` exclusively; `Busy` when another open file holds it."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(jfd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        raise Busy(errno.EWOULDBLOCK, "a live writer holds the journal") from None
 
 
 def pending(path: str | Path, fd: int) -> tuple[int, list[tuple[int, bytes]]] | None:
@@ -197,24 +255,43 @@ def pending(path: str | Path, fd: int) -> tuple[int, list[tuple[int, bytes]]] | 
         os.close(jfd)
 
 
-def recover(path: str | Path, fd: int, journal_fd: int | None = None) -> bool:
-    """Roll back the append a journal beside `path` records, on the file `fd` (open read-write, its
-    writer's lock held); True when there was one. A stale journal is only deleted."""
+def recover(path: str | Path, fd: int) -> bool:
+    """Roll back the append a dead writer's journal beside `path` records, on the file `fd` (open
+    read-write, its record lock held); True when there was one. A stale journal is only deleted;
+    one a live writer holds (`flock`) is left alone: False."""
     journal = journal_path(path)
-    if journal_fd is None:
-        found = pending(path, fd)
-    else:
-        found = _parse(journal_fd, os.fstat(fd))
-    if found is None:
-        journal.unlink(missing_ok=True)
+    try:
+        jfd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
         return False
+    try:
+        try:
+            _hold(jfd, wait=False)
+        except Busy:
+            return False
+        # the name may have gone (a commit) or been taken by a newer journal since it was opened
+        named = os.lstat(journal) if journal.exists() else None
+        held = os.fstat(jfd)
+        if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            return False
+        found = _parse(jfd, os.fstat(fd))
+        if found is not None:
+            _roll_back(fd, found)
+        journal.unlink(missing_ok=True)
+        return found is not None
+    finally:
+        os.close(jfd)
+
+
+def _roll_back(fd: int, found) -> None:
+    """Put the saved bytes back (the oldest last) and cut the file to its old size, on disk."""
+    if found is None:
+        return
     size, entries = found
     for offset, saved in reversed(entries):
         _pwrite_all(fd, memoryview(saved), offset)
     os.ftruncate(fd, size)
     os.fsync(fd)
-    journal.unlink(missing_ok=True)
-    return True
 
 
 def _parse(jfd: int, info: os.stat_result) -> tuple[int, list[tuple[int, bytes]]] | None:
@@ -226,7 +303,8 @@ def _parse(jfd: int, info: os.stat_result) -> tuple[int, list[tuple[int, bytes]]
     if magic != MAGIC or (dev, ino) != (info.st_dev, info.st_ino):
         return None
     entries, at, end = [], _HEADER.size, os.fstat(jfd).st_size
-    if end > MAX_JOURNAL_FACTOR * size + MAX_JOURNAL_EXTRA:
+    bound = journal_bound(info.st_size)
+    if size > bound or end > bound:
         return None         # more than any append of this file saves: not ours, and unbounded memory
     while at + _ENTRY.size <= end:
         offset, length = _ENTRY.unpack(os.pread(jfd, _ENTRY.size, at))

@@ -168,6 +168,10 @@ def solver_needs(case, index: int) -> list[Need]:
             steps = math.ceil(case.end / (case.dt or spec.options["lr"])) + case.snapshots
             needs.append(Need(f"{key}.fluctuation, {key}.lr", f"the path of {m} particles x {ndim} axes over {steps} steps",
                               BYTES * m * ndim * (steps + 1)))
+            if data is not None:
+                from gflow.models.two_layer_fluctuation import ADJOINT_ARRAYS
+                needs.append(Need(f"{key}.fluctuation, {m_key}, {data_key}", f"the adjoint's {m} particles x {nodes} "
+                                  "data nodes", BYTES * m * nodes * ADJOINT_ARRAYS))
         if getattr(model, "interaction", None):
             needs.append(Need(f"{m_key}, model.interaction", f"the pair sums of {m} x {m} particles",
                               BYTES * min(m, PAIR_SUM_CHUNK) * m * (PAIR_SUM_ARRAYS + PAIR_SUM_ARRAYS_PER_AXIS * ndim)))

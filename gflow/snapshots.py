@@ -294,11 +294,4 @@ def _signals_deferred():
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         for signum in dict.fromkeys(caught):
-            # a Python handler is called here, in this frame: `raise_signal` would leave it to the
-            # next bytecode boundary, which may fall in a finalizer the collector runs (an h5py
-            # object's), where the KeyboardInterrupt is printed and lost (seen once in a full run)
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, None)
-            else:
-                signal.raise_signal(signum)
+            signal.raise_signal(signum)

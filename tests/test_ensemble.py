@@ -72,6 +72,7 @@ def test_started_again_it_keeps_every_run(ensemble, capsys):
     (["--widths", "10,10"], "distinct"),
     (["--seeds", "1"], "at least 2 runs"),
     (["--set", 'solver.init="quadrature"'], 'give init = "random"'),
+    (["--set", "regularization.temperature=0.01"], "T must be 0"),
 ])
 def test_bad_arguments_are_one_line(ensemble, tmp_path, capsys, extra, words):
     case, _, _ = ensemble

@@ -30,6 +30,16 @@ OPERATIONS = [(h5py.Dataset, "__setitem__"), (h5py.Dataset, "resize"), (h5py.Gro
               (h5py.AttributeManager, "__setitem__")]
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own SIGINT handler, whatever this process inherited: a shell starting the tests
+    in the background (`cmd &` without job control) leaves SIGINT ignored, which the writer
+    rightly leaves alone, and then no interrupt arrives."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def run(case, out, **kwargs):
     return run_case(case, out, progress=False, echo=lambda line: None, warn=lambda line: None, **kwargs)
 

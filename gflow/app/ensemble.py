@@ -8,8 +8,8 @@ run` writes it, complete runs skipped when started again, stopped ones resumed):
 
 The reference is the same case on quadrature particles (`init = "quadrature"`; `nodes` per
 axis: --nodes, else the case's `nodes`, else 16; forward Euler at the case's `lr`; full batch),
-with `fluctuation = true` where there is no noise (for minibatch runs it predicts the
-gradient-descent part of their spread): DIR/reference/particle.h5 holds R(t) and the predicted sqrt(m) sd
+with `fluctuation = true` (for minibatch runs it predicts the gradient-descent part of their
+spread; noise, T > 0, is refused): DIR/reference/particle.h5 holds R(t) and the predicted sqrt(m) sd
 (docs/fluctuations.md). `postprocess.ensemble` then tabulates over time, per width, the mean,
 sd, sqrt(m) sd and m (mean - R) with their standard errors: DIR/ensemble.csv and
 DIR/ensemble.png, and the table on stdout.
@@ -55,19 +55,21 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     if spec.options["init"] != "random":
         raise InputError(f"{case_path}: the ensemble's runs draw random neurons: give init = \"random\" "
                          f"(the reference is made of quadrature particles)")
+    if case.temperature > 0:
+        raise InputError(f"{case_path}: regularization.temperature: gflow ensemble compares gradient descent "
+                         "with its noise-free mean-field reference (quadrature particles); T must be 0")
     nodes = nodes if nodes is not None else (spec.options["nodes"] or DEFAULT_NODES)
     out = Path(out_dir) if out_dir else case.output_dir / "ensemble"
     check_dir(out)
     csv_path, png_path = check_outputs([out / "ensemble.csv", out / "ensemble.png"], force=True)
 
     # the reference: the mean-field flow (full batch) on quadrature particles, with the prediction
-    # of the gradient-descent spread where there is no noise (minibatch runs then add theirs to it)
-    deterministic = case.temperature == 0
+    # of the gradient-descent spread (minibatch runs add theirs to it)
     ref_overrides = [*overrides, 'solver.init="quadrature"', f"solver.nodes={nodes}", "solver.batch=0",
-                     'solver.integrator="euler"', f"solver.fluctuation={str(deterministic).lower()}"]
+                     'solver.integrator="euler"', "solver.fluctuation=true"]
     reference_case = load_case(case_path, ref_overrides, ["particle"])
     reference = out / "reference" / "particle.h5"
-    echo(f"reference: quadrature particles ({nodes} per axis){', predicting the spread' if deterministic else ''}")
+    echo(f"reference: quadrature particles ({nodes} per axis), predicting the spread")
     # a complete reference of the same case is kept, as a sweep keeps its complete runs
     run_case(reference_case, out / "reference", force=force, resume=not force, progress=False, echo=echo)
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: neurons per block of the reverse sweep: bounds each (block, data) temporary
-CHUNK = 1 << 13
+#: (neurons, data) arrays alive at once in a reverse step: the memory check counts them
+#: (`gflow.memory`), since the sweep takes every neuron at once (its data sums couple them)
+ADJOINT_ARRAYS = 10
 
 
 def _features(model, u: np.ndarray):
