@@ -10,11 +10,12 @@ points in CI (and up to 7 of 40 in an earlier layout) left a file HDF5 refuses t
 What. SQLite's rollback journal, for HDF5: during an append HDF5 writes through `UndoFile`
 (h5py's file-object driver), which, before it overwrites or truncates any byte the file held
 when the append began, appends those bytes to the journal `RUN.h5-journal`. Bytes beyond the
-old end need no saving (truncating to the old size removes them). Deleting the journal is the
-append's commit. Whoever next finds a journal with the file not locked by a writer (the next
-append, `gflow run --resume`, any gflow reader that may write the file) rolls the append back:
-the saved bytes go back, the file is cut to its old size, and it is byte for byte what it was.
-A reader that cannot write reads the rolled-back file through `RolledBack` instead.
+old end need no saving (truncating to the old size removes them). The writer holds `flock` on
+the journal for the whole append, and deleting it, the lock still held, is the commit. Whoever
+next finds a journal whose lock it can take (its writer is dead: the next append, `gflow run
+--resume`, any gflow reader that may write the file) rolls the append back: the saved bytes go
+back, the file is cut to its old size, and it is byte for byte what it was. A reader that
+cannot write, or finds the writer alive, reads the old file through `RolledBack` instead.
 
 Layout: MAGIC | old size | st_dev | st_ino (8 bytes each, little-endian), then entries
 offset | length | the length bytes. An entry is written whole before the bytes it saves are
@@ -240,11 +241,16 @@ def _hold(jfd: int, wait: bool = True) -> None:
         raise Busy(errno.EWOULDBLOCK, "a live writer holds the journal") from None
 
 
+def _open_journal(journal: Path) -> int:
+    """The journal open read-only (never through a link, never blocking on a FIFO put there)."""
+    return os.open(journal, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
 def pending(path: str | Path, fd: int) -> tuple[int, list[tuple[int, bytes]]] | None:
     """The old size and saved bytes of a journal of the file `fd` left beside `path` (None: none,
     or one that is stale, torn in its header or does not fit the file)."""
     try:
-        jfd = os.open(journal_path(path), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        jfd = _open_journal(journal_path(path))
     except OSError:
         return None
     try:
@@ -261,18 +267,18 @@ def recover(path: str | Path, fd: int) -> bool:
     one a live writer holds (`flock`) is left alone: False."""
     journal = journal_path(path)
     try:
-        jfd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        jfd = _open_journal(journal)
     except FileNotFoundError:
         return False
     try:
         try:
             _hold(jfd, wait=False)
-        except Busy:
+            named = os.lstat(journal)
+        except (Busy, FileNotFoundError):
             return False
-        # the name may have gone (a commit) or been taken by a newer journal since it was opened
-        named = os.lstat(journal) if journal.exists() else None
+        # the name may have been taken by a newer journal since this one was opened
         held = os.fstat(jfd)
-        if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
             return False
         found = _parse(jfd, os.fstat(fd))
         if found is not None:
@@ -303,8 +309,9 @@ def _parse(jfd: int, info: os.stat_result) -> tuple[int, list[tuple[int, bytes]]
     if magic != MAGIC or (dev, ino) != (info.st_dev, info.st_ino):
         return None
     entries, at, end = [], _HEADER.size, os.fstat(jfd).st_size
-    bound = journal_bound(info.st_size)
-    if size > bound or end > bound:
+    # the writer keeps its journal within the bound of the old size, which may exceed the file's
+    # now (an append that cut the file); that old size is itself bounded by the file's real one
+    if size > journal_bound(info.st_size) or end > journal_bound(max(size, info.st_size)):
         return None         # more than any append of this file saves: not ours, and unbounded memory
     while at + _ENTRY.size <= end:
         offset, length = _ENTRY.unpack(os.pread(jfd, _ENTRY.size, at))

@@ -83,7 +83,7 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     by_width: dict[int, list] = {m: [] for m in widths}
     for row in result.rows:
         by_width[int(row["solver.particles"])].append(row["path"])
-    rows = ensemble_rows(by_width, reference, _initial_bias(reference_case))
+    rows = ensemble_rows(by_width, reference, _initial_bias(reference_case, reference))
     with replacing(csv_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -94,17 +94,17 @@ def run_ensemble(case_path, *, widths: list[int], seeds: int, overrides=(), out_
     return rows
 
 
-def _initial_bias(case) -> float:
-    """m (E R_m(0) - R(0)), exact, from the reference's quadrature of the initial law (NaN for a
-    model without the formula)."""
+def _initial_bias(case, reference: Path) -> float:
+    """m (E R_m(0) - R(0)), exact, from the reference's quadrature of the initial law: its first
+    snapshot's particles and weights, as the run file holds them (NaN for a model without it)."""
     import math
     from gflow.problem import build_problem
-    from gflow.solvers import make_stepper
-    problem = build_problem(case)
-    if not hasattr(problem.model, "initial_bias"):
+    from gflow.snapshots import open_run
+    model = build_problem(case).model
+    if not hasattr(model, "initial_bias"):
         return math.nan
-    stepper = make_stepper("particle", problem, case.solvers[0].options)
-    return problem.model.initial_bias(stepper.u, stepper.weights)
+    run = open_run(reference)
+    return model.initial_bias(run.positions(0), run.weights)
 
 
 def register_ensemble(sub) -> None:
