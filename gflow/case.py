@@ -246,6 +246,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     bounds = _bounds(grid_t, ndim)
     cells = _cells(grid_t, ndim)
     grid_t.done()
+    _check_radial(getattr(model, "radial_axes", {}), model.axes, initial, bounds, source)
     if layers:
         # the frozen layer axis: L cells centred on the depths tau_l = l / L
         bounds, cells = (layer_bounds(layers), *bounds), (layers, *cells)
@@ -296,6 +297,23 @@ def _check_axis_names(axes: tuple[str, ...], t: Table) -> None:
         if folded in seen:
             raise t.error("axes", f"{seen[folded]!r} and {name!r} are the same name once case is folded")
         seen[folded] = name
+
+
+def _check_radial(radial: dict[int, int], axes, initial: InitialSpec, bounds, source: str) -> None:
+    """An axis that is a norm (w_perp, w_norm: `TwoLayerSpec.radial_axes`) is >= 0, and an initial
+    Gaussian gives it the chi law of a centred isotropic Gaussian: its mean must be 0."""
+    for axis in radial:
+        if bounds[axis][0] < 0:
+            raise fail(source, f"grid.bounds[{axis}]", f"{axes[axis]} is a norm (>= 0): its low bound must be "
+                                                      f"0 or more, got {bounds[axis][0]:g}")
+        for i, (_, mean, _) in enumerate(initial.components):
+            if mean[axis] != 0:
+                key = "initial.mean" if initial.distribution == "gaussian" else f"initial.components[{i}].mean"
+                raise fail(source, key, f"entry {axis} ({axes[axis]}) must be 0: a rotation-invariant Gaussian is "
+                                        f"centred across e1, and {axes[axis]} is its norm (std gives its chi law)")
+        for i, point in enumerate(initial.points):
+            if point[axis] < 0:
+                raise fail(source, f"initial.points[{i}]", f"{axes[axis]} is a norm: entry {axis} must be >= 0")
 
 
 def _initial(t: Table, ndim: int, layers: int | None = None) -> InitialSpec:

@@ -85,7 +85,9 @@ def _solver_key(case, index: int) -> str:
     return "solver" if "solver" in case.document else f"solvers[{index}]"
 
 
-def _data_key(data) -> str:
+def _data_key(data, model) -> str:
+    if data.dim:     # isotropic data: the reduced rule's nodes, or the full model's draws
+        return "data.nodes" if model.symmetry == "rotations" else "data.samples"
     return {"file": "data.file", "samples": "data.samples"}.get(data.distribution, "data.nodes")
 
 
@@ -124,7 +126,12 @@ def solver_needs(case, index: int) -> list[Need]:
     d = getattr(model, "input_dim", 0)
     if data is not None:
         from gflow.models.two_layer_case import data_nodes
-        nodes, data_key = data_nodes(data, d), _data_key(data)
+        nodes, data_key = data_nodes(data, d, model), _data_key(data, model)
+        if data.dim and model.symmetry == "rotations":
+            d = 2            # the reduced rule's inputs (x1, s c), whatever the data's dimension
+    #: the coordinates of one particle: the case's axes, or all of R^(1 + d [+ 1]) for a full model
+    particle_ndim = ndim if not getattr(data, "dim", 0) or model.symmetry == "rotations" else \
+        ndim - len(model.radial_axes) * (1 + int("w_par" in model.axes)) + d
     needs = []
     if data is not None:
         # a Gauss rule (uniform, gaussian data) is built from an n x n matrix, n nodes per axis
@@ -150,8 +157,8 @@ def solver_needs(case, index: int) -> list[Need]:
             raise InputError(f"{case.source}: {m_key}: the quadrature rule has {m} nodes in {ndim} axes, more than "
                              f"the {MAX_PARTICLES} particles allowed")
         needs.append(Need("grid.cells", f"{shape} cells to bin into", BYTES * cells * BINNING_ARRAYS))
-        needs.append(Need(m_key, f"{m} particles x {ndim} axes",
-                          BYTES * m * (PARTICLE_ARRAYS + PARTICLE_ARRAYS_PER_AXIS * ndim)))
+        needs.append(Need(m_key, f"{m} particles x {particle_ndim} axes",
+                          BYTES * m * (PARTICLE_ARRAYS + PARTICLE_ARRAYS_PER_AXIS * particle_ndim)))
         if data is not None:
             if spec.options["kernel"] == "numba" and importlib.util.find_spec("numba") is not None:
                 chunk = max(KERNEL_MIN_CHUNK, min(KERNEL_MAX_CHUNK, -(-m // 32)))

@@ -115,8 +115,8 @@ class Problem:
                 return uniform_cell_average(grid)
             weights, means, stds = zip(*init.components)
             if init.distribution == "gaussian":
-                return gaussian_cell_average(grid, means[0], stds[0])
-            return mixture_cell_average(grid, weights, means, stds)
+                return gaussian_cell_average(grid, means[0], stds[0], self.radial_axes)
+            return mixture_cell_average(grid, weights, means, stds, self.radial_axes)
         except ValueError as exc:
             raise InputError(f"{self.case.source}: initial: {exc}") from None
 
@@ -124,19 +124,44 @@ class Problem:
         """m i.i.d. draws from the initial distribution, shape (m, D); for a layered model m per
         layer, layer by layer behind their depth coordinate, shape (L m, 1 + D)."""
         if not self.layers:
-            return self._sample(self.case.initial, self.grid.bounds, m, rng)
+            return self._sample(self.case.initial, self.grid.bounds, m, rng, self.radial_axes)
         taus, bounds = self.grid.centres[0], self.grid.bounds[1:]
         return np.concatenate([np.column_stack([np.full(m, tau), self._sample(law, bounds, m, rng)])
                                for tau, law in zip(taus, self.layer_initials())])
 
     @staticmethod
-    def _sample(init, bounds, m: int, rng: np.random.Generator) -> np.ndarray:
+    def _sample(init, bounds, m: int, rng: np.random.Generator, radial: dict[int, int] | None = None) -> np.ndarray:
         if init.distribution == "uniform":
             lo, hi = np.array(bounds).T
             return rng.uniform(lo, hi, size=(m, len(lo)))
         weights, means, stds = (np.array(v) for v in zip(*init.components))
         which = rng.choice(len(weights), size=m, p=weights) if len(weights) > 1 else np.zeros(m, int)
-        return means[which] + stds[which] * rng.standard_normal((m, means.shape[1]))
+        u = means[which] + stds[which] * rng.standard_normal((m, means.shape[1]))
+        for axis, k in (radial or {}).items():
+            # the norm of a centred N(0, std^2 I_k) vector (its mean is 0: `gflow.case`)
+            u[:, axis] = stds[which, axis] * np.sqrt(rng.chisquare(k, size=m))
+        return u
+
+    # ------------------------------------------------------------------ invariant axes
+    @property
+    def radial_axes(self) -> dict[int, int]:
+        """Case axes that are the norm of an isotropic k-vector (axis -> k), e.g. the w_perp of a
+        model reduced by rotations (`gflow.models.two_layer_symmetry`); none for most models."""
+        return getattr(self.case.model, "radial_axes", {})
+
+    @property
+    def lifted(self) -> bool:
+        """Whether the model's particles live in more coordinates than the case's axes (the full
+        R^d model of isotropic data), seen through `case_coordinates` and drawn through `lift`."""
+        return hasattr(self.model, "case_coordinates")
+
+    def case_coordinates(self, u: np.ndarray) -> np.ndarray:
+        """Particles as the case's axes see them (binning, snapshots): the model's invariants."""
+        return self.model.case_coordinates(u) if self.lifted else u
+
+    def lift(self, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Particles drawn on the case's axes as the model's own (a uniform direction each)."""
+        return self.model.lift(u, rng) if self.lifted else u
 
 
 @contextmanager

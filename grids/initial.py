@@ -31,18 +31,31 @@ def _normalise(grid: CartesianGrid, mass_per_cell: np.ndarray) -> np.ndarray:
     return mass_per_cell / (total * grid.cell_volume)
 
 
-def _gaussian_cell_masses(grid: CartesianGrid, mean, std) -> np.ndarray:
+def _chi_cdf(r: np.ndarray, k: int) -> np.ndarray:
+    """P(|g| <= r) for g ~ N(0, I_k): the regularised lower Gamma function P(k/2, r^2/2)."""
+    from scipy.special import gammainc   # only for radial axes: scipy is slow to import
+
+    return gammainc(0.5 * k, 0.5 * np.maximum(r, 0.0) ** 2)
+
+
+def _gaussian_cell_masses(grid: CartesianGrid, mean, std, radial: dict[int, int] | None = None) -> np.ndarray:
     masses = np.ones(())
-    for faces, mu, sd in zip(grid.faces, mean, std):
+    for axis, (faces, mu, sd) in enumerate(zip(grid.faces, mean, std)):
         # the difference of CDFs is the exact mass of each cell along this axis
-        cdf = _normal_cdf((faces - mu) / sd)
+        k = (radial or {}).get(axis)
+        cdf = _normal_cdf((faces - mu) / sd) if k is None else _chi_cdf(faces / sd, k)
         masses = np.multiply.outer(masses, np.diff(cdf))
     return masses
 
 
-def gaussian_cell_average(grid: CartesianGrid, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Density of N(mean, diag(std^2)) averaged over each cell, with mass 1 on the box."""
-    return _normalise(grid, _gaussian_cell_masses(grid, mean, std))
+def gaussian_cell_average(grid: CartesianGrid, mean: Sequence[float], std: Sequence[float],
+                          radial: dict[int, int] | None = None) -> np.ndarray:
+    """Density of N(mean, diag(std^2)) averaged over each cell, with mass 1 on the box.
+
+    `radial` maps an axis to k: that axis holds the norm of a centred N(0, std^2 I_k) vector
+    instead (the chi law std chi_k, whose CDF is P(k/2, r^2 / (2 std^2))), as the invariant
+    w_perp of a rotation-invariant Gaussian does (`gflow.models.two_layer_symmetry`)."""
+    return _normalise(grid, _gaussian_cell_masses(grid, mean, std, radial))
 
 
 def uniform_cell_average(grid: CartesianGrid) -> np.ndarray:
@@ -50,7 +63,8 @@ def uniform_cell_average(grid: CartesianGrid) -> np.ndarray:
     return _normalise(grid, np.ones(grid.shape))
 
 
-def mixture_cell_average(grid: CartesianGrid, weights: Sequence[float], means, stds) -> np.ndarray:
+def mixture_cell_average(grid: CartesianGrid, weights: Sequence[float], means, stds,
+                         radial: dict[int, int] | None = None) -> np.ndarray:
     """A weighted sum of Gaussian components, each integrated exactly over the cells."""
-    masses = sum(w * _gaussian_cell_masses(grid, m, s) for w, m, s in zip(weights, means, stds))
+    masses = sum(w * _gaussian_cell_masses(grid, m, s, radial) for w, m, s in zip(weights, means, stds))
     return _normalise(grid, masses)

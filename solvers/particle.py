@@ -100,16 +100,21 @@ def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarr
     `solvers.quadrature` (on a uniform lattice if `lattice`). Every path downstream uses q, never 1/m.
     """
     init_seq, batch_seq, noise_seq = np.random.SeedSequence(options["seed"]).spawn(3)
+    init_rng = np.random.default_rng(init_seq)
     points = problem.initial_points()
     if points is not None:
         u, q = points                 # the case's own point masses replace both rules
     elif options["init"] == "quadrature":
+        if problem.radial_axes:
+            raise ValueError("init = quadrature: the tensor rules have no chi law for the norm axes of a model "
+                             "reduced by rotations; use init = \"random\"")
         u, q = quadrature_particles(problem, options, lattice)
     else:
         # m per layer for a layered model (q = 1/(L m))
-        u = problem.sample_initial(options["particles"], np.random.default_rng(init_seq))
+        u = problem.sample_initial(options["particles"], init_rng)
         q = np.full(len(u), 1.0 / len(u))
-    return u, q, [np.random.default_rng(batch_seq), np.random.default_rng(noise_seq)]
+    # drawn on the case's axes; a model with more coordinates gets them here (`Problem.lift`)
+    return problem.lift(u, init_rng), q, [np.random.default_rng(batch_seq), np.random.default_rng(noise_seq)]
 
 
 def particle_velocity(model, u: np.ndarray, q: np.ndarray, batch=None, kernel: str = "numba",
@@ -174,6 +179,9 @@ class ParticleStepper(Stepper):
                              "(Langevin noise would undo the quadrature)")
         if self.quadrature and self.scaling != "mean_field":
             raise ValueError("init = quadrature needs scaling = mean_field (the plain sum ignores weights)")
+        if self.temperature > 0 and problem.radial_axes and not problem.lifted:
+            raise ValueError("temperature > 0 on a model reduced by rotations: its Langevin particles would cross "
+                             "the norm axis' 0; run the grid solvers, or the full model (symmetry = \"none\")")
         self.u, self.weights, (self.batch_rng, self.noise_rng) = initial_particles(problem, options)
         self.integrator = options["integrator"]
         if self.integrator == "auto":
@@ -275,10 +283,12 @@ class ParticleStepper(Stepper):
 
     # ------------------------------------------------------------------ output
     def observe(self) -> Observation:
-        u, q = self.u, self.weights
+        q = self.weights
+        risk = self.model.risk(self.u, self.q_net, self.kernel)
+        energy = self.model.energy(risk, self.u, self.q_net)
+        # binned and stored on the case's axes (the invariants of a model in the full R^d)
+        u = self.problem.case_coordinates(self.u)
         density = cloud_in_cell(self.grid, u, q)
-        risk = self.model.risk(u, self.q_net, self.kernel)
-        energy = self.model.energy(risk, u, self.q_net)
         if self.temperature > 0:
             # the free energy's T int rho log rho, as fv has it: estimated from the cloud
             energy += self.temperature * self._neg_entropy(u, q)
@@ -303,14 +313,17 @@ class ParticleStepper(Stepper):
 
     def restart_state(self) -> dict:
         """The random streams' states and the controller's step (positions are in the snapshot)."""
-        return {"batch_rng": json.dumps(self.batch_rng.bit_generator.state),
-                "noise_rng": json.dumps(self.noise_rng.bit_generator.state),
-                "h_next": float(self.controller.h_next), "rejected": int(self.controller.rejected)}
+        state = {"batch_rng": json.dumps(self.batch_rng.bit_generator.state),
+                 "noise_rng": json.dumps(self.noise_rng.bit_generator.state),
+                 "h_next": float(self.controller.h_next), "rejected": int(self.controller.rejected)}
+        if self.problem.lifted:
+            state["particles"] = self.u.copy()    # the snapshot holds only their invariants
+        return state
 
     def restore(self, density, positions, state) -> None:
         # a complete run is kept as it is; one that would go on lacks the path behind it (`step`)
         self._path = None
-        self.u = np.array(positions, dtype=float)
+        self.u = np.array(state["particles"] if self.problem.lifted else positions, dtype=float)
         self.batch_rng.bit_generator.state = json.loads(state["batch_rng"])
         self.noise_rng.bit_generator.state = json.loads(state["noise_rng"])
         self.controller.h_next, self.controller.rejected = float(state["h_next"]), int(state["rejected"])

@@ -56,7 +56,8 @@ class TwoLayerModel:
         return len(self.axes)
 
     def _preactivation(self, u: np.ndarray, x: np.ndarray) -> np.ndarray:
-        z = u[:, 1:1 + self.input_dim] @ x.T
+        # the inputs are the data nodes' columns (input_dim of them, but for a reduced model's rule)
+        z = u[:, 1:1 + x.shape[1]] @ x.T
         if self.bias:
             z += u[:, -1:]
         return z
@@ -110,7 +111,7 @@ class TwoLayerModel:
         pr = p * r
         # columns: E[r sigma' x_k] for each input coordinate, then E[r sigma'] for the bias
         moments = np.concatenate([x * pr[:, None], pr[:, None]], axis=1)
-        d = self.input_dim
+        d = x.shape[1]
         grad = np.empty_like(u)
         for s in range(0, len(u), CHUNK):
             uc = u[s:s + CHUNK]

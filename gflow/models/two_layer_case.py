@@ -3,10 +3,16 @@
     [model]  kind = "two_layer", activation (a registered unit, `gflow.models.units`), bias,
              input_dim = d, train (axis names; "w" stands for w1..wd)
     [target] neurons = [{a, w, b}, ...] (a teacher network) or expression = "..." in x (x1..xd)
-    [data]   distribution = uniform | gaussian | samples, or file = "data.csv" (x1..xd[, y])
+    [data]   distribution = uniform | gaussian | samples, or file = "data.csv" (x1..xd[, y]);
+             or distribution = "gaussian" with dim = d: isotropic data in R^d (`isotropic`)
 
 Axes: (a, w[, b]) for d = 1, (a, w1..wd[, b]) for d > 1. A data file with a y column gives
 the targets itself: `[target]` is then optional (and ignored when given).
+
+Data with `dim` (`gflow.models.two_layer_symmetry`): the case's axes are the invariants of
+the rotations that fix e1, (a, w_par, w_perp[, b]), or of all rotations, (a, w_norm[, b]),
+and `[model] symmetry` says how the flow is advanced: "rotations" solves the reduced PDE on
+those axes, "none" moves particles in the full R^(1 + d [+ 1]) and bins them on the same axes.
 """
 from __future__ import annotations
 
@@ -50,6 +56,11 @@ class DataSpec:
     sampler: str = "uniform"           # samples: draw from uniform(low, high) or gaussian(mean, std)
     file: Path | None = None
     rows: int = 0                      # file: its lines after the header when checked (a bound on its rows)
+    #: isotropic data in R^dim (0: not given); `classes` = ((weight, std, y), ...) a labelled mixture
+    dim: int = 0
+    classes: tuple[tuple[float, float, float], ...] = ()
+    #: isotropic data: Gauss nodes per reduced axis, (x1, |x_perp|, cosine) or (|x|, cosine)
+    rule_nodes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,16 @@ class TwoLayerSpec:
     train: tuple[str, ...] = ()        # axes that move
     target: TargetSpec = field(default_factory=TargetSpec)
     data: DataSpec = field(default_factory=DataSpec)
+    #: isotropic data (data.dim > 0): "rotations" (the reduced PDE) or "none" (particles in R^d)
+    symmetry: str = "none"
+
+    @property
+    def radial_axes(self) -> dict[int, int]:
+        """Axis index -> k for the axes that are the norm of an isotropic k-vector (w_perp: d - 1,
+        w_norm: d): their initial law is a chi law, and they are >= 0 (`gflow.case`)."""
+        if not self.data.dim:
+            return {}
+        return {2: self.data.dim - 1} if self.axes[2:3] == ("w_perp",) else {1: self.data.dim}
 
 
 def input_names(d: int) -> list[str]:
@@ -72,6 +93,14 @@ def input_names(d: int) -> list[str]:
 def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
     activation = t.string("activation", "tanh", choices=tuple(UNITS))
     bias = t.boolean("bias", False)
+    symmetry = t.string("symmetry", "none", choices=("none", "rotations"))
+    data_t = top.table("data", required=False)
+    if data_t.has("dim"):
+        from gflow.models.isotropic_case import parse_isotropic
+
+        return parse_isotropic(top, t, data_t, activation, bias, symmetry)
+    if symmetry != "none":
+        raise t.error("symmetry", "needs rotation-invariant data: [data] distribution = \"gaussian\" with dim = d")
     d = t.integer("input_dim", 1, minimum=1, maximum=MAX_INPUT_DIM)
     ws = ("w",) if d == 1 else tuple(f"w{i + 1}" for i in range(d))
     axes = ("a", *ws, *(("b",) if bias else ()))
@@ -101,9 +130,11 @@ def parse_network_tables(top: Table, t: Table, base_dir: Path, d: int,
     """The tables a network of an input x owns beside `[model]` (two_layer, resnet): `[data]`
     and `[target]` (optional, and ignored, when the data file has a y column), and the files
     they name; the potential model's keys are refused in `[model]`."""
-    for absent in ("axes", "potential", "interaction"):
-        if t.has(absent):
-            raise t.error(absent, "only potential models have this key")
+    refuse_foreign_keys(t)
+    if top.has("data") and isinstance(top.raw("data"), dict) and "dim" in top.raw("data"):
+        raise top.error("data.dim", "isotropic data in R^d is for two_layer models")
+    if t.has("symmetry"):
+        raise t.error("symmetry", "only two_layer models have this key")
     data, columns = _data(top.table("data", required=False), base_dir, d)
     if "y" in columns:
         # the file's y column replaces the target: a [target] table is optional, and ignored
@@ -113,6 +144,13 @@ def parse_network_tables(top: Table, t: Table, base_dir: Path, d: int,
     else:
         target = _target(top.table("target"), d, bias)
     return target, data, ({"data.file": data.file.resolve()} if data.file is not None else {})
+
+
+def refuse_foreign_keys(t: Table) -> None:
+    """The potential model's `[model]` keys, refused in a network's."""
+    for absent in ("axes", "potential", "interaction"):
+        if t.has(absent):
+            raise t.error(absent, "only potential models have this key")
 
 
 def _target(t: Table, d: int, bias: bool) -> TargetSpec:
@@ -174,8 +212,12 @@ def _data(t: Table, base_dir: Path, input_dim: int) -> tuple[DataSpec, list[str]
     return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler), []
 
 
-def data_nodes(spec: DataSpec, input_dim: int) -> int:
-    """How many nodes the data measure has (for a file: a bound, its lines after the header)."""
+def data_nodes(spec: DataSpec, input_dim: int, model=None) -> int:
+    """How many nodes the data measure has (for a file: a bound, its lines after the header;
+    for isotropic data, that of the model spec `model` builds)."""
+    if spec.dim:
+        from gflow.models.isotropic_case import isotropic_nodes
+        return isotropic_nodes(model)
     if spec.distribution == "file":
         return spec.rows
     return spec.samples if spec.distribution == "samples" else spec.nodes**input_dim
@@ -212,6 +254,9 @@ def data_and_target(case):
 def build(case):
     from gflow.models.two_layer import TwoLayerModel
 
+    if case.model.data.dim:
+        from gflow.models.two_layer_symmetry import build_isotropic
+        return build_isotropic(case)
     return TwoLayerModel(case.model, *data_and_target(case), case.weight_decay, case.temperature)
 
 

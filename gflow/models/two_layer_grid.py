@@ -35,7 +35,7 @@ class TwoLayerGridOperator:
                 coords = [grid.faces[i] if i == axis else grid.centres[i] for i in range(1, grid.ndim)]
                 ds = model.dsigma(self._preactivation(coords))
                 k = axis - 1
-                self.face_features[axis] = ds * model.x[:, k] if k < model.input_dim else ds
+                self.face_features[axis] = ds * model.x[:, k] if k < model.x.shape[1] else ds
         self.radius2 = sum(c**2 for c in grid.mesh())
         self._centre_features: dict[int, np.ndarray] = {}   # built on first `centre_velocities`
 
@@ -43,7 +43,7 @@ class TwoLayerGridOperator:
         """w.x + b for all (w, b) in the product of `coords`, shape (N, M)."""
         mesh = np.meshgrid(*coords, indexing="ij")
         m = self.model
-        z = sum(mesh[k].reshape(-1, 1) * m.x[:, k] for k in range(m.input_dim))
+        z = sum(mesh[k].reshape(-1, 1) * m.x[:, k] for k in range(m.x.shape[1]))
         if m.bias:
             z = z + mesh[-1].reshape(-1, 1)
         return z
@@ -130,7 +130,7 @@ class TwoLayerGridOperator:
             if axis not in self._centre_features:
                 ds = self.model.dsigma(self._preactivation([grid.centres[i] for i in range(1, grid.ndim)]))
                 k = axis - 1
-                self._centre_features[axis] = ds * self.model.x[:, k] if k < self.model.input_dim else ds
+                self._centre_features[axis] = ds * self.model.x[:, k] if k < self.model.x.shape[1] else ds
             h = (self._centre_features[axis] @ pr).reshape(self.wb_shape)
             out[axis] = -(a * h + lam * mesh[axis])
         return [None if v is None else np.broadcast_to(v, grid.shape) for v in out]
