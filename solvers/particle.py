@@ -41,7 +41,8 @@ Options (`gflow.solver_options`, kind "particle"):
   one line. `neighbour_cap = false` turns it off (the case's dt, or lr, is then taken as given).
 - batch > 0: minibatch SGD; each step draws `batch` data points i.i.d. from the data measure
   (weights p_m) and uses the unbiased estimate (1/batch) sum of the batch in place of E_x,
-  for every stage of that step.
+  for every stage of that step. A model that knows its data law (`draw_batch`: isotropic data
+  in R^d) draws them afresh from the law instead: online SGD, unbiased for the population.
 - temperature T > 0: Euler-Maruyama noise sqrt(2 T dt) N(0, 1) on every trained coordinate after
   the deterministic step (exact Euler-Maruyama for euler; a Lie splitting otherwise). Like
   the grid solvers' T lap rho, the noise acts on every axis, frozen ones included.
@@ -222,6 +223,8 @@ class ParticleStepper(Stepper):
     def _draw_batch(self):
         if not self.batch:
             return None
+        if hasattr(self.model, "draw_batch"):      # a data law to draw from afresh (online SGD)
+            return self.model.draw_batch(self.batch, self.batch_rng)
         data = self.model.data
         idx = self.batch_rng.choice(len(data.p), size=self.batch, p=data.p)
         return data.x[idx], np.full(self.batch, 1.0 / self.batch), data.y[idx]

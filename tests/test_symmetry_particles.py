@@ -2,7 +2,8 @@
 
 The same case file runs both ways: `symmetry = "rotations"` solves the reduced PDE on
 (a, w_par, w_perp) with fv; `symmetry = "none"` moves m neurons in R^(1 + d) by gradient
-descent on `samples` draws of the data, and bins them through their invariants.
+descent on the data law in R^d (online SGD: `batch` fresh draws per step; the risk is reported
+on the `samples` draws), and bins them through their invariants.
 """
 from __future__ import annotations
 
@@ -57,15 +58,17 @@ def risk_curve(stepper) -> np.ndarray:
 
 
 def test_reduced_pde_matches_gradient_descent_in_twenty_dimensions():
-    """Measured: fv on 48^3 against 4 seeds of m = 2000 neurons in R^21 (8192 draws each): the
-    largest gap 3e-4 with standard errors 8e-4 to 1.8e-3; fv's own error (against 64^3 with
-    [64, 16, 16] nodes) is at most 4e-4, the allowance added to 4 standard errors."""
+    """Measured: fv on 48^3 against 4 seeds of m = 2000 neurons in R^21 (online SGD, batches of
+    8192): gaps of -0.24 to 0.73 standard errors (6e-4 to 1.6e-3); fv's own error (against
+    64^3 with [64, 16, 16] nodes) is at most 4e-4, the allowance added to 4 standard errors."""
     reduced = risk_curve(make_stepper("fv", problem(), defaults("fv")))
     runs = []
     for seed in range(4):
         full = problem('model.symmetry="none"', f"data.seed={seed}")
+        # online SGD: fresh draws every step, unbiased for the population (plain GD on the 8192
+        # draws would fit them: its training risk falls below the population's by ~1/samples)
         runs.append(risk_curve(make_stepper("particle", full, {**defaults("particle"), "particles": 2000,
-                                                               "seed": seed})))
+                                                               "batch": 8192, "seed": seed})))
     runs = np.array(runs)
     mean, se = runs.mean(axis=0), runs.std(axis=0, ddof=1) / np.sqrt(len(runs))
     assert np.all(np.abs(reduced - mean) <= 4 * se + 4e-4), (reduced, mean, se)

@@ -165,15 +165,18 @@ def reduced_measure(spec: TwoLayerSpec) -> ReducedMeasure:
                           np.concatenate(ys), pc)
 
 
+def draw_data(spec: TwoLayerSpec, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n i.i.d. draws (x, y) of the data law in R^d (class labels, or f*(x1, |x|))."""
+    weights, stds, labels = (np.array(v) for v in zip(*_laws(spec.data)))
+    which = rng.choice(len(weights), size=n, p=weights) if len(weights) > 1 else np.zeros(n, int)
+    x = stds[which, None] * rng.standard_normal((n, spec.data.dim))
+    target = target_of(spec)
+    return x, (labels[which] if target is None else target(x[:, 0], np.linalg.norm(x, axis=1)))
+
+
 def sampled_measure(spec: TwoLayerSpec):
-    """`samples` i.i.d. draws (x, y) of the data law in R^d (class labels or f*(x1, |x|))."""
+    """The `samples` draws of the data law (seed `data.seed`), equally weighted."""
     from gflow.models.data import DataMeasure
 
-    data, d = spec.data, spec.data.dim
-    rng = np.random.default_rng(data.seed)
-    weights, stds, labels = (np.array(v) for v in zip(*_laws(data)))
-    which = rng.choice(len(weights), size=data.samples, p=weights) if len(weights) > 1 else np.zeros(data.samples, int)
-    x = stds[which, None] * rng.standard_normal((data.samples, d))
-    target = target_of(spec)
-    y = labels[which] if target is None else target(x[:, 0], np.linalg.norm(x, axis=1))
-    return DataMeasure(x, np.full(data.samples, 1.0 / data.samples), y)
+    x, y = draw_data(spec, spec.data.samples, np.random.default_rng(spec.data.seed))
+    return DataMeasure(x, np.full(len(x), 1.0 / len(x)), y)

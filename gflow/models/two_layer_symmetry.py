@@ -42,7 +42,7 @@ import numpy as np
 
 from gflow.errors import InputError
 from gflow.models.data import DataMeasure
-from gflow.models.isotropic_case import ReducedMeasure, reduced_measure, sampled_measure, target_of
+from gflow.models.isotropic_case import ReducedMeasure, draw_data, reduced_measure, sampled_measure, target_of
 from gflow.models.two_layer import TwoLayerModel
 from gflow.models.two_layer_case import TwoLayerSpec
 from gflow.models.two_layer_grid import TwoLayerGridOperator
@@ -217,6 +217,13 @@ class FullIsotropicModel(_Radial, TwoLayerModel):
         w_rest = v[:, self.radial:self.radial + 1] * direction
         head = [v[:, :1], v[:, 1:2]] if self.keep_e1 else [v[:, :1]]
         return np.hstack([*head, w_rest, v[:, self.radial + 1:]])
+
+    def draw_batch(self, size: int, rng: np.random.Generator):
+        """A minibatch of fresh draws of the data law (x, p, y): online SGD, whose gradient is
+        unbiased for the population's (the `samples` draws stay the set the risk is reported on,
+        independent of the training draws). Mei, Montanari and Nguyen's procedure."""
+        x, y = draw_data(self.case_spec, size, rng)
+        return x, np.full(size, 1.0 / size), y
 
     def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
         return super().energy(risk, u, q) + self._jacobian_energy(self.case_coordinates(u)[:, self.radial], q)
