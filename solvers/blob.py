@@ -184,9 +184,9 @@ class BlobStepper(Stepper):
         self.model = problem.model
         self.grid = problem.grid
         options = self.options
-        if problem.radial_axes:
-            raise ValueError("the blob solver's mollified entropy knows no Jacobian of a norm axis: on isotropic "
-                             "data run fv, spectral or particle")
+        if problem.lifted:
+            raise ValueError("the blob solver mollifies on the case's axes: for neurons in the full R^d "
+                             "(symmetry = \"none\") run particle")
         self.u, self.weights, _ = initial_particles(problem, options, lattice=True)
         self.temperature = problem.temperature
         #: a layered model's layers (blobs of different layers never meet), else None

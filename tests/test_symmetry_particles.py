@@ -140,7 +140,7 @@ def test_bad_isotropic_cases_are_refused_in_one_line(override, message):
 
 @pytest.mark.parametrize("kind, symmetry, message", [
     ("fv", "none", "the grid solvers solve the reduced PDE"),
-    ("blob", "rotations", "the blob solver"),
+    ("blob", "none", "the blob solver"),
 ])
 def test_solvers_that_cannot_run_a_model_say_so(kind, symmetry, message):
     p = problem(f'model.symmetry="{symmetry}"')

@@ -120,3 +120,47 @@ def test_reduced_potential_and_gradient_equal_the_full_ones(d, full_nodes):
     np.testing.assert_allclose(g_red, g_full[:, [0, 1, 2, -1]], rtol=0, atol=1e-10)
     # the gradient has no component across the plane of e1 and w_perp (the velocity is equivariant)
     np.testing.assert_allclose(g_full[:, 3:1 + d], 0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_the_fused_kernel_averages_over_the_cosines_as_the_numpy_path_does(activation):
+    reduced = build_problem(reduced_case(40, "[16, 8, 8]", activation=activation,
+                                         extra="")).model
+    rng = np.random.default_rng(5)
+    u = np.column_stack([rng.normal(0, 1, 500), rng.normal(0, 0.5, 500), rng.uniform(0, 2, 500), rng.normal(0, 0.5, 500)])
+    q = np.full(500, 1 / 500)
+    np.testing.assert_allclose(reduced.velocity(u, q, kernel="numba"), reduced.velocity(u, q, kernel="numpy"),
+                               rtol=0, atol=1e-12)
+    assert reduced.risk(u, q, kernel="numba") == pytest.approx(reduced.risk(u, q, kernel="numpy"), abs=1e-13)
+
+
+def test_the_radial_drift_and_the_free_energy_with_noise():
+    """T > 0: the particle velocity and the grid's centre velocities carry the same drift
+    (d - 2) T / w_perp, and fv's free energy (with -T (d - 2) int rho log w_perp) decreases."""
+    from gflow.solver_options import defaults
+    from gflow.solvers import make_stepper
+
+    case = reduced_case(12, "[16, 8, 8]", activation="tanh", bias=False)
+    text = case.text_for(case.solvers[0]).replace('kind = "particle"', 'kind = "fv"')
+    text += "\n[regularization]\ntemperature = 0.01\nweight_decay = 0.05\n"
+    problem = build_problem(case_from_text(text, "<noisy>", overrides=["grid.cells=[16, 16, 20]",
+                                                                       "initial.std=[0.5, 0.5, 0.25]"]))
+    stepper = make_stepper("fv", problem, defaults("fv"))
+    op, grid = stepper.operator, problem.grid
+    centres = np.stack([c.ravel() for c in np.meshgrid(*grid.centres, indexing="ij")], axis=1)
+    rho = stepper.rho
+    masses = (rho * grid.cell_volume).ravel()
+    v_model = problem.model.velocity(centres, masses, kernel="numpy")
+    v_grid = np.stack([v.ravel() for v in op.centre_velocities(rho)], axis=1)
+    np.testing.assert_allclose(v_model, v_grid, rtol=0, atol=1e-12)
+    model = problem.model
+    plain = -model.gradient(centres, model.residual(centres, masses))[:, 2]
+    np.testing.assert_allclose(v_model[:, 2] - plain, 10 * 0.01 / centres[:, 2], rtol=1e-12)
+    energies, t = [stepper.observe().energy], 0.0
+    for target in (0.25, 0.5, 0.75, 1.0):
+        while t < target * (1 - 1e-14):
+            t += stepper.step(target - t)
+        obs = stepper.observe()
+        energies.append(obs.energy)
+        assert abs(obs.mass - 1) < 1e-12 and stepper.rho.min() >= 0
+    assert np.all(np.diff(energies) < 0), energies

@@ -343,6 +343,9 @@ class ParticleKernel:
         self.xt = np.ascontiguousarray(model.x.T, dtype=float)
         self.p = np.ascontiguousarray(model.p, dtype=float)
         self.y = np.ascontiguousarray(model.y, dtype=float)
+        #: the residual from the network's values at the nodes, where it is not f - y (a model
+        #: reduced by rotations averages over its cosine nodes first: `two_layer_symmetry`)
+        self.project = getattr(model, "project", None)
         self._parts = np.empty((0, 0))
 
     def _parts_for(self, m: int, M: int) -> tuple[int, np.ndarray]:
@@ -363,7 +366,8 @@ class ParticleKernel:
         return f
 
     def residual(self, u: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return self.network(u, q) - self.y
+        f = self.network(u, q)
+        return f - self.y if self.project is None else self.project(f)
 
     def velocity(self, u: np.ndarray, q: np.ndarray, batch=None, out: np.ndarray | None = None) -> np.ndarray:
         """-grad V(u_j; sum_j q_j delta_{u_j}), frozen axes held still (into `out` if given:
@@ -379,7 +383,8 @@ class ParticleKernel:
         f = np.empty(xt.shape[1])
         (network_kernel if parallel else network_serial)(
             u, np.ascontiguousarray(q, dtype=float), xt, self.bias, self.act, chunk, parts, f)
-        pr = np.ascontiguousarray(p * (f - y), dtype=float)
+        r = f - y if self.project is None or batch is not None else self.project(f)
+        pr = np.ascontiguousarray(p * r, dtype=float)
         v = np.empty_like(u) if out is None else out
         (velocity_kernel if parallel else velocity_serial)(
             u, xt, pr, self.bias, self.act, chunk, self.lam, self.trained, v)

@@ -86,9 +86,6 @@ class ReducedTwoLayerModel(_Radial, TwoLayerModel):
         #: no minibatches: a batch of (outer, cosine) pairs is not a batch of data points
         self.data = None
 
-    def _fused(self) -> bool:
-        return False                       # the fused kernel's residual knows no average over c
-
     def project(self, pair_values: np.ndarray) -> np.ndarray:
         """The residual at the pairs from the network's values there: average over the cosines,
         minus f*, repeated over the cosines again."""
@@ -103,14 +100,11 @@ class ReducedTwoLayerModel(_Radial, TwoLayerModel):
                  out: np.ndarray | None = None) -> np.ndarray:
         if batch is not None:
             raise ValueError("the reduced model takes no minibatches")
-        v = -self.gradient(u, self.residual(u, q))
-        if self.temperature > 0:
+        # the fused kernel averages over the cosines through `project`, as `residual` does
+        v = super().velocity(u, q, None, kernel, out)
+        if self.temperature > 0 and self.trained[self.radial]:
             v[:, self.radial] += self.jacobian_power * self.temperature / u[:, self.radial]
-        v *= self.trained
-        if out is None:
-            return v
-        out[...] = v
-        return out
+        return v
 
     def potential(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
         V = super().potential(u, r)
