@@ -32,6 +32,7 @@ GOALS = {
     "fv_cost_advantage_vs_particles": (30, ">="),
     "spectral_cost_advantage_vs_fv_1e6": (10, ">="),
     "resnet_fv_step_over_two_layer": (1.5, "<="),
+    "symmetry_fv_step_over_input_dim_2": (2, "<="),
 }
 
 
@@ -63,8 +64,12 @@ def _measures(quick: bool):
         from benchmarks.resnet_cost import measure
         return measure(ROOT, quick)
 
+    def symmetry():
+        from benchmarks.symmetry_cost import measure
+        return measure(ROOT, quick)
+
     measures = {"stream": stream, "fv512": fv("512"), "fv128cubed": fv("128cubed"), "fft": fft,
-                "fipy": fipy, "spectral": spectral, "resnet": resnet}
+                "fipy": fipy, "spectral": spectral, "resnet": resnet, "symmetry": symmetry}
     try:
         from benchmarks import particles
     except ImportError:

@@ -1,0 +1,147 @@
+"""High-dimensional data on a three-axis grid: the reduced PDE against gradient descent in R^d.
+
+Each study runs one bundled case twice (docs/symmetry.md): with `symmetry = "rotations"`, the
+PDE on the invariants solved by fv; with `symmetry = "none"`, online SGD of m neurons in
+R^(1 + d [+ 1]) for several seeds (fresh batches each step, so that the dynamics is the
+population's). Both write the same invariant axes, so the snapshots compare cell by cell.
+
+- symmetry_single_index.png: cases/single_index_d40.toml at d = 20 (overrides) and d = 40,
+  and cases/single_index_d400.toml. Top: the risk of fv, of each seed, and the seeds' mean
+  +- 2 standard errors. Below: the w_par and w_perp marginals at t = 0 and at the end, fv
+  (lines) against the pooled seeds (steps).
+- symmetry_classification.png: cases/isotropic_classification.toml, MMN's isotropic Gaussians
+  in d = 40; the invariants are (a, w_norm, b).
+
+It prints, per study, the agreement table (fv's risk, the seeds' mean and standard error, and
+the gap in standard errors at every snapshot) and the wall time of each run.
+
+    python examples/symmetry_gallery.py -o docs/images/gallery [--runs DIR] [--seeds N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+
+import gflow
+from common import CASES, figure, write
+from gflow.postprocess.runs import faces, marginal
+
+#: name -> (case, overrides, particles, batch, label); each full run is one seed of online SGD
+STUDIES = {
+    "d20": ("single_index_d40", ["data.dim=20", "initial.std=[0.5, 0.22, 0.22]"], 2000, 8192, "d = 20"),
+    "d40": ("single_index_d40", [], 2000, 8192, "d = 40"),
+    "d400": ("single_index_d400", [], 1000, 4096, "d = 400"),
+    "classification": ("isotropic_classification", [], 2000, 8192, "isotropic classes, d = 40"),
+}
+SINGLE_INDEX = ("d20", "d40", "d400")
+
+
+def timed_run(case: str, out: Path, overrides: list[str], solver: str):
+    path = CASES / f"{case}.toml"
+    sets = [a for o in overrides for a in ("--set", o)]
+    print("$ gflow " + shlex.join(["run", str(path.relative_to(CASES.parent)), "--solver", solver, *sets,
+                                   "-o", str(out), "--force"]), flush=True)
+    loaded = gflow.load_case(path, overrides, solvers=[solver])
+    start = time.perf_counter()
+    (r,) = gflow.run(loaded, output=out, force=True, echo=print)
+    return r, time.perf_counter() - start
+
+
+def study(name: str, runs: Path, seeds: int) -> dict:
+    case, overrides, m, batch, label = STUDIES[name]
+    reduced, t_reduced = timed_run(case, runs / name / "reduced", overrides, "fv")
+    full, walls = [], []
+    for seed in range(seeds):
+        r, wall = timed_run(case, runs / name / f"full_seed{seed}", [
+            *overrides, 'model.symmetry="none"', f"solver.particles={m}", f"solver.batch={batch}",
+            f"solver.seed={seed}", f"data.seed={seed}"], "particle")
+        full.append(r)
+        walls.append(wall)
+    risks = np.array([r.risk for r in full])
+    mean, se = risks.mean(axis=0), risks.std(axis=0, ddof=1) / np.sqrt(seeds)
+    return {"name": name, "label": label, "reduced": reduced, "full": full, "time": reduced.time,
+            "R_reduced": reduced.risk, "R_full": risks, "mean": mean, "se": se,
+            "wall_reduced": t_reduced, "wall_full": float(np.median(walls)), "m": m, "batch": batch,
+            "dim": reduced.case.model.data.dim}
+
+
+def table(res: dict) -> str:
+    lines = [f"**{res['label']}** (fv {res['wall_reduced']:.1f} s; each of {len(res['full'])} seeds of "
+             f"m = {res['m']}, batch {res['batch']}: {res['wall_full']:.1f} s)", "",
+             "| t | fv | full, mean +- se | gap / se |", "|---|---|---|---|"]
+    for t, R, mu, se in zip(res["time"], res["R_reduced"], res["mean"], res["se"]):
+        lines.append(f"| {t:.2g} | {R:.5f} | {mu:.5f} +- {se:.5f} | {(R - mu) / se:+.2f} |")
+    return "\n".join(lines)
+
+
+def marginals(run, index: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    f = faces(run)
+    return f[axis], marginal(run.snapshot(index).density, f, (axis,))
+
+
+def risk_panel(ax, res: dict) -> None:
+    t = res["time"]
+    for R in res["R_full"]:
+        ax.plot(t, R, color="0.75", lw=0.8)
+    ax.fill_between(t, res["mean"] - 2 * res["se"], res["mean"] + 2 * res["se"], color="C1", alpha=0.35,
+                    label=f"GD in R^{res['dim'] + 1}: mean +- 2 se")
+    ax.plot(t, res["R_reduced"], color="C0", lw=1.5, label="reduced PDE (fv)")
+    ax.set(xlabel="t", ylabel="risk", title=res["label"])
+    ax.legend(fontsize="small")
+
+
+def marginal_panel(ax, res: dict, axis: int) -> None:
+    reduced, full = res["reduced"], res["full"]
+    last = len(res["time"]) - 1
+    for index, style in ((0, ":"), (last, "-")):
+        edges, values = marginals(reduced, index, axis)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        ax.plot(centres, values, "C0" + style, lw=1.2, label=f"fv, t = {res['time'][index]:.3g}")
+    pooled = np.mean([marginals(r, last, axis)[1] for r in full], axis=0)
+    ax.stairs(pooled, edges, color="C1", label=f"GD, t = {res['time'][last]:.3g}")
+    ax.set(xlabel=reduced.axes[axis], ylabel="marginal density")
+    ax.legend(fontsize="small")
+
+
+def draw(results: dict, out: Path) -> None:
+    fig = figure(13, 9)
+    axes = fig.subplots(3, 3)
+    for col, name in enumerate(SINGLE_INDEX):
+        risk_panel(axes[0, col], results[name])
+        marginal_panel(axes[1, col], results[name], 1)
+        marginal_panel(axes[2, col], results[name], 2)
+    write(fig, out / "symmetry_single_index.png")
+    res = results["classification"]
+    fig = figure(13, 3.4)
+    axes = fig.subplots(1, 3)
+    risk_panel(axes[0], res)
+    marginal_panel(axes[1], res, 1)
+    marginal_panel(axes[2], res, 2)
+    write(fig, out / "symmetry_classification.png")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-o", "--output", default="docs/images/gallery", help="picture directory")
+    p.add_argument("--runs", default="runs/examples/symmetry", help="where the runs go")
+    p.add_argument("--seeds", type=int, default=4, help="seeds of the full runs (default: %(default)s)")
+    p.add_argument("--only", nargs="*", choices=list(STUDIES), help="run only these studies (no pictures)")
+    args = p.parse_args(argv)
+    runs, out = Path(args.runs), Path(args.output)
+    results = {name: study(name, runs, args.seeds) for name in (args.only or STUDIES)}
+    for res in results.values():
+        print(table(res) + "\n")
+    summary = {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()
+                      if k not in ("reduced", "full")} for name, res in results.items()}
+    (runs / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if not args.only:
+        draw(results, out)
+
+
+if __name__ == "__main__":
+    main()
