@@ -6,16 +6,16 @@ R^(1 + d [+ 1]) for several seeds (fresh batches each step, so that the dynamics
 population's). Both write the same invariant axes, so the snapshots compare cell by cell.
 
 - symmetry_single_index.png: cases/single_index_d40.toml at d = 20 (overrides) and d = 40,
-  and cases/single_index_d400.toml. Top: the risk of fv, of each seed, and the seeds' mean
-  +- 2 standard errors. Below: the w_par and w_perp marginals at t = 0 and at the end, fv
-  (lines) against the pooled seeds (steps).
+  and cases/single_index_d400.toml. Rows: the risk of fv, of each seed, and the seeds' mean
+  +- 2 standard errors; fv's risk minus that mean; the w_par and w_perp marginals at t = 0
+  and at the end, fv (lines) against the pooled seeds (steps).
 - symmetry_classification.png: cases/isotropic_classification.toml, MMN's isotropic Gaussians
   in d = 40; the invariants are (a, w_norm, b).
 
 It prints, per study, the agreement table (fv's risk, the seeds' mean and standard error, and
 the gap in standard errors at every snapshot) and the wall time of each run.
 
-    python examples/symmetry_gallery.py -o docs/images/gallery [--runs DIR] [--seeds N]
+    python examples/symmetry_gallery.py -o docs/images/gallery [--runs DIR] [--reuse]
 """
 from __future__ import annotations
 
@@ -31,18 +31,26 @@ import gflow
 from common import CASES, figure, write
 from gflow.postprocess.runs import faces, marginal
 
-#: name -> (case, overrides, particles, batch, label); each full run is one seed of online SGD
+#: name -> (case, overrides, particles, batch, seeds, label); each full run is one seed of online
+#: SGD. At d = 400 m = 1000 neurons stay 3-4 standard errors above the PDE's risk at t = 1-2.5 (a
+#: finite-width effect of order d / m, as in Mei, Montanari and Nguyen's bounds); m = 4000 closes it.
 STUDIES = {
-    "d20": ("single_index_d40", ["data.dim=20", "initial.std=[0.5, 0.22, 0.22]"], 2000, 8192, "d = 20"),
-    "d40": ("single_index_d40", [], 2000, 8192, "d = 40"),
-    "d400": ("single_index_d400", [], 1000, 4096, "d = 400"),
-    "classification": ("isotropic_classification", [], 2000, 8192, "isotropic classes, d = 40"),
+    "d20": ("single_index_d40", ["data.dim=20", "initial.std=[0.5, 0.22, 0.22]"], 2000, 8192, 4, "d = 20"),
+    "d40": ("single_index_d40", [], 2000, 8192, 4, "d = 40"),
+    "d400": ("single_index_d400", [], 4000, 4096, 3, "d = 400"),
+    "classification": ("isotropic_classification", [], 2000, 8192, 4, "isotropic classes, d = 40"),
 }
 SINGLE_INDEX = ("d20", "d40", "d400")
 
 
+#: with --reuse: run directory -> wall seconds from the last summary (runs already there are kept)
+REUSE: dict[str, float] | None = None
+
+
 def timed_run(case: str, out: Path, overrides: list[str], solver: str):
     path = CASES / f"{case}.toml"
+    if REUSE is not None and (out / f"{solver}.h5").exists() and str(out) in REUSE:
+        return gflow.open_run(out / f"{solver}.h5"), REUSE[str(out)]
     sets = [a for o in overrides for a in ("--set", o)]
     print("$ gflow " + shlex.join(["run", str(path.relative_to(CASES.parent)), "--solver", solver, *sets,
                                    "-o", str(out), "--force"]), flush=True)
@@ -52,8 +60,8 @@ def timed_run(case: str, out: Path, overrides: list[str], solver: str):
     return r, time.perf_counter() - start
 
 
-def study(name: str, runs: Path, seeds: int) -> dict:
-    case, overrides, m, batch, label = STUDIES[name]
+def study(name: str, runs: Path) -> dict:
+    case, overrides, m, batch, seeds, label = STUDIES[name]
     reduced, t_reduced = timed_run(case, runs / name / "reduced", overrides, "fv")
     full, walls = [], []
     for seed in range(seeds):
@@ -66,8 +74,8 @@ def study(name: str, runs: Path, seeds: int) -> dict:
     mean, se = risks.mean(axis=0), risks.std(axis=0, ddof=1) / np.sqrt(seeds)
     return {"name": name, "label": label, "reduced": reduced, "full": full, "time": reduced.time,
             "R_reduced": reduced.risk, "R_full": risks, "mean": mean, "se": se,
-            "wall_reduced": t_reduced, "wall_full": float(np.median(walls)), "m": m, "batch": batch,
-            "dim": reduced.case.model.data.dim}
+            "wall_reduced": t_reduced, "wall_full": float(np.median(walls)), "walls_full": walls, "m": m, "batch": batch,
+            "dim": reduced.case.model.data.dim, "neuron_dim": 1 + reduced.case.model.data.dim + reduced.case.model.bias}
 
 
 def table(res: dict) -> str:
@@ -89,9 +97,21 @@ def risk_panel(ax, res: dict) -> None:
     for R in res["R_full"]:
         ax.plot(t, R, color="0.75", lw=0.8)
     ax.fill_between(t, res["mean"] - 2 * res["se"], res["mean"] + 2 * res["se"], color="C1", alpha=0.35,
-                    label=f"GD in R^{res['dim'] + 1}: mean +- 2 se")
+                    label=f"GD in R^{res['neuron_dim']}: mean +- 2 se")
     ax.plot(t, res["R_reduced"], color="C0", lw=1.5, label="reduced PDE (fv)")
     ax.set(xlabel="t", ylabel="risk", title=res["label"])
+    ax.legend(fontsize="small")
+
+
+def gap_panel(ax, res: dict) -> None:
+    """fv's risk minus the seeds' mean, against +- 2 standard errors of that mean."""
+    t = res["time"]
+    ax.fill_between(t, -2 * res["se"], 2 * res["se"], color="C1", alpha=0.35, label="+- 2 se of the GD mean")
+    for R in res["R_full"]:
+        ax.plot(t, R - res["mean"], color="0.75", lw=0.8)
+    ax.plot(t, res["R_reduced"] - res["mean"], "C0o-", ms=3, lw=1.2, label="fv - GD mean")
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set(xlabel="t", ylabel="risk difference")
     ax.legend(fontsize="small")
 
 
@@ -109,19 +129,21 @@ def marginal_panel(ax, res: dict, axis: int) -> None:
 
 
 def draw(results: dict, out: Path) -> None:
-    fig = figure(13, 9)
-    axes = fig.subplots(3, 3)
+    fig = figure(13, 12)
+    axes = fig.subplots(4, 3)
     for col, name in enumerate(SINGLE_INDEX):
         risk_panel(axes[0, col], results[name])
-        marginal_panel(axes[1, col], results[name], 1)
-        marginal_panel(axes[2, col], results[name], 2)
+        gap_panel(axes[1, col], results[name])
+        marginal_panel(axes[2, col], results[name], 1)
+        marginal_panel(axes[3, col], results[name], 2)
     write(fig, out / "symmetry_single_index.png")
     res = results["classification"]
-    fig = figure(13, 3.4)
-    axes = fig.subplots(1, 3)
-    risk_panel(axes[0], res)
-    marginal_panel(axes[1], res, 1)
-    marginal_panel(axes[2], res, 2)
+    fig = figure(13, 6.4)
+    axes = fig.subplots(2, 2)
+    risk_panel(axes[0, 0], res)
+    gap_panel(axes[0, 1], res)
+    marginal_panel(axes[1, 0], res, 1)
+    marginal_panel(axes[1, 1], res, 2)
     write(fig, out / "symmetry_classification.png")
 
 
@@ -129,11 +151,18 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", default="docs/images/gallery", help="picture directory")
     p.add_argument("--runs", default="runs/examples/symmetry", help="where the runs go")
-    p.add_argument("--seeds", type=int, default=4, help="seeds of the full runs (default: %(default)s)")
     p.add_argument("--only", nargs="*", choices=list(STUDIES), help="run only these studies (no pictures)")
+    p.add_argument("--reuse", action="store_true", help="keep the runs of a previous call (redraw only)")
     args = p.parse_args(argv)
     runs, out = Path(args.runs), Path(args.output)
-    results = {name: study(name, runs, args.seeds) for name in (args.only or STUDIES)}
+    global REUSE
+    if args.reuse:
+        REUSE = json.loads((runs / "walls.json").read_text())
+    results = {name: study(name, runs) for name in (args.only or STUDIES)}
+    walls = {str(runs / name / d): w for name, res in results.items()
+             for d, w in [("reduced", res["wall_reduced"]),
+                          *((f"full_seed{i}", wall) for i, wall in enumerate(res["walls_full"]))]}
+    (runs / "walls.json").write_text(json.dumps(walls, indent=1) + "\n")
     for res in results.values():
         print(table(res) + "\n")
     summary = {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()

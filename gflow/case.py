@@ -246,7 +246,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     bounds = _bounds(grid_t, ndim)
     cells = _cells(grid_t, ndim)
     grid_t.done()
-    _check_radial(getattr(model, "radial_axes", {}), model.axes, initial, bounds, source)
+    _check_radial(getattr(model, "radial_axes", {}), model.axes, initial, bounds, source, temperature)
     if layers:
         # the frozen layer axis: L cells centred on the depths tau_l = l / L
         bounds, cells = (layer_bounds(layers), *bounds), (layers, *cells)
@@ -299,9 +299,11 @@ def _check_axis_names(axes: tuple[str, ...], t: Table) -> None:
         seen[folded] = name
 
 
-def _check_radial(radial: dict[int, int], axes, initial: InitialSpec, bounds, source: str) -> None:
-    """An axis that is a norm (w_perp, w_norm: `TwoLayerSpec.radial_axes`) is >= 0, and an initial
-    Gaussian gives it the chi law of a centred isotropic Gaussian: its mean must be 0."""
+def _check_radial(radial: dict[int, int], axes, initial: InitialSpec, bounds, source: str,
+                  temperature: float) -> None:
+    """An axis that is a norm (w_perp, w_norm: `TwoLayerSpec.radial_axes`) is >= 0 (> 0 for a
+    point mass with noise, whose drift (k - 1) T / r and entropy are infinite at 0), and an
+    initial Gaussian gives it the chi law of a centred isotropic Gaussian: its mean must be 0."""
     for axis in radial:
         if bounds[axis][0] < 0:
             raise fail(source, f"grid.bounds[{axis}]", f"{axes[axis]} is a norm (>= 0): its low bound must be "
@@ -312,8 +314,9 @@ def _check_radial(radial: dict[int, int], axes, initial: InitialSpec, bounds, so
                 raise fail(source, key, f"entry {axis} ({axes[axis]}) must be 0: a rotation-invariant Gaussian is "
                                         f"centred across e1, and {axes[axis]} is its norm (std gives its chi law)")
         for i, point in enumerate(initial.points):
-            if point[axis] < 0:
-                raise fail(source, f"initial.points[{i}]", f"{axes[axis]} is a norm: entry {axis} must be >= 0")
+            if point[axis] < 0 or (temperature > 0 and point[axis] == 0):
+                raise fail(source, f"initial.points[{i}]", f"{axes[axis]} is a norm: entry {axis} must be "
+                                                           f"{'> 0 with temperature > 0' if temperature > 0 else '>= 0'}")
 
 
 def _initial(t: Table, ndim: int, layers: int | None = None) -> InitialSpec:

@@ -225,8 +225,15 @@ def names(path, fd: int) -> bool:
     return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
+#: file-creation properties: HDF5's free-space manager, persistent across opens (HDF5 >= 1.10)
+FREE_SPACE = {"fs_strategy": "fsm", "fs_persist": True, "fs_threshold": 1}
+
+
 def creating(path: str | Path) -> h5py.File:
     """A new run file at `path` (replacing a regular file there), without HDF5's lock; a journal
     left beside an old file there goes with it."""
     journal_path(path).unlink(missing_ok=True)
-    return h5py.File(path, "w", locking=False)
+    # free space tracked in the file and reused by later appends: each append replaces the
+    # restart group, and without this the space of the old one is lost when the file closes
+    # (a full model's particles in R^d, 3 MB a snapshot at m = 1000, d = 400, grew the file by as much)
+    return h5py.File(path, "w", locking=False, **FREE_SPACE)

@@ -128,7 +128,7 @@ def solver_needs(case, index: int) -> list[Need]:
         from gflow.models.two_layer_case import data_nodes
         nodes, data_key = data_nodes(data, d, model), _data_key(data, model)
         if data.dim and model.symmetry == "rotations":
-            d = 2            # the reduced rule's inputs (x1, s c), whatever the data's dimension
+            d = 2 if "w_par" in model.axes else 1    # the reduced rule's inputs (x1, s c) or (s c)
     #: the coordinates of one particle: the case's axes, or all of R^(1 + d [+ 1]) for a full model
     particle_ndim = ndim if not getattr(data, "dim", 0) or model.symmetry == "rotations" else \
         ndim - len(model.radial_axes) * (1 + int("w_par" in model.axes)) + d

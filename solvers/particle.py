@@ -191,7 +191,8 @@ class ParticleStepper(Stepper):
         self.batch = options["batch"]
         self.lr = options["lr"]
         if self.model.data is None and (self.batch or self.scaling != "mean_field"):
-            raise ValueError("batch and scaling = conventional apply to models with data (two_layer) only")
+            raise ValueError("batch and scaling = conventional need a data measure of points (two_layer; not a "
+                             "model reduced by rotations, whose rule pairs its nodes with cosines)")
         #: the network's weights: q (mean field) or 1 (the plain-sum network)
         self.q_net = self.weights if self.scaling == "mean_field" else np.ones_like(self.weights)
         self.controller = DormandPrince(options["tolerance"], first_step=self.lr)

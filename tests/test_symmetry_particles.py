@@ -7,6 +7,8 @@ on the `samples` draws), and bins them through their invariants.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -132,10 +134,39 @@ def test_a_full_run_resumes_from_its_own_particles():
     ("data.classes=[{weight = 1.0, std = 1.0, y = 1.0}]", "give [target] or classes, not both"),
     ("model.input_dim=3", "must equal data.dim"),
     ('data.distribution="uniform"', "unknown value"),
+    ("data.nodes=[16, 1, 8]", "integers from 2 to"),
+    ("data.std=2.0", None),
+    ('initial={distribution="points", points=[[0.1, 0.2, 0.0]]}', None),
 ])
 def test_bad_isotropic_cases_are_refused_in_one_line(override, message):
-    with pytest.raises(InputError, match=pytest.importorskip("re").escape(message)):
+    if message is None:         # accepted as it is
         problem(override)
+        return
+    with pytest.raises(InputError, match=re.escape(message)) as info:
+        problem(override)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.classes=[{weight = 1.0, std = 1.0, y = 1.0}]", "data.std=2.0"], "give std in classes, not both"),
+    (['initial={distribution="points", points=[[0.1, 0.0]]}', "regularization.temperature=0.01"],
+     "must be > 0 with temperature > 0"),
+])
+def test_bad_isotropic_classification_cases_are_refused(overrides, message):
+    text = TEXT.replace('[target]\nexpression = "tanh(2*x1)"\n', "").replace(
+        "[0.0, 0.0, 0.0]", "[0.0, 0.0]").replace("[0.6, 0.4, 0.2]", "[0.6, 0.2]").replace(
+        "[[-3.0, 3.0], [-2.5, 2.5], [0.0, 2.0]]", "[[-3.0, 3.0], [0.0, 2.0]]").replace("[48, 48, 48]", "[8, 8]").replace(
+        "nodes = [48, 12, 12]", "nodes = 8")
+    base = ["data.classes=[{weight = 1.0, std = 1.0, y = 1.0}]"]
+    with pytest.raises(InputError, match=re.escape(message)):
+        problem(*base, *[o for o in overrides if o not in base], text=text)
+
+
+def test_two_dimensional_data_counts_the_two_signs_of_x_perp():
+    """d = 2 keeps e1: x_perp is a number, its 'cosine' the sign (two nodes whatever nodes says)."""
+    p = problem("data.dim=2", "data.nodes=[8, 8, 16]")
+    assert p.model.x.shape == (8 * 8 * 2, 2)
+    assert p.case.model.data.rule_nodes == (8, 8, 2)
 
 
 @pytest.mark.parametrize("kind, symmetry, message", [

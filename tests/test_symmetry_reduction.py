@@ -23,7 +23,9 @@ SPHERE = (16, 32)
 
 
 def reduced_case(d: int, nodes, activation="cos", bias=True, target=TARGET, extra=""):
-    axes = 4 if bias else 3
+    w_bounds = [[-3, 3], [0, 3]] if "x1" in target else [[0, 3]]
+    bounds = [[-3, 3], *w_bounds, *([[-3, 3]] if bias else [])]
+    axes = len(bounds)
     return case_from_text(f"""
 [model]
 kind = "two_layer"
@@ -42,7 +44,7 @@ distribution = "gaussian"
 mean = {[0.0] * axes}
 std = {[0.5] * axes}
 [grid]
-bounds = {[[-3, 3], [-3, 3], [0, 3], [-3, 3]][:axes]}
+bounds = {bounds}
 cells = {[4] * axes}
 [time]
 end = 1.0
@@ -64,7 +66,7 @@ def sphere_directions(k: int) -> tuple[np.ndarray, np.ndarray]:
     return dirs, (np.repeat(wz, SPHERE[1]) / 2 / SPHERE[1])
 
 
-def full_model(d: int, nodes: tuple[int, int], bias: bool, activation="cos"):
+def full_model(d: int, nodes: tuple[int, int], bias: bool, activation="cos", target=TARGET):
     """The d-dimensional model on a tensor Gauss-Hermite rule, nodes[0] in x1 (where the target
     varies fastest) and nodes[1] in each other coordinate."""
     from gflow.expr import parse_expression
@@ -72,7 +74,7 @@ def full_model(d: int, nodes: tuple[int, int], bias: bool, activation="cos"):
     ws = tuple(f"w{i + 1}" for i in range(d))
     axes = ("a", *ws, *(("b",) if bias else ()))
     spec = TwoLayerSpec("two_layer", axes, activation, bias, d, axes)
-    f = parse_expression(TARGET, ["x1", "r"])
+    f = parse_expression(target, ["x1", "r"])
     rules = [np.polynomial.hermite_e.hermegauss(n) for n in (nodes[0], *[nodes[1]] * (d - 1))]
     x = np.stack([g.ravel() for g in np.meshgrid(*[t for t, _ in rules], indexing="ij")], axis=1)
     p = np.ones(())
@@ -164,3 +166,30 @@ def test_the_radial_drift_and_the_free_energy_with_noise():
         energies.append(obs.energy)
         assert abs(obs.mass - 1) < 1e-12 and stepper.rho.min() >= 0
     assert np.all(np.diff(energies) < 0), energies
+
+
+def test_the_isotropic_reduction_equals_the_full_model():
+    """A target in |x| only: invariants (a, w_norm, b), cosine weight (1 - c^2)^((d-3)/2), |x| ~ chi_d.
+    Against d = 3 with each neuron spread over its sphere S^2 of w."""
+    target = "cos(r) + 0.1*r**2"
+    rng = np.random.default_rng(7)
+    reduced = build_problem(reduced_case(3, 24, target=target, extra="")).model
+    assert reduced.axes == ("a", "w_norm", "b")
+    full = full_model(3, (24, 24), bias=True, target=target)
+    v = np.column_stack([rng.normal(0, 1, 3), rng.uniform(0.1, 0.9, 3), rng.normal(0, 0.5, 3)])
+    q = np.array([0.5, 0.3, 0.2])
+    dirs, wd = sphere_directions(3)
+    u_full = np.zeros((3 * len(dirs), 5))
+    u_full[:, 0] = np.repeat(v[:, 0], len(dirs))
+    u_full[:, 1:4] = np.repeat(v[:, 1:2], len(dirs), axis=0) * np.tile(dirs, (3, 1))
+    u_full[:, 4] = np.repeat(v[:, 2], len(dirs))
+    q_full = np.outer(q, wd).ravel()
+    points = np.column_stack([rng.normal(0, 1, 6), rng.uniform(0.0, 1.0, 6), rng.normal(0, 0.5, 6)])
+    at = np.zeros((6, 5))
+    at[:, [0, 1, 4]] = points            # w = w_norm e1
+    r_red, r_full = reduced.residual(v, q), full.residual(u_full, q_full)
+    assert reduced.risk_from_residual(r_red) == pytest.approx(full.risk_from_residual(r_full), abs=1e-10)
+    np.testing.assert_allclose(reduced.potential(points, r_red), full.potential(at, r_full), rtol=0, atol=1e-10)
+    g_full = full.gradient(at, r_full)
+    np.testing.assert_allclose(reduced.gradient(points, r_red), g_full[:, [0, 1, 4]], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(g_full[:, 2:4], 0.0, atol=1e-10)

@@ -93,6 +93,10 @@ class Model(Protocol):
     # Optional, for layered models (the resnet; docs/architecture.md): layers (L), begin_step(after_snapshot)
     # (called by the run loop before each step) and stateful (the velocity depends on a schedule's
     # frozen state too: no stage is reused across steps).
+    # Optional, for rotation-invariant data (docs/symmetry.md): case_coordinates(u) and lift(v, rng)
+    # (particles with more coordinates than the case's axes, seen and drawn through them),
+    # draw_batch(size, rng) (fresh minibatches from a data law) and project(f) (the residual from
+    # the network's values at the data nodes, where it is not f - y).
     # Optional, for models that are networks of an input x (plots draw f(x)):
     #   input_dim: int, target (f* or None), x and y (the data nodes and targets),
     #   network(u, q, x) -> f(x) = sum_j q_j phi(x; u_j) at the points x (n, input_dim).

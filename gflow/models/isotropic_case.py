@@ -62,6 +62,8 @@ def parse_isotropic(top: Table, t: Table, data_t: Table, activation: str, bias: 
 
 def _data(t: Table, d: int) -> DataSpec:
     t.string("distribution", "gaussian", choices=("gaussian",))
+    if t.has("classes") and t.has("std"):
+        raise t.error("std", "each class has its own std: give std in classes, not both")
     std = t.number("std", 1.0, positive=True)
     samples = t.integer("samples", DEFAULT_SAMPLES, minimum=1, maximum=MAX_DATA_NODES)
     seed = t.integer("seed", 0, minimum=0, maximum=2**63)
@@ -76,12 +78,15 @@ def _rule_nodes(t: Table, data: DataSpec, axes: int) -> DataSpec:
     ([|x|, cosine] for the full rotation group): a target with steep features in x1 needs more
     there, while for large d the chi and cosine laws are narrow and need few."""
     raw = t.raw("nodes", DEFAULT_NODES)
-    counts = [raw] * axes if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    counts = [raw] * axes if isinstance(raw, int) and not isinstance(raw, bool) else list(raw) if isinstance(raw, list) else raw
+    # one node is no rule: a single cosine c = 0 would drop w_perp from the preactivation
     if not (isinstance(counts, list) and len(counts) == axes and all(
-            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_RULE_NODES for n in counts)):
+            isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_RULE_NODES for n in counts)):
         names = "[x1, |x_perp|, cosine]" if axes == 3 else "[|x|, cosine]"
-        raise t.error("nodes", f"must be an integer or a list {names} of integers from 1 to {MAX_RULE_NODES}, "
+        raise t.error("nodes", f"must be an integer or a list {names} of integers from 2 to {MAX_RULE_NODES}, "
                                f"got {raw!r:.60}")
+    if axes == 3 and data.dim == 2:
+        counts[-1] = 2                  # x_perp in R^1: its 'cosine' is the sign, two nodes
     total = len(data.classes or [0]) * math.prod(counts)
     if total > MAX_DATA_NODES:
         raise t.error("nodes", f"{' x '.join(map(str, counts))} reduced quadrature nodes per class make {total}, "
@@ -165,12 +170,12 @@ def reduced_measure(spec: TwoLayerSpec) -> ReducedMeasure:
                           np.concatenate(ys), pc)
 
 
-def draw_data(spec: TwoLayerSpec, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n i.i.d. draws (x, y) of the data law in R^d (class labels, or f*(x1, |x|))."""
+def draw_data(spec: TwoLayerSpec, n: int, rng: np.random.Generator, target=None) -> tuple[np.ndarray, np.ndarray]:
+    """n i.i.d. draws (x, y) of the data law in R^d: class labels, or f*(x1, |x|) (`target`,
+    `target_of(spec)`, parsed once by the caller that draws often)."""
     weights, stds, labels = (np.array(v) for v in zip(*_laws(spec.data)))
     which = rng.choice(len(weights), size=n, p=weights) if len(weights) > 1 else np.zeros(n, int)
     x = stds[which, None] * rng.standard_normal((n, spec.data.dim))
-    target = target_of(spec)
     return x, (labels[which] if target is None else target(x[:, 0], np.linalg.norm(x, axis=1)))
 
 
@@ -178,5 +183,5 @@ def sampled_measure(spec: TwoLayerSpec):
     """The `samples` draws of the data law (seed `data.seed`), equally weighted."""
     from gflow.models.data import DataMeasure
 
-    x, y = draw_data(spec, spec.data.samples, np.random.default_rng(spec.data.seed))
+    x, y = draw_data(spec, spec.data.samples, np.random.default_rng(spec.data.seed), target_of(spec))
     return DataMeasure(x, np.full(len(x), 1.0 / len(x)), y)

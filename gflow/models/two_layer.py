@@ -49,7 +49,8 @@ class TwoLayerModel:
         self.weight_decay = weight_decay
         self.temperature = temperature
         #: trained[i] says whether axis i moves
-        self.trained = np.array([a in spec.train for a in spec.axes])
+        train = set(spec.train)            # a set: a full model in R^d has 10^5 axes
+        self.trained = np.array([a in train for a in spec.axes])
 
     @property
     def ndim(self) -> int:

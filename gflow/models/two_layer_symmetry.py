@@ -64,6 +64,13 @@ class _Radial:
         self.jacobian_power = k - 1
         self.dim = spec.data.dim
 
+    def risk_weight_gradient(self, path, steps, q):
+        raise InputError("fluctuation = true: the finite-width prediction is not derived for isotropic data "
+                         "(its adjoint differentiates the plain residual, and its quadrature has no chi law)")
+
+    def initial_bias(self, u, q):
+        raise InputError("gflow ensemble: the t = 0 bias is not derived for isotropic data")
+
     def _jacobian_energy(self, radius: np.ndarray, q: np.ndarray) -> float:
         """-T (k - 1) sum_j q_j log r_j: the free energy's entropy relative to the Jacobian."""
         if self.temperature == 0 or self.jacobian_power == 0:
@@ -127,8 +134,6 @@ class ReducedGridOperator(TwoLayerGridOperator):
     def __init__(self, model: ReducedTwoLayerModel, grid):
         super().__init__(model, grid)
         self.radial = model.radial
-        centres = grid.centres[self.radial]
-        self._log_r = np.log(centres) if np.all(centres > 0) else None
 
     def residual_from_moment(self, m1: np.ndarray) -> np.ndarray:
         return self.model.project((m1.ravel() * self.wb_volume) @ self.features)
@@ -151,9 +156,7 @@ class ReducedGridOperator(TwoLayerGridOperator):
     def centre_velocities(self, rho: np.ndarray) -> list[np.ndarray | None]:
         out = super().centre_velocities(rho)
         if out[self.radial] is not None and self.model.temperature > 0:
-            shape = [1] * self.grid.ndim
-            shape[self.radial] = -1
-            out[self.radial] = out[self.radial] + self._drift(self.grid.centres[self.radial]).reshape(shape)
+            out[self.radial] = out[self.radial] + self._radial_column(self._drift(self.grid.centres[self.radial]))
         return out
 
     def _radial_column(self, values: np.ndarray) -> np.ndarray:
@@ -184,13 +187,13 @@ class FullIsotropicModel(_Radial, TwoLayerModel):
         ws = tuple(f"w{i + 1}" for i in range(d))
         axes = ("a", *ws, *(("b",) if spec.bias else ()))
         owner = {"w_par": ws[:1], "w_perp": ws[1:], "w_norm": ws}
-        train = tuple(a for t in spec.train for a in owner.get(t, (t,)))
+        train = {a for t in spec.train for a in owner.get(t, (t,))}
         full = replace(spec, axes=axes, train=tuple(a for a in axes if a in train), input_dim=d)
         super().__init__(full, sampled_measure(spec), None, weight_decay, temperature)
         self._radial_setup(spec)
         self.case_spec = spec
         self.keep_e1 = "w_par" in spec.axes
-        f = target_of(spec)
+        self._target_x1_r = f = target_of(spec)
         self.target = None if f is None else (lambda x: f(x[:, 0], np.linalg.norm(x, axis=1)))
 
     def case_coordinates(self, u: np.ndarray) -> np.ndarray:
@@ -216,7 +219,7 @@ class FullIsotropicModel(_Radial, TwoLayerModel):
         """A minibatch of fresh draws of the data law (x, p, y): online SGD, whose gradient is
         unbiased for the population's (the `samples` draws stay the set the risk is reported on,
         independent of the training draws). Mei, Montanari and Nguyen's procedure."""
-        x, y = draw_data(self.case_spec, size, rng)
+        x, y = draw_data(self.case_spec, size, rng, self._target_x1_r)
         return x, np.full(size, 1.0 / size), y
 
     def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
