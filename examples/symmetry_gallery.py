@@ -162,12 +162,18 @@ def main(argv=None) -> None:
     walls = {str(runs / name / d): w for name, res in results.items()
              for d, w in [("reduced", res["wall_reduced"]),
                           *((f"full_seed{i}", wall) for i, wall in enumerate(res["walls_full"]))]}
-    (runs / "walls.json").write_text(json.dumps(walls, indent=1) + "\n")
+    known = runs / "walls.json"
+    if known.exists():           # keep the other studies' walls (a run of --only some)
+        walls = {**json.loads(known.read_text()), **walls}
+    known.write_text(json.dumps(walls, indent=1) + "\n")
     for res in results.values():
         print(table(res) + "\n")
     summary = {name: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()
                       if k not in ("reduced", "full")} for name, res in results.items()}
-    (runs / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    path = runs / "summary.json"
+    if path.exists():
+        summary = {**json.loads(path.read_text()), **summary}
+    path.write_text(json.dumps(summary, indent=1) + "\n")
     if not args.only:
         draw(results, out)
 

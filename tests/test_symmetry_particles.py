@@ -177,3 +177,23 @@ def test_solvers_that_cannot_run_a_model_say_so(kind, symmetry, message):
     p = problem(f'model.symmetry="{symmetry}"')
     with pytest.raises((InputError, ValueError), match=message):
         make_stepper(kind, p, defaults(kind))
+
+
+def test_the_random_feature_variant_freezes_the_same_axes_in_both_models():
+    """train = ["a"]: neither the reduced grid density nor the full neurons move along w."""
+    for symmetry, kind in (("rotations", "fv"), ("none", "particle")):
+        p = problem('model.train=["a"]', f'model.symmetry="{symmetry}"', "grid.cells=[16, 16, 16]",
+                    "data.nodes=[16, 6, 6]")
+        stepper = make_stepper(kind, p, {**defaults(kind), **({"particles": 300} if kind == "particle" else {})})
+        start = stepper.observe()
+        before = stepper.u.copy() if kind == "particle" else None
+        for _ in range(3):
+            stepper.step(0.05)
+        end = stepper.observe()
+        assert end.risk < start.risk
+        if kind == "particle":
+            np.testing.assert_array_equal(stepper.u[:, 1:], before[:, 1:])
+            assert np.abs(stepper.u[:, 0] - before[:, 0]).max() > 1e-4
+        else:
+            w_marginal = lambda rho: rho.sum(axis=0)
+            np.testing.assert_allclose(w_marginal(end.density), w_marginal(start.density), rtol=0, atol=1e-12)
