@@ -88,7 +88,19 @@ def spectral_cells(kind: str = "spectral"):
     return sorted(c for (c, k), cell in TABLE.items() if k == kind and not cell.startswith("refuses"))
 
 
-@pytest.mark.parametrize("name", [c for c in spectral_cells() if TABLE[c, "spectral"].startswith(("runs, undershoot", "stops"))])
+#: bundled grids above this many cells (the 3-axis grids of isotropic data in R^d) take one to two
+#: minutes each to run spectral to its stop: CI checks them at the smoke size above, `slow` in full
+LARGE = 150_000
+
+
+def by_size(names):
+    """The cases, those on grids of more than LARGE cells marked slow."""
+    return [pytest.param(n, marks=pytest.mark.slow) if np.prod(load_case(SPECTRAL[n]).cells) > LARGE else n
+            for n in names]
+
+
+@pytest.mark.parametrize("name", by_size([c for c in spectral_cells()
+                                          if TABLE[c, "spectral"].startswith(("runs, undershoot", "stops"))]))
 def test_spectral_undershoot_and_stops_are_as_the_table_says(name):
     """On the case's own grid, to its end: the negative mass stays below the stated bound, or
     the run stops (RunError) before the stated time."""
