@@ -78,7 +78,7 @@ def _rule_nodes(t: Table, data: DataSpec, axes: int) -> DataSpec:
     ([|x|, cosine] for the full rotation group): a target with steep features in x1 needs more
     there, while for large d the chi and cosine laws are narrow and need few."""
     raw = t.raw("nodes", DEFAULT_NODES)
-    counts = [raw] * axes if isinstance(raw, int) and not isinstance(raw, bool) else list(raw) if isinstance(raw, list) else raw
+    counts = list(raw) if isinstance(raw, list) else [raw] * axes      # each entry checked below
     # one node is no rule: a single cosine c = 0 would drop w_perp from the preactivation
     if not (isinstance(counts, list) and len(counts) == axes and all(
             isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_RULE_NODES for n in counts)):

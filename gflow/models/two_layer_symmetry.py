@@ -174,8 +174,9 @@ class ReducedGridOperator(TwoLayerGridOperator):
     def energy(self, rho: np.ndarray, risk: float | None = None) -> float:
         energy = super().energy(rho, risk)
         if self.model.temperature > 0:
-            masses = np.moveaxis(rho, self.radial, -1).reshape(-1, rho.shape[self.radial]).sum(axis=0)
-            energy += self.model._jacobian_energy(self.grid.centres[self.radial], masses * self.grid.cell_volume)
+            others = tuple(i for i in range(rho.ndim) if i != self.radial)
+            masses = rho.sum(axis=others) * self.grid.cell_volume      # the radial marginal's cell masses
+            energy += self.model._jacobian_energy(self.grid.centres[self.radial], masses)
         return energy
 
 
