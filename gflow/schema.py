@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from gflow.errors import InputError
 
 _MISSING = object()
+#: while `recording()` runs: every dotted key a Table reads (list items as `[]`), else None
+_READ_KEYS: set[str] | None = None
+
+
+@contextmanager
+def recording() -> Iterator[set[str]]:
+    """Collect the keys every Table reads meanwhile (tests/test_case_reference.py holds the
+    case-file reference, `gflow.case_keys`, to them)."""
+    global _READ_KEYS
+    outer, _READ_KEYS = _READ_KEYS, set()
+    try:
+        yield _READ_KEYS
+    finally:
+        _READ_KEYS = outer
 
 
 def fail(source: str, key: str, problem: str) -> InputError:
@@ -57,6 +73,8 @@ class Table:
 
     def raw(self, name: str, default: Any = _MISSING) -> Any:
         self._used.add(name)
+        if _READ_KEYS is not None:
+            _READ_KEYS.add(re.sub(r"\[\d+\]", "[]", self.key(name)))
         if name in self.data:
             return self.data[name]
         if default is _MISSING:

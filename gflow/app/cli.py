@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a case file with its solvers")
+    run = sub.add_parser("run", help="run a case file with its solvers",
+                         epilog="Case-file keys: docs/case_files.md of the repository (or the docs site); "
+                                "`gflow template` prints a commented case to start from.")
     run.add_argument("case", help="case file (TOML)")
     run.add_argument("-o", "--output", help="output directory (default: the case's [output].dir)")
     run.add_argument("--solver", help="run only these solver kinds, comma-separated")
@@ -65,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check snapshot files against the snapshot file layout")
     check.add_argument("runs", nargs="+", metavar="RUN.h5", help="snapshot files (.h5)")
     check.set_defaults(func=cmd_check)
+
+    template = sub.add_parser("template", help="print a commented case file to start from (docs/case_files.md "
+                                               "lists every key)")
+    template.add_argument("kind", nargs="?", default="two_layer", help="which case (default: two_layer); "
+                          "--list shows them")
+    template.add_argument("--list", action="store_true", help="list the templates")
+    template.set_defaults(func=cmd_template)
 
     for register in COMMANDS:
         register(sub)
@@ -114,6 +123,19 @@ def cmd_run(args) -> int:
         print(f"wrote {save_figure(figure, report[1])}")
     if failure is not None:
         raise failure
+    return 0
+
+
+def cmd_template(args) -> int:
+    from gflow.case_keys import TEMPLATES, template
+
+    if args.list:
+        width = max(map(len, TEMPLATES))
+        print("\n".join(f"{name:<{width}}  {text}" for name, text in TEMPLATES.items()))
+        return 0
+    if args.kind not in TEMPLATES:
+        raise InputError(f"template: unknown template {args.kind!r} (expected one of: {', '.join(TEMPLATES)})")
+    sys.stdout.write(template(args.kind))
     return 0
 
 
