@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gflow.case import case_from_text
-from gflow.case_keys import KEYS, TEMPLATES, TABLES, documented, render, template
+from gflow.case_keys import KEYS, TEMPLATES, TABLES, _section, documented, render, template
 from gflow.errors import InputError
 from gflow.schema import recording
 from gflow.solver_options import SOLVERS
@@ -52,8 +52,7 @@ def test_every_example_is_toml_and_every_key_has_a_table():
         tomllib.loads(f"v = {key.example}")
         for name, value in key.needs:
             tomllib.loads(f"v = {value}")
-        head = key.key.split(".")[0] if "." in key.key else {"solvers": "solver", "sweep": "sweep"}.get(key.key, "")
-        assert head in TABLES, key.key
+        assert _section(key.key) in TABLES, key.key
 
 
 @pytest.mark.parametrize("path", CASES + [f"template:{k}" for k in TEMPLATES], ids=lambda p: getattr(p, "stem", p))
