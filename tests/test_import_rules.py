@@ -7,7 +7,7 @@ for it below. In words:
    `fft`) only each other and errors; `gflow.grids` is plain geometry and imports nothing of gflow.
 2. `gflow.models` (model kinds, units, data, grid operators, references) builds on the
    utilities and grids only: a model knows nothing of case files as a whole, files or solvers.
-3. The case-file contract (`gflow.case`, `gflow.solver_options`) reads the models' registry;
+3. The case-file contract (`gflow.case`, `gflow.solver_options`, its reference `gflow.case_keys`) reads the models' registry;
    `gflow.problem` turns a case into a model, a grid and an initial density.
 4. The file formats (`gflow.snapshots` writes run files, `gflow.run_file` reads them, both
    through `gflow.h5io` and its rollback journal `gflow.journal`; `gflow.snapshot_check`, `gflow.sweep_table`) may parse a stored case,
@@ -42,6 +42,8 @@ ALLOWED = {
     "gflow.grids": set(),
     "gflow.models": UTILITIES | {"gflow.grids"},
     "gflow.solver_options": UTILITIES,
+    # the case-file reference (docs/case_files.md): the units' and solvers' registries, no reader
+    "gflow.case_keys": UTILITIES | {"gflow.models", "gflow.solver_options"},
     "gflow.case": UTILITIES | {"gflow.grids", "gflow.models", "gflow.solver_options", "gflow.memory"},
     "gflow.memory": UTILITIES | {"gflow.models"},
     "gflow.problem": CONTRACT,
