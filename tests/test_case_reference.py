@@ -14,8 +14,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
-from gflow.case import case_from_text
+from gflow.case import apply_override, case_from_text
 from gflow.case_keys import KEYS, TEMPLATES, TABLES, _section, documented, render, template
 from gflow.errors import InputError
 from gflow.schema import recording
@@ -69,13 +70,6 @@ def test_every_key_the_reader_reads_is_documented(path, tmp_path):
     assert read - names == set(), f"keys read but not in docs/case_files.md: {sorted(read - names)}"
 
 
-def _set(doc: dict, dotted: str, value) -> None:
-    *parents, last = dotted.split(".")
-    for part in parents:
-        doc = doc.setdefault(part, {})
-    doc[last] = value
-
-
 def _remove(doc: dict, dotted: str) -> None:
     *parents, last = dotted.split(".")
     for part in parents:
@@ -85,15 +79,13 @@ def _remove(doc: dict, dotted: str) -> None:
 
 @pytest.mark.parametrize("key", [k for k in KEYS if "[]" not in k.key], ids=lambda k: k.key)
 def test_every_documented_key_is_read(key, tmp_path):
-    import tomli_w
-
     name = key.template or TEMPLATE_OF[key.models[0] if key.models else "two_layer"]
     doc = tomllib.loads(template(name))
     for other in key.replaces:
         _remove(doc, other)
-    for other, value in key.needs:
-        _set(doc, other, tomllib.loads(f"v = {value}")["v"])
-    _set(doc, key.key, tomllib.loads(f"v = {key.example}")["v"])
+    # set as `--set KEY=VALUE` sets them, the example parsed as TOML
+    for other, value in (*key.needs, (key.key, key.example)):
+        apply_override(doc, f"{other}={value}", name)
     (tmp_path / "data.csv").write_text("x,y\n-1.0,0.2\n0.5,-0.1\n")
     read = _read_keys(tomli_w.dumps(doc), f"{name}+{key.key}", tmp_path)
     assert key.key in read
@@ -108,7 +100,6 @@ def test_list_item_keys_are_read_by_some_case():
     doc["initial"] = {"distribution": "mixture", "components": [{"weight": 1.0, "mean": [0.0, 0.0],
                                                                  "std": [0.5, 0.5]}]}
     doc["target"]["neurons"][0]["b"] = 0.0
-    import tomli_w
     read |= _read_keys(tomli_w.dumps(doc), "mixture", ROOT)
     items = {k.key for k in KEYS if "[]" in k.key}
     assert items - read == set()
