@@ -372,9 +372,13 @@ def overall(per_layer: list[dict]) -> dict:
     return out
 
 
-def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
-    """All distances at every common snapshot time; after PROGRESS_AFTER seconds, one line per
-    finished time on stderr (`progress` True), on a given stream, or nowhere (None or False).
+def compare_runs(run_a: Run, run_b: Run, progress=True, bar: bool | None = None) -> Comparison:
+    """All distances at every common snapshot time.
+
+    `progress` True: a tqdm bar over the common times on stderr where `bar` says so (None: when
+    stderr is a terminal, the convention of `gflow run`), else, after PROGRESS_AFTER seconds, one
+    line per finished time on stderr (a log keeps a readable record); a stream: those lines on
+    it; None or False: nothing.
 
     Layered runs: per layer over the parameter axes, and overall (module text)."""
     if tuple(run_a.axes) != tuple(run_b.axes):
@@ -385,6 +389,16 @@ def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
     pairs = common_times(run_a.time, run_b.time)
     if not pairs:
         raise InputError(f"{run_b.path}: no snapshot time in common with {run_a.path}")
+    from tqdm import tqdm
+
+    shown = progress is True and (sys.stderr.isatty() if bar is None else bool(bar))
+    with tqdm(total=len(pairs), desc="gflow compare", unit="time", leave=False, file=sys.stderr,
+              mininterval=0.5, disable=not shown) as times:
+        return _compare(run_a, run_b, pairs, layered, None if shown else progress, times)
+
+
+def _compare(run_a: Run, run_b: Run, pairs, layered: bool, progress, times) -> Comparison:
+    """`compare_runs` after its checks: `progress` as there (lines), `times` a bar advanced per time."""
     # a layered run's distances are those of its layers, all on one layer's grid
     view_a, view_b = (layer_view(run_a), layer_view(run_b)) if layered else (run_a, run_b)
     common = run_common_grid(view_a, view_b)       # refused here, before any transport is planned
@@ -413,6 +427,7 @@ def compare_runs(run_a: Run, run_b: Run, progress=True) -> Comparison:
             row.update(distances(run_a, sa, run_b, sb, transport, common, volumes))
             row["W_bound"] = transport.resolution
         result.rows.append(row)
+        times.update()
         elapsed = time.perf_counter() - start
         if progress and elapsed > PROGRESS_AFTER:
             print(f"gflow compare: t = {sa.time:.4g} ({n + 1} of {len(pairs)} times, {elapsed:.0f} s)",

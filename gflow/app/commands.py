@@ -32,17 +32,27 @@ def register_compare(sub) -> None:
     p.add_argument("--csv", nargs="?", const="-", metavar="FILE",
                    help="write the rows as CSV to FILE (stdout without FILE, instead of the table)")
     p.add_argument("--plot", metavar="FILE", help="write a comparison figure (risk, W against time, final densities)")
+    _figure_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(func=cmd_compare)
+
+
+def _figure_options(p) -> None:
+    """The drawing options that `gflow plot` and `gflow compare --plot` share."""
+    p.add_argument("--own-scale", action="store_true",
+                   help="give every density panel and movie frame its own colour scale (default: one scale, "
+                        "so that amplitudes compare)")
+    p.add_argument("--no-particles", action="store_true", help="draw no particles over the binned density")
 
 
 def register_plot(sub) -> None:
     p = sub.add_parser("plot", help="figure of a run: densities, f(x) against the target, risk and energy")
     p.add_argument("run", help="snapshot file (.h5), or a sweep.csv (error against resolution and wall time)")
     p.add_argument("-o", "--output", metavar="FILE", help="figure file (default: RUN with .png)")
-    p.add_argument("--movie", metavar="FILE", help="also write an animation of the density (.gif, or .mp4 with ffmpeg)")
+    p.add_argument("--movie", metavar="FILE", help="also write an animation of the density (.gif or .mp4)")
     p.add_argument("--columns", type=int, default=4, help="snapshot times shown (default 4)")
     p.add_argument("--dpi", type=float, default=100, help="resolution of the figure and movie (default 100)")
+    _figure_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing figure or movie")
     p.set_defaults(func=cmd_plot)
 
@@ -81,8 +91,12 @@ def cmd_compare(args) -> int:
         _emit(to_csv(comparison), args.csv, note)
     if args.plot:
         from gflow.postprocess.plot import comparison_figure
-        note(f"wrote {save_figure(comparison_figure([run_a, run_b], [comparison]), args.plot)}")
+        note(f"wrote {save_figure(comparison_figure([run_a, run_b], [comparison], **_drawing(args)), args.plot)}")
     return 0
+
+
+def _drawing(args) -> dict:
+    return {"shared_scale": not args.own_scale, "particles": not args.no_particles}
 
 
 def cmd_plot(args) -> int:
@@ -98,10 +112,10 @@ def cmd_plot(args) -> int:
         movie_writer(args.movie, 1)   # refuse an unknown movie type before any work
     check_outputs([output, args.movie], args.force, inputs=(args.run,))
     run = open_run(args.run, require_snapshots=True)
-    print(f"wrote {save_figure(run_figure(run, args.columns, args.dpi), output)}")
+    print(f"wrote {save_figure(run_figure(run, args.columns, args.dpi, **_drawing(args)), output)}")
     if args.movie:
         with replacing(args.movie) as tmp:
-            write_movie(run, tmp, dpi=args.dpi)
+            write_movie(run, tmp, dpi=args.dpi, **_drawing(args))
         print(f"wrote {args.movie}")
     return 0
 
