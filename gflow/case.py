@@ -34,7 +34,7 @@ SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 RUN_FILE_NAMES = {name.casefold(): name for name in (
     "time", "density", "risk", "energy", "mass", "positions", "weights", "particle", "component",
     "restart", "restart.new", "outside_mass", "min_density", "negative_mass", "edge_density", "layer",
-    "layer_mass", "risk_fluctuation")}
+    "layer_mass", "risk_fluctuation", "wall_time")}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
 import tomllib
 import unicodedata
@@ -410,6 +411,34 @@ class Run:
     @property
     def cell_volume(self) -> float:
         return float(np.prod([c[1] - c[0] if len(c) > 1 else 1.0 for c in self.coordinates]))
+
+    @functools.cached_property
+    def solver_options(self) -> dict | None:
+        """The solver's options as the run resolved them (root attribute `solver_options`, JSON
+        text), None for a file written before gflow stored them; anything but a JSON table of
+        names to numbers, booleans or text is an `InputError`."""
+        if "solver_options" not in self.attrs:
+            return None
+        value = self.attrs["solver_options"]
+        try:
+            options = json.loads(_text(value)) if _is_text(value) else None
+        except (ValueError, RecursionError):
+            options = None
+        scalar = (bool, int, float, str, type(None))
+        if not isinstance(options, dict) or not all(isinstance(v, scalar) for v in options.values()):
+            raise InputError(f"{self.path}: root attribute 'solver_options' is not a JSON table of options")
+        return options
+
+    @functools.cached_property
+    def wall_time(self) -> np.ndarray | None:
+        """Wall-clock seconds from the run's start to each snapshot (summed over resumed runs),
+        None for a file without them."""
+        values = self.dataset("wall_time")
+        if values is None:
+            return None
+        if values.ndim != 1 or len(values) < len(self.time) or not np.issubdtype(values.dtype, np.number):
+            raise InputError(f"{self.path}: dataset 'wall_time' is not one number per snapshot")
+        return np.asarray(values[:len(self.time)], dtype=float)
 
     # --- the case that made it
 

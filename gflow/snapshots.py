@@ -20,9 +20,11 @@ and `reopen` trims the rows and settles the groups before it appends.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
+import time as clock
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +33,13 @@ import numpy as np
 
 from gflow.errors import InputError, RunError, reason
 from gflow.h5io import METADATA_RESERVE, DiskFull, appending, creating, reading, reserve
+from gflow.run_labels import attributes
 from gflow.version import __version__
 
 #: per-layer mass of a layered run (T, L): each layer's density summed over its cells
 LAYER_MASS = "layer_mass"
+#: wall-clock seconds since the run began, per snapshot (T,), summed over resumed runs
+WALL_TIME = "wall_time"
 
 # the reader's names, re-exported: `from gflow.snapshots import open_run` keeps working
 from gflow.run_file import (FORMAT, FORMAT_VERSION, PENDING, READ_ERRORS, RESTART, SCALARS, Run,  # noqa: F401
@@ -62,13 +67,19 @@ class SnapshotWriter:
 
     def __init__(self, path: str | Path, *, case_text: str, solver: str, axes, coordinates,
                  n_particles: int | None = None, weights: np.ndarray | None = None,
-                 extras: tuple[str, ...] = (), density_attrs: dict | None = None, layered: bool = False):
-        """`layered`: axes[0] is the frozen layer axis of a layered model (resnet), stored as SPEC.md
+                 extras: tuple[str, ...] = (), density_attrs: dict | None = None, layered: bool = False,
+                 options: dict | None = None):
+        """`options`: the solver's options, every one resolved (stored as JSON text, root attribute
+        `solver_options`). Every dataset gets `long_name` and `units` (`gflow.run_labels`), the
+        `component` scale the axis names, and each snapshot its `wall_time`.
+
+        `layered`: axes[0] is the frozen layer axis of a layered model (resnet), stored as SPEC.md
         fixes: a `layer` scale, density (T, L, n_1..n_D), positions (T, L, M, D) of particles given
         layer by layer, weights (M,) those of one layer (all alike), and `layer_mass` (T, L)."""
         self.path = Path(path)
         self.extras = tuple(extras)
         self.layers = len(coordinates[0]) if layered else None
+        self._clock = (clock.perf_counter(), 0.0)     # (start, seconds spent before it)
         shape = tuple(len(c) for c in coordinates)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_symlink():
@@ -76,21 +87,24 @@ class SnapshotWriter:
         setup = sum(np.asarray(c).nbytes for c in coordinates) + (0 if weights is None else 3 * np.asarray(weights).nbytes)
         try:
             _probe_room(self.path, setup + METADATA_RESERVE)
-            self._create(shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs)
+            self._create(shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs, options)
         except OSError as exc:
             self.path.unlink(missing_ok=True)     # a half-made file holds no snapshot yet
             raise RunError(f"{self.path}: cannot create the run file: {_cause(exc)}") from None
 
-    def _create(self, shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs) -> None:
+    def _create(self, shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs,
+                options) -> None:
         layered = self.layers is not None
         # the layer axis is stored as the `layer` scale, not among the `axes` (SPEC.md)
         stored_axes = list(axes[1:] if layered else axes)
         with creating(self.path) as f:
             f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, gflow_version=__version__,
                            solver=solver, case=case_text, axes=stored_axes)
+            if options is not None:
+                f.attrs["solver_options"] = json.dumps(options, sort_keys=True)
             time = f.create_dataset("time", (0,), maxshape=(None,), dtype="f8", chunks=(256,))
             time.make_scale("time")
-            for name in (*SCALARS, *self.extras):
+            for name in (*SCALARS, *self.extras, WALL_TIME):
                 f.create_dataset(name, (0,), maxshape=(None,), dtype="f8", chunks=(256,))
                 f[name].dims[0].attach_scale(time)
             scales = []
@@ -118,15 +132,18 @@ class SnapshotWriter:
                     n_particles, weights = _one_layer(weights, self.layers)
                 particle = f.create_dataset("particle", data=np.arange(n_particles, dtype="i8"))
                 particle.make_scale("particle")
-                component = f.create_dataset("component", data=np.arange(len(stored_axes), dtype="i8"))
+                # labelled by the axis names, so xarray selects `positions.sel(component="w")`
+                component = f.create_dataset("component", data=np.array(stored_axes, dtype=object),
+                                             dtype=h5py.string_dtype())
                 component.make_scale("component")
-                component.attrs["axes"] = stored_axes
                 row = (*lead, n_particles, len(stored_axes))
                 pos = f.create_dataset("positions", (0, *row), maxshape=(None, *row), dtype="f8", chunks=(1, *row))
                 for i, s in enumerate((time, *scales[:len(lead)], particle, component)):
                     pos.dims[i].attach_scale(s)
                 w = f.create_dataset("weights", data=weights)
                 w.dims[0].attach_scale(particle)
+            for name, ds in f.items():
+                ds.attrs.update(attributes(name, axes))
 
     @classmethod
     def reopen(cls, path: str | Path, extras: tuple[str, ...] = ()) -> SnapshotWriter:
@@ -136,6 +153,9 @@ class SnapshotWriter:
         try:
             with _signals_deferred(), appending(writer.path, 0) as f:
                 writer.layers = f[LAYER_MASS].shape[1] if LAYER_MASS in f else None
+                # the clock goes on from the last snapshot's; a file written before it had none
+                spent = f[WALL_TIME][f["time"].shape[0] - 1] if WALL_TIME in f and f["time"].shape[0] else 0.0
+                writer._clock = (clock.perf_counter(), float(spent)) if WALL_TIME in f else None
                 _settle(f)       # what a run killed mid-append left: rows beyond `time`, two restart groups
         except OSError as exc:
             raise RunError(f"{writer.path}: cannot reopen the run file to continue it: {_cause(exc)}") from None
@@ -181,6 +201,9 @@ class SnapshotWriter:
         """Snapshot n in every time-indexed dataset but `time`, its solver state in `restart.new`."""
         values = {"risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
                   **{k: obs.extras[k] for k in self.extras}}
+        if self._clock is not None:
+            start, before = self._clock
+            values[WALL_TIME] = before + clock.perf_counter() - start
         f["density"].resize(n + 1, axis=0)
         f["density"][n] = obs.density
         if self.layers is not None:

@@ -10,7 +10,8 @@ for it below. In words:
 3. The case-file contract (`gflow.case`, `gflow.solver_options`, its reference `gflow.case_keys`) reads the models' registry;
    `gflow.problem` turns a case into a model, a grid and an initial density.
 4. The file formats (`gflow.snapshots` writes run files, `gflow.run_file` reads them, both
-   through `gflow.h5io` and its rollback journal `gflow.journal`; `gflow.snapshot_check`, `gflow.sweep_table`) may parse a stored case,
+   through `gflow.h5io` and its rollback journal `gflow.journal`, labelling datasets by
+   `gflow.run_labels`; `gflow.snapshot_check`, `gflow.sweep_table`) may parse a stored case,
    and nothing above.
 5. `gflow.solvers` (steppers, the run loop, trackers, integrators) and `gflow.postprocess`
    (reads snapshot files only) sit side by side: neither imports the other.
@@ -30,7 +31,7 @@ FOLDERS = {"gflow": "gflow", "grids": "gflow.grids", "solvers": "gflow.solvers",
 UTILITIES = {"gflow.errors", "gflow.version", "gflow.expr", "gflow.schema", "gflow.fft"}
 CONTRACT = UTILITIES | {"gflow.grids", "gflow.models", "gflow.case", "gflow.solver_options"}
 FORMATS = UTILITIES | {"gflow.grids", "gflow.case", "gflow.solver_options", "gflow.snapshots", "gflow.sweep_table",
-                       "gflow.snapshot_check", "gflow.run_file", "gflow.h5io", "gflow.journal"}
+                       "gflow.snapshot_check", "gflow.run_file", "gflow.h5io", "gflow.journal", "gflow.run_labels"}
 
 #: layer (a module or package) -> what its modules may import from gflow, besides their own layer
 ALLOWED = {
@@ -49,6 +50,7 @@ ALLOWED = {
     "gflow.problem": CONTRACT,
     "gflow.h5io": {"gflow.errors", "gflow.journal"},
     "gflow.journal": set(),
+    "gflow.run_labels": set(),                   # the datasets' long_name and units, a table
     "gflow.snapshots": FORMATS,
     "gflow.run_file": FORMATS,
     "gflow.snapshot_check": FORMATS,

@@ -170,6 +170,9 @@ def cmd_info(args) -> int:
     print(f"grid     {shape} cells; {printable(bounds, 2000)} (centres)")
     if run.has_particles:
         print(f"particles {len(run.weights)}")
+    if run.solver_options is not None:
+        options = ", ".join(f"{k} = {v!r}" for k, v in sorted(run.solver_options.items()))
+        print(f"options  {printable(options, 2000)}")
     if len(run.time) == 0:
         print("times    none written")
         return 0
@@ -177,6 +180,8 @@ def cmd_info(args) -> int:
     print(f"risk     {run.risk[0]:.6g} -> {run.risk[-1]:.6g}")
     print(f"energy   {run.energy[0]:.6g} -> {run.energy[-1]:.6g}")
     print(f"mass     {run.mass[0]:.15g} -> {run.mass[-1]:.15g}")
+    if run.wall_time is not None:
+        print(f"wall     {run.wall_time[-1]:.3g} s to t = {run.time[-1]:.6g}")
     return 0
 
 

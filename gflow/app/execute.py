@@ -214,7 +214,8 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                                             coordinates=problem.grid.centres,
                                             n_particles=None if weights is None else len(weights),
                                             weights=weights, extras=stepper.extra_names(),
-                                            density_attrs=stepper.density_attrs, layered=bool(case.layers))
+                                            density_attrs=stepper.density_attrs, layered=bool(case.layers),
+                                            options=spec.options)
                 trackers = standard_trackers(writer, stepper, end=case.end, label=f"{case.name} [{spec.kind}]",
                                              axes=case.axes, progress=progress, warn=warn, on_snapshot=on_snapshot)
                 summary = run(stepper, times, trackers, case.dt, start=start, resumed=resumed)
