@@ -87,7 +87,9 @@ _OPTIONS: dict[str, dict[str, Option]] = {
         **_PARTICLE_INIT,
         "batch": _int(0, 0, "data points per step (SGD); 0: full batch"),
         "integrator": _choice("auto", "auto", "euler", "rk4", "adaptive", doc="auto: euler (GD) for random, rk4 for quadrature particles"),
-        "scaling": _choice("mean_field", "mean_field", "conventional"),
+        "scaling": _choice("mean_field", "mean_field", "conventional",
+                           doc="mean_field: f = (1/m) sum a sigma(w.x + b); conventional: the plain sum, "
+                               "whose velocities grow with m (two_layer only)"),
         "tolerance": _float(1e-6, doc="error tolerance of the adaptive integrator"),
         "lr": _float(0.05, doc="step (learning rate) when the case gives no dt"),
         "fluctuation": Option("bool", False, doc="store risk_fluctuation: the predicted sqrt(m) x standard deviation "

@@ -56,6 +56,14 @@ def test_every_example_is_toml_and_every_key_has_a_table():
         assert _section(key.key) in TABLES, key.key
 
 
+def test_every_solver_option_says_what_it_means():
+    from gflow.solver_options import SOLVER_OPTIONS
+
+    blank = [f"{kind}.{name}" for kind, options in SOLVER_OPTIONS.items() for name, o in options.items()
+             if len(o.doc.split()) < 3]
+    assert not blank, f"options without a meaning in docs/case_files.md: {blank}"
+
+
 @pytest.mark.parametrize("path", CASES + [f"template:{k}" for k in TEMPLATES], ids=lambda p: getattr(p, "stem", p))
 def test_every_key_the_reader_reads_is_documented(path, tmp_path):
     if isinstance(path, Path):
