@@ -170,3 +170,11 @@ def test_bad_solver_options_attribute_is_one_clear_error(runs, tmp_path, capsys)
     assert main(["info", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "solver_options" in err
+
+
+def test_the_reference_page_lists_every_labelled_dataset():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "snapshots.md").read_text()
+    missing = [name for name in LONG_NAMES if f"`{name}`" not in page]
+    assert not missing, f"docs/reference/snapshots.md does not list {missing}"
