@@ -14,26 +14,13 @@ from gflow.postprocess.plot import (LOG_RANGE, curve_scale, draw_frames, functio
                                     run_figure, same_functionals)
 from gflow.snapshots import open_run
 from conftest import TWO_LAYER_2D
-from runfiles import CASE_2D, write_particle_run
+from runfiles import CASE_1D, CASE_2D, write_particle_run
 
 DPI = 40
 
-POTENTIAL_1D = """
-[model]
-kind = "potential"
-axes = ["x"]
-potential = "0.5*x**2"
-[initial]
-distribution = "gaussian"
-mean = [1.0]
-std = [0.3]
-[grid]
-bounds = [[-4.0, 4.0]]
-cells = [32]
-[time]
-end = 1.0
-snapshots = 4
-"""
+#: a gaussian drawn to the minimum of 0.5 x^2: its peak moves and grows between frames
+POTENTIAL_1D = CASE_1D.replace("mean = [0.0]", "mean = [1.0]").replace("std = [1.0]", "std = [0.3]") \
+    .replace("snapshots = 3", "snapshots = 4")
 
 #: a spreading gaussian in 2D: its peak falls by far more than round-off between frames
 DISK_2D = """
