@@ -3,7 +3,7 @@
 #     sh examples/make_gallery.sh
 # Each example prints the `gflow` commands it runs ($ gflow ...) and its headline numbers.
 # The runs go to runs/examples/<name>/; about 4 minutes on 2 cores without the symmetry gallery,
-# which takes about 20 more (gradient descent in R^401 for d = 400).
+# which takes about 29 more (SGD in R^401 for d = 400; measured from a fresh clone, docs/gallery.md).
 set -e
 cd "$(dirname "$0")/.."
 out=docs/images/gallery
@@ -17,6 +17,6 @@ python examples/resnet_gallery.py -o $out --runs runs/examples/resnet
 # the two finite-width pictures (fluctuation_*.png): a prediction and a 500-run ensemble each
 echo "== fluctuation_gallery"
 python examples/fluctuation_gallery.py -o $out --runs runs/examples/fluctuation
-# the two symmetry pictures (symmetry_*.png): fv on the invariants against SGD in R^(1+d), about 20 minutes
+# the two symmetry pictures (symmetry_*.png): fv on the invariants against SGD in R^(1+d), about 29 minutes
 echo "== symmetry_gallery"
 python examples/symmetry_gallery.py -o $out --runs runs/examples/symmetry
