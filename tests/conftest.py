@@ -19,6 +19,28 @@ def check_snapshot(path) -> None:
     assert not found, f"{path}: " + "; ".join(found)
 
 
+def result_datasets(path) -> dict:
+    """Every root dataset of a run file but `wall_time`, which is a measurement (the seconds a run
+    took), not a result: what two runs of one case must agree on bit for bit."""
+    import h5py
+
+    from gflow.snapshots import WALL_TIME
+
+    with h5py.File(path, "r") as f:
+        return {name: ds[()] for name, ds in f.items() if isinstance(ds, h5py.Dataset) and name != WALL_TIME}
+
+
+def assert_same_results(a, b) -> None:
+    """Two run files hold the same datasets, equal bit for bit (`result_datasets`)."""
+    import numpy as np
+
+    da, db = result_datasets(a), result_datasets(b)
+    assert sorted(da) == sorted(db), (a, b)
+    for name, value in da.items():
+        assert value.shape == db[name].shape, name
+        np.testing.assert_array_equal(value, db[name], err_msg=f"{a}: {name} differs from {b}")   # bitwise
+
+
 def run_gflow(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """Run the command line in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "gflow.app.cli", *map(str, args)], capture_output=True,

@@ -22,7 +22,7 @@ import gflow.models.data as data_module
 from conftest import ROOT
 from gflow.case import MAX_CASE_BYTES, RUN_FILE_NAMES, case_from_text, load_case
 from gflow.errors import InputError
-from gflow.memory import check_memory, solver_needs
+from gflow.memory import solver_needs
 from gflow.problem import build_problem
 
 QUICKSTART = (ROOT / "cases" / "quickstart.toml").read_text()

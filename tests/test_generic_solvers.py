@@ -15,7 +15,7 @@ from gflow.app.execute import run_case
 from gflow.case import case_from_text
 from gflow.solvers import REGISTRY
 from gflow.solver_options import PARTICLE_KINDS
-from conftest import TWO_LAYER_2D, check_snapshot, has_module
+from conftest import TWO_LAYER_2D, assert_same_results, check_snapshot, has_module
 
 CELLS = (16, 12)
 SNAPSHOTS = 4
@@ -105,9 +105,4 @@ def test_resume_is_bitwise(kind, written, whole, tmp_path):
     [resumed] = run(case, tmp_path, resume=True)
     assert resumed.path == path and resumed.resumed_from == pytest.approx((written - 1) / (SNAPSHOTS - 1))
     check_snapshot(path)
-    with h5py.File(reference) as a, h5py.File(path) as b:
-        names = sorted(k for k in a if isinstance(a[k], h5py.Dataset))
-        assert names == sorted(k for k in b if isinstance(b[k], h5py.Dataset))
-        for name in names:
-            assert a[name].shape == b[name].shape, name
-            np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)   # bitwise
+    assert_same_results(reference, path)

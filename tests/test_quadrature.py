@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, check_snapshot
+from conftest import check_snapshot
 from gflow.case import case_from_text
 from gflow.app.cli import main as gflow_main
 from gflow.problem import build_problem

@@ -20,18 +20,17 @@ trained by one Wasserstein gradient flow per layer with V_l(u) = E_x[P_{l+1} . a
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from conftest import check_snapshot
+from conftest import check_snapshot, result_datasets
 from gflow.app.execute import run_case
 from gflow.case import case_from_text
 from gflow.problem import build_problem
-from gflow.snapshots import WALL_TIME, open_run
+from gflow.snapshots import open_run
 from gflow.solver_options import defaults
 from gflow.solvers import make_stepper
 
@@ -624,12 +623,6 @@ def stop_after(written: int):
     return callback
 
 
-def datasets(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset but the wall-clock times (a measurement, not a result)."""
-    with h5py.File(path) as f:
-        return {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset) and name != WALL_TIME}
-
-
 def test_layer_means_move_each_layers_initial_law():
     """`layer_means` in tau: quadrature particles (to 1e-12) and fv's cell averages (to 2e-7:
     layer 2's mean a = 0.87 sits 5.3 std from the box edge a = 3) have, in every layer, the
@@ -691,16 +684,16 @@ def test_resume_is_bitwise_and_the_file_holds_each_layers_mass(name, tmp_path):
                           f"{kind}.toml")
     [whole] = run(case, tmp_path / "whole")
     check_snapshot(whole.path)
-    reference = datasets(whole.path)
+    reference = result_datasets(whole.path)
     for written in (1, 2):
         out = tmp_path / f"cut{written}"
         with pytest.raises(Stop):
             run(case, out, on_snapshot=stop_after(written))
-        assert datasets(out / f"{kind}.h5")["time"].shape == (written,)
+        assert result_datasets(out / f"{kind}.h5")["time"].shape == (written,)
         [resumed] = run(case, out, resume=True)
         assert resumed.resumed_from == pytest.approx((written - 1) / 3)
         check_snapshot(resumed.path)
-        again = datasets(resumed.path)
+        again = result_datasets(resumed.path)
         assert sorted(again) == sorted(reference)
         for key, value in reference.items():
             np.testing.assert_array_equal(again[key], value, err_msg=key)

@@ -20,8 +20,8 @@ import pytest
 
 from gflow.app.cli import main
 from gflow.app.execute import run_case
-from gflow.snapshots import WALL_TIME, Observation, SnapshotWriter
-from conftest import check_snapshot
+from gflow.snapshots import Observation, SnapshotWriter
+from conftest import assert_same_results, check_snapshot
 from test_generic_solvers import case_for
 
 #: the h5py operations an append may be interrupted at
@@ -76,12 +76,7 @@ def rows(path) -> dict[str, int]:
 
 
 def same_datasets(a_path, b_path):
-    with h5py.File(a_path) as a, h5py.File(b_path) as b:
-        # the wall-clock times are a measurement, not a result
-        names = sorted(k for k in a if isinstance(a[k], h5py.Dataset) and k != WALL_TIME)
-        assert names == sorted(k for k in b if isinstance(b[k], h5py.Dataset) and k != WALL_TIME)
-        for name in names:
-            np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)   # bitwise
+    assert_same_results(a_path, b_path)
 
 
 @pytest.fixture(scope="module")

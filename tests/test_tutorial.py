@@ -5,7 +5,6 @@ The notebook is stored without outputs (a clean diff); this test executes a copy
 """
 import ast
 import math
-import os
 import re
 
 import pytest
