@@ -35,6 +35,8 @@ from gflow.solver_options import SOLVER_OPTIONS
 FORMAT = "gflow"
 FORMAT_VERSION = 1
 SCALARS = ("risk", "energy", "mass")
+#: wall-clock seconds from the run's start to each snapshot (T,), summed over resumed runs
+WALL_TIME = "wall_time"
 #: the solver state behind the last snapshot, and the one of a snapshot being appended
 RESTART, PENDING = "restart", "restart.new"
 #: what h5py and numpy raise on a damaged file (h5py reports some corruption as RuntimeError)
@@ -433,11 +435,11 @@ class Run:
     def wall_time(self) -> np.ndarray | None:
         """Wall-clock seconds from the run's start to each snapshot (summed over resumed runs),
         None for a file without them."""
-        values = self.dataset("wall_time")
+        values = self.dataset(WALL_TIME)
         if values is None:
             return None
         if values.ndim != 1 or len(values) < len(self.time) or not np.issubdtype(values.dtype, np.number):
-            raise InputError(f"{self.path}: dataset 'wall_time' is not one number per snapshot")
+            raise InputError(f"{self.path}: dataset {WALL_TIME!r} is not one number per snapshot")
         return np.asarray(values[:len(self.time)], dtype=float)
 
     # --- the case that made it

@@ -38,12 +38,10 @@ from gflow.version import __version__
 
 #: per-layer mass of a layered run (T, L): each layer's density summed over its cells
 LAYER_MASS = "layer_mass"
-#: wall-clock seconds since the run began, per snapshot (T,), summed over resumed runs
-WALL_TIME = "wall_time"
 
 # the reader's names, re-exported: `from gflow.snapshots import open_run` keeps working
-from gflow.run_file import (FORMAT, FORMAT_VERSION, PENDING, READ_ERRORS, RESTART, SCALARS, Run,  # noqa: F401
-                            Snapshot, open_run, restart_index)
+from gflow.run_file import (FORMAT, FORMAT_VERSION, PENDING, READ_ERRORS, RESTART, SCALARS, WALL_TIME,  # noqa: F401
+                            Run, Snapshot, open_run, restart_index)
 
 #: the signals an append holds back until it is complete
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -154,8 +152,10 @@ class SnapshotWriter:
             with _signals_deferred(), appending(writer.path, 0) as f:
                 writer.layers = f[LAYER_MASS].shape[1] if LAYER_MASS in f else None
                 # the clock goes on from the last snapshot's; a file written before it had none
-                spent = f[WALL_TIME][f["time"].shape[0] - 1] if WALL_TIME in f and f["time"].shape[0] else 0.0
-                writer._clock = (clock.perf_counter(), float(spent)) if WALL_TIME in f else None
+                writer._clock = None
+                if WALL_TIME in f:
+                    n = f["time"].shape[0]
+                    writer._clock = (clock.perf_counter(), float(f[WALL_TIME][n - 1]) if n else 0.0)
                 _settle(f)       # what a run killed mid-append left: rows beyond `time`, two restart groups
         except OSError as exc:
             raise RunError(f"{writer.path}: cannot reopen the run file to continue it: {_cause(exc)}") from None

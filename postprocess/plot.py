@@ -378,9 +378,14 @@ def _planes(ndim: int):
     return [(0, 1)] if ndim <= 2 else [(0, 1), (1, 2)]
 
 
-def _depth_top(run: Run, snaps, axis: int) -> float:
-    """The top of one colour scale for `axis`'s depth panels of `snaps` (`depth_scale`'s rule)."""
-    top = max(float(depth_marginal(run, snap, axis).max()) for snap in snaps)
+def depth_top(run: Run, snaps, axes=None) -> float:
+    """The top of one colour scale for a layered run's depth panels: the largest marginal density
+    of the parameter `axes` (indices into run.axes, >= 1; default all) in any layer over `snaps`,
+    any iterable, consumed one snapshot at a time (1 where every density is 0)."""
+    axes = range(1, len(run.axes)) if axes is None else axes
+    top = 0.0
+    for snap in snaps:
+        top = max(top, *(float(depth_marginal(run, snap, k).max()) for k in axes))
     return top if top > 0 else 1.0
 
 
@@ -388,7 +393,7 @@ def _density_row(subfigure, axes, run: Run, snaps, panel, shared_scale: bool, pa
     """One row of density panels at several times: on one colour scale (1D: one y range) with
     one colour bar for the row, or each on its own."""
     if run.layers:
-        vmax = _depth_top(run, snaps, panel) if shared_scale else None
+        vmax = depth_top(run, snaps, [panel]) if shared_scale else None
         for ax, snap in zip(axes, snaps):
             depth_panel(ax, run, snap, panel, vmax=vmax, colorbar=not shared_scale)
         label = f"density of {run.axes[panel]} per layer"
@@ -456,7 +461,7 @@ def comparison_figure(runs, comparisons, dpi: float = 100, *, shared_scale: bool
     layered = [bool(run.layers) for run in runs]
     # one scale where the panels show one thing: all layered (the first parameter against depth) or none
     shared = shared_scale and len(set(layered)) == 1
-    vmax = max(_depth_top(r, [s], 1) for r, s in zip(runs, finals)) if shared and layered[0] else None
+    vmax = max(depth_top(r, [s], [1]) for r, s in zip(runs, finals)) if shared and layered[0] else None
     scale = None
     if shared and not layered[0]:
         ranges = [density_scale(r, [s]) for r, s in zip(runs, finals)]
@@ -538,17 +543,10 @@ def _saving(writer, fig: Figure, path: Path, dpi: float):
         yield
 
 
-def depth_scale(run: Run, frames, bar=None) -> float:
-    """The top of a layered run's movie colour scale: the largest marginal density of any
-    parameter in any layer over the frames, so that one colour means one density throughout.
-    The frames are read one at a time (`bar`, if given, advances per frame)."""
-    top = 0.0
-    for i in frames:
-        snap = run.snapshot(i)
-        top = max(top, *(float(depth_marginal(run, snap, k).max()) for k in range(1, len(run.axes))))
-        if bar is not None:
-            bar.update()
-    return top if top > 0 else 1.0
+def depth_scale(run: Run, frames) -> float:
+    """The top of a layered run's movie colour scale: `depth_top` over every parameter and the
+    snapshots `frames`, read one at a time, so that one colour means one density throughout."""
+    return depth_top(run, map(run.snapshot, frames))
 
 
 def movie_frames(run: Run, max_frames: int = 200) -> range:
@@ -569,7 +567,7 @@ def _depth_frame(fig: Figure, run: Run, snap: Snapshot, top: float | None) -> No
     (`top` None: this frame's own top, shared by its panels)."""
     count = len(run.axes) - 1
     if top is None:
-        top = max(_depth_top(run, [snap], k) for k in range(1, count + 1))
+        top = depth_top(run, [snap])
     fig.subplots_adjust(left=0.75 / (3.2 * count + 1.0), right=0.86, bottom=0.15, top=0.88, wspace=0.35)
     for k in range(1, count + 1):
         ax = depth_panel(fig.add_subplot(1, count, k), run, snap, k, vmax=top, colorbar=False)
@@ -582,7 +580,7 @@ def draw_frames(fig: Figure, run: Run, frames, *, shared_scale: bool = True, par
     frame is drawn, for the caller to grab (`write_movie`; a test reads the colour limits back).
 
     With `shared_scale` every frame is drawn on one colour scale (1D: one y range) found in a
-    first pass over the frames, one snapshot read at a time (`density_scale`, `depth_scale`),
+    first pass over the frames, one snapshot read at a time (`density_scale`, `depth_top`),
     so that amplitudes can be read across the movie; without, each frame has its own.
     The density is the first-plane marginal in 3D, a layered run's every parameter against depth.
     `progress`: a bar over both passes (None: on a terminal)."""
@@ -595,7 +593,7 @@ def draw_frames(fig: Figure, run: Run, frames, *, shared_scale: bool = True, par
 
         scale = top = None
         if shared_scale and run.layers:
-            top = depth_scale(run, frames, bar)
+            top = depth_top(run, map(read, frames))
         elif shared_scale:
             scale = density_scale(run, map(read, frames))
         for i in frames:

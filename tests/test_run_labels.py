@@ -98,7 +98,7 @@ def test_component_holds_the_axis_names(runs, kind):
         names = [v.decode() for v in f["component"][()]]
         stored_axes = [a.decode() if isinstance(a, bytes) else str(a) for a in f.attrs["axes"]]
     assert names == stored_axes
-    assert names == (["a", "w"] if kind == "particle" else ["a", "w"])
+    assert names == ["a", "w"]          # both cases are on (a, w); a layered run stores no layer here
 
 
 @pytest.mark.skipif(not (has_module("xarray") and has_module("h5netcdf")), reason="needs xarray and h5netcdf")
