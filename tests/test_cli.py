@@ -1,5 +1,7 @@
 """The command line as a user runs it: files per SPEC.md, progress, info, bundled cases."""
 import json
+import subprocess
+import sys
 import tomllib
 
 import h5py
@@ -74,3 +76,17 @@ def test_bundled_case_runs_at_smoke_size(case_path, tmp_path):
             energy = f["energy"][()]
             if f.attrs["solver"] == "fv":   # a gradient flow: the free energy never rises
                 assert np.all(np.diff(energy) <= 1e-10 * abs(energy[0])), energy
+
+
+def test_ctrl_c_after_the_command_ends_prints_no_traceback():
+    """A SIGINT that lands once the command is over (the fault suite caught one in the
+    interpreter's shutdown, in weakref's atexit hook) leaves the status and prints nothing."""
+    code = ("import os, signal, sys\n"
+            "from gflow.__main__ import entry\n"
+            "sys.argv = ['gflow', 'template', '--list']\n"
+            "status = entry()\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "sys.exit(status)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "two_layer" in result.stdout
+    assert result.stderr == "", result.stderr
