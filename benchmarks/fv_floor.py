@@ -28,7 +28,7 @@ def measure(root, key: str, gbps: float, steps: int) -> dict:
     dt = 1e-5   # tiny: every step costs the same, and the density barely moves
     step = median_time(lambda: stepper.step(dt), steps, warmup=2)
     # V's share: the three evaluations of the velocity factors a step makes
-    m1 = np.tensordot(stepper.operator.a, stepper._view(stepper.rho), axes=(0, 0))
+    m1 = np.tensordot(stepper.operator.a, stepper._view(stepper.rho)[0], axes=(0, 0))[None]
     v = median_time(lambda: stepper._kernel_args(m1), steps, warmup=1) * 3
     floor = floor_seconds(stepper.rho.nbytes, 3, gbps)
     return {f"fv_step_over_floor_{key}": step / floor,

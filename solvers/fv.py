@@ -84,6 +84,7 @@ class FiniteVolumeStepper(Stepper):
             self._buffers = [np.empty_like(self.rho) for _ in range(3)]
             self._moments = [np.empty(self._moment_shape()) for _ in range(3)]
             self._m1 = None   # a-moment of rho (no da); the last stage returns the next one
+            self._blocks = fv_kernels.plane_blocks(self._view(self.rho).shape[1:])
 
     # ------------------------------------------------------------------ numpy path
     def rhs(self, rho: np.ndarray, velocities=None) -> np.ndarray:
@@ -200,7 +201,7 @@ class FiniteVolumeStepper(Stepper):
         if self._m1 is None:
             self._m1 = np.empty(self._moment_shape())
             for layer, m1 in zip(u, self._m1):
-                fv_kernels.a_moment(layer, self.operator.a, m1)
+                fv_kernels.a_moment(layer, self.operator.a, m1, self._blocks)
         first = self._kernel_args(self._m1)
         dt = self._first_try(dt_max, self._fused_stable_dt(first))
         h = self._kernel_spacing()
@@ -233,7 +234,7 @@ class FiniteVolumeStepper(Stepper):
             T = self._kernel_temperature()
             for s in range(u.shape[0]):     # a loop over layers (one for a two-layer model), not cells
                 fv_kernels.stage(stage_in[s], u[s], out[s], mom[s], c0, c1, dt, G[s], L0, self.operator.a,
-                                 H1[s], L1, H2[s], L2, h, self.theta, T)
+                                 H1[s], L1, H2[s], L2, h, self.theta, T, self._blocks)
             stage_in = out
             if index < 2:   # the next step starts from its own first factors
                 args = self._kernel_args(mom)

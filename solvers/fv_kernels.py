@@ -13,6 +13,11 @@ T holds the temperature along each axis (zero along frozen ones).
 A 2D (a, w) grid runs as shape (n_a, 1, n_w). The kernel writes
 out = c0 u0 + c1 (u + dt L(u)) and, in the same pass, the a-moment of `out` that the next
 stage's velocities need. It is tested against `fv_flux.fv_rhs` to round-off.
+
+Threads: `numba.prange` over blocks of planes i (`plane_blocks`, a function of the grid's
+shape only). A block recomputes the slopes and the face flux at its lower edge by the same
+formulas its neighbour uses, and keeps its own partial a-moment, summed over the blocks in
+block order; so a stage gives the same bits on any number of threads (tested).
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ try:
     import numba
 except ImportError:  # pragma: no cover - the numpy path serves without numba
     numba = None
+
+prange = range if numba is None else numba.prange
 
 
 def _minmod3(a, b, c):
@@ -39,10 +46,39 @@ def _upwind(v, minus, plus):
     return max(v, 0.0) * minus + min(v, 0.0) * plus
 
 
-def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T):  # noqa: PLR0913
+def _slope_plane(u, i, theta, out):
+    """Limited slopes along axis 0 of plane i (zero in boundary planes)."""
     n0, n1, n2 = u.shape
-    r0, r1, r2 = 1.0 / h[0], 1.0 / h[1], 1.0 / h[2]
-    d0, d1, d2 = T[0] * r0, T[1] * r1, T[2] * r2
+    if 0 < i < n0 - 1:
+        for j in range(n1):
+            for k in range(n2):
+                out[j, k] = _slope(u[i, j, k] - u[i - 1, j, k], u[i + 1, j, k] - u[i, j, k], theta)
+    else:
+        out[:, :] = 0.0
+
+
+def _face_flux(u, i, s_lo, s_hi, G, L0, d0, out):
+    """Flux through the face i + 1/2 along axis 0 (zero at the boundary faces), from the slopes
+    of planes i and i + 1."""
+    n0, n1, n2 = u.shape
+    if 0 <= i < n0 - 1:
+        lam_face = L0[i + 1]
+        for j in range(n1):
+            for k in range(n2):
+                v = -(G[j, k] + lam_face)
+                f = _upwind(v, u[i, j, k] + 0.5 * s_lo[j, k], u[i + 1, j, k] - 0.5 * s_hi[j, k])
+                out[j, k] = f - d0 * (u[i + 1, j, k] - u[i, j, k])
+    else:
+        out[:, :] = 0.0
+
+
+def _block(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, r, d, theta, i0, i1):  # noqa: PLR0913
+    """The stage on planes i0 <= i < i1, and their part of the a-moment into m1. The block
+    starts from the slopes and the face flux below it, evaluated by the same formulas as its
+    neighbour's, so every cell of `out` has the bits a single block would give."""
+    n0, n1, n2 = u.shape
+    r0, r1, r2 = r[0], r[1], r[2]
+    d0, d1, d2 = d[0], d[1], d[2]
     sx_cur = np.zeros((n1, n2))
     sx_next = np.zeros((n1, n2))
     fx_lo = np.zeros((n1, n2))
@@ -52,24 +88,12 @@ def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T): 
     sy = np.zeros((n1, n2))
     sz = np.zeros(n2)
     m1[:, :] = 0.0
-    for i in range(n0):
-        # limited slopes along axis 0 of plane i + 1 (zero in boundary cells)
-        if i + 2 < n0:
-            for j in range(n1):
-                for k in range(n2):
-                    sx_next[j, k] = _slope(u[i + 1, j, k] - u[i, j, k], u[i + 2, j, k] - u[i + 1, j, k], theta)
-        else:
-            sx_next[:, :] = 0.0
-        # flux through the faces i + 1/2 (zero at the boundary face)
-        if i + 1 < n0:
-            lam_face = L0[i + 1]
-            for j in range(n1):
-                for k in range(n2):
-                    v = -(G[j, k] + lam_face)
-                    f = _upwind(v, u[i, j, k] + 0.5 * sx_cur[j, k], u[i + 1, j, k] - 0.5 * sx_next[j, k])
-                    fx_hi[j, k] = f - d0 * (u[i + 1, j, k] - u[i, j, k])
-        else:
-            fx_hi[:, :] = 0.0
+    _slope_plane(u, i0 - 1, theta, sx_next)
+    _slope_plane(u, i0, theta, sx_cur)
+    _face_flux(u, i0 - 1, sx_next, sx_cur, G, L0, d0, fx_lo)
+    for i in range(i0, i1):
+        _slope_plane(u, i + 1, theta, sx_next)
+        _face_flux(u, i, sx_cur, sx_next, G, L0, d0, fx_hi)
         a = ac[i]
         # axis 1: slopes (zero in the boundary rows, never written), then interior face fluxes
         for j in range(1, n1 - 1):
@@ -98,21 +122,66 @@ def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T): 
         fx_lo, fx_hi = fx_hi, fx_lo
 
 
-def _a_moment(u, ac, m1):
-    """sum_i ac[i] u[i, :, :], summed in the order `_stage` sums it, so that a run restored
-    from a snapshot continues bitwise like one that never stopped."""
+def _sum_blocks(parts, m1):
+    """m1 = the blocks' partial moments summed in block order (the order `a_moment` keeps)."""
     m1[:, :] = 0.0
-    for i in range(u.shape[0]):
-        for j in range(u.shape[1]):
-            for k in range(u.shape[2]):
-                m1[j, k] += ac[i] * u[i, j, k]
+    for t in range(parts.shape[0]):
+        for j in range(m1.shape[0]):
+            for k in range(m1.shape[1]):
+                m1[j, k] += parts[t, j, k]
+
+
+def _stage(u, u0, out, m1, c0, c1, dt, G, L0, ac, H1, L1, H2, L2, h, theta, T, blocks):  # noqa: PLR0913
+    """out = c0 u0 + c1 (u + dt L(u)) and m1 = sum_i ac[i] out[i], one task per block of planes
+    (`blocks`, from `plane_blocks`). The blocks depend on the grid's shape only, and each cell's
+    value and each block's sum come out of the same operations in the same order on any number
+    of threads, so the result is bitwise the one-thread result."""
+    r = np.array([1.0 / h[0], 1.0 / h[1], 1.0 / h[2]])
+    d = np.array([T[0] * r[0], T[1] * r[1], T[2] * r[2]])
+    parts = np.empty((blocks.shape[0] - 1, m1.shape[0], m1.shape[1]))
+    for t in prange(blocks.shape[0] - 1):
+        _block(u, u0, out, parts[t], c0, c1, dt, G, L0, ac, H1, L1, H2, L2, r, d, theta,
+               blocks[t], blocks[t + 1])
+    _sum_blocks(parts, m1)
+
+
+def _a_moment(u, ac, m1, blocks):
+    """sum_i ac[i] u[i, :, :], summed in the order `_stage` sums it (within each block of planes,
+    then over the blocks), so that a run restored from a snapshot continues bitwise like one
+    that never stopped."""
+    parts = np.zeros((blocks.shape[0] - 1, m1.shape[0], m1.shape[1]))
+    for t in range(blocks.shape[0] - 1):
+        for i in range(blocks[t], blocks[t + 1]):
+            for j in range(u.shape[1]):
+                for k in range(u.shape[2]):
+                    parts[t, j, k] += ac[i] * u[i, j, k]
+    _sum_blocks(parts, m1)
+
+
+#: about this many cells per block: a few blocks per core on a 512^2 grid
+BLOCK_CELLS = 1 << 15
+#: at least this many planes per block, so that the two halo planes a block recomputes
+#: stay a small share of its work
+MIN_PLANES = 16
+
+
+def plane_blocks(shape: tuple[int, int, int], cells: int = BLOCK_CELLS, min_planes: int = MIN_PLANES) -> np.ndarray:
+    """Boundaries i_0 = 0 < i_1 < ... = n_a of the blocks of planes `stage` hands to threads: a
+    function of the grid's shape only, never of the thread count."""
+    n0, n1, n2 = shape
+    step = max(min_planes, -(-cells // (n1 * n2)))
+    return np.unique(np.append(np.arange(0, n0, step), n0)).astype(np.int64)
 
 
 if numba is not None:
     _minmod3 = numba.njit(inline="always")(_minmod3)
     _slope = numba.njit(inline="always")(_slope)
     _upwind = numba.njit(inline="always")(_upwind)
-    stage = numba.njit(cache=True, boundscheck=False)(_stage)
+    _slope_plane = numba.njit(cache=True, boundscheck=False)(_slope_plane)
+    _face_flux = numba.njit(cache=True, boundscheck=False)(_face_flux)
+    _block = numba.njit(cache=True, boundscheck=False)(_block)
+    _sum_blocks = numba.njit(cache=True, boundscheck=False)(_sum_blocks)
+    stage = numba.njit(cache=True, boundscheck=False, parallel=True)(_stage)
     a_moment = numba.njit(cache=True, boundscheck=False)(_a_moment)
 else:  # pragma: no cover
     stage, a_moment = _stage, _a_moment

@@ -1,4 +1,5 @@
-"""The fused numba stage equals the plain numpy path to round-off, in 2D and 3D."""
+"""The fused numba stage equals the plain numpy path to round-off, in 2D and 3D, and gives the
+same bits on one thread as on several."""
 import numpy as np
 import pytest
 
@@ -120,3 +121,53 @@ def test_fused_resnet_stage_equals_numpy(bias, act, lam, T, train, msa, layers):
     assert np.abs(fused.rho - problem.initial_density()).max() > 1e-3 * scale    # it moved
     layer_mass = fused.rho.reshape(layers, -1).sum(axis=1) * fused.grid.cell_volume
     np.testing.assert_allclose(layer_mass, 1.0 / layers, rtol=0, atol=1e-13)
+
+
+def _random_stage_inputs(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    n0, n1, n2 = shape
+    u = rng.random(shape)
+    H1 = rng.standard_normal((n1 + 1, n2)) if n1 > 1 else np.zeros((2, n2))
+    return dict(u=u, u0=rng.random(shape), G=rng.standard_normal((n1, n2)), L0=rng.standard_normal(n0 + 1),
+                ac=np.linspace(-1.0, 1.0, n0), H1=H1, L1=rng.standard_normal(H1.shape[0]),
+                H2=rng.standard_normal((n1, n2 + 1)), L2=rng.standard_normal(n2 + 1),
+                h=np.array([0.1, 0.2, 0.1]), T=np.array([0.01, 0.02 if n1 > 1 else 0.0, 0.01]))
+
+
+def _run_stage(x, blocks):
+    out, m1 = np.empty_like(x["u"]), np.empty(x["u"].shape[1:])
+    fv_kernels.stage(x["u"], x["u0"], out, m1, 0.75, 0.25, 0.01, x["G"], x["L0"], x["ac"], x["H1"], x["L1"],
+                     x["H2"], x["L2"], x["h"], 1.5, x["T"], blocks)
+    return out, m1
+
+
+@pytest.mark.parametrize("shape", [(70, 1, 33), (37, 12, 9)])
+def test_stage_is_bitwise_independent_of_threads_and_blocks(shape):
+    """The threaded stage gives the one-thread bits on any number of threads; the cell values
+    do not depend on how the planes are blocked either (only m1's summation order does)."""
+    x = _random_stage_inputs(shape)
+    blocks = fv_kernels.plane_blocks(shape, cells=64, min_planes=4)
+    assert len(blocks) > 4            # several blocks, with ragged last one
+    numba = fv_kernels.numba
+    numba.set_num_threads(1)
+    try:
+        one_out, one_m1 = _run_stage(x, blocks)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    out, m1 = _run_stage(x, blocks)
+    assert np.array_equal(out, one_out) and np.array_equal(m1, one_m1)
+    whole_out, whole_m1 = _run_stage(x, np.array([0, shape[0]]))
+    assert np.array_equal(out, whole_out)
+    np.testing.assert_allclose(m1, whole_m1, rtol=1e-13, atol=1e-13)
+    # the moment of a density sums in the stage's order, so a restored run continues bitwise
+    again = np.empty_like(m1)
+    fv_kernels.a_moment(out, x["ac"], again, blocks)
+    assert np.array_equal(again, m1)
+    np.testing.assert_allclose(m1, np.tensordot(x["ac"], out, axes=(0, 0)), rtol=1e-12, atol=1e-13)
+
+
+def test_plane_blocks_cover_the_grid_and_depend_on_shape_only():
+    for shape in [(512, 1, 512), (128, 128, 128), (5, 3, 4), (17, 1, 2000)]:
+        b = fv_kernels.plane_blocks(shape)
+        assert b[0] == 0 and b[-1] == shape[0] and np.all(np.diff(b) > 0)
+    assert len(fv_kernels.plane_blocks((512, 1, 512))) - 1 == 8
