@@ -171,3 +171,14 @@ def test_plane_blocks_cover_the_grid_and_depend_on_shape_only():
         b = fv_kernels.plane_blocks(shape)
         assert b[0] == 0 and b[-1] == shape[0] and np.all(np.diff(b) > 0)
     assert len(fv_kernels.plane_blocks((512, 1, 512))) - 1 == 8
+
+
+def test_stiff_maxima_equal_numpy_exactly():
+    from gflow.solvers.fv import stiff_dt
+    rng = np.random.default_rng(3)
+    u0, u1, u2 = (rng.standard_normal((3, 41, 1, 2000)) for _ in range(3))   # ragged last chunk
+    change, curve = fv_kernels.stiff_maxima(u0.reshape(-1), u1.reshape(-1), u2.reshape(-1), 1 << 15)
+    assert change == np.abs(u1 - u0).max()
+    assert curve == np.abs(4.0 * u2 - 2.0 * u0 - 2.0 * u1).max()
+    assert stiff_dt(u0, u1, u2, 0.1, fused=True) == stiff_dt(u0, u1, u2, 0.1)
+    assert stiff_dt(u0, u0, u2, 0.1, fused=True) == np.inf
