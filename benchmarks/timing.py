@@ -7,16 +7,33 @@ from collections.abc import Callable
 import numpy as np
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `fn()` over `repeats` calls, after `warmup` untimed calls."""
+#: no timed quantity rests on fewer calls than this: one hiccup (a compilation, another
+#: process) must not decide a ratio
+MIN_REPEATS = 5
+
+
+def time_spread(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, float, float]:
+    """(median, min, max) wall time of `fn()` over max(repeats, MIN_REPEATS) calls, after
+    `warmup` untimed calls (which also compile)."""
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeats):
+    for _ in range(max(repeats, MIN_REPEATS)):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), float(np.min(times)), float(np.max(times))
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `fn()`: `time_spread`'s first entry."""
+    return time_spread(fn, repeats, warmup)[0]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (MiB; Linux reports ru_maxrss in KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def stream_gbps(megabytes: int = 200, repeats: int = 7) -> float:
