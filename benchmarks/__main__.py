@@ -15,27 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.goals import format_value, verdict
+
 ROOT = Path(__file__).resolve().parents[1]
 #: where a run's results go by default: outside the tracked files (runs/ is ignored)
 SCRATCH = ROOT / "runs" / "benchmarks" / "latest.json"
 #: the committed results that docs/performance.md quotes (`--save`)
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
-
-#: key -> (goal, "<=" or ">=") as the issue fixes them
-GOALS = {
-    "fv_step_over_floor_512": (3, "<="),
-    "fv_step_over_floor_128cubed": (4, "<="),
-    "fv_speedup_vs_fipy": (30, ">="),
-    "particle_ns_per_particle_datum": (1, "<="),
-    "particle_ns_per_particle_datum_f32": (0.5, "<="),
-    "particle_speedup_vs_torch": (1, ">="),
-    "fv_cost_advantage_vs_particles": (30, ">="),
-    "fv_cost_advantage_vs_particles_1e4": (100, ">="),
-    "spectral_cost_advantage_vs_fv_1e6": (10, ">="),
-    "resnet_fv_step_over_two_layer": (1.5, "<="),
-    "symmetry_fv_step_over_input_dim_2": (2, "<="),
-}
-
 
 def _measures(quick: bool):
     """name -> zero-argument function returning a dict of results (imported lazily)."""
@@ -85,25 +71,6 @@ def _measures(quick: bool):
 results: dict = {}
 
 
-def _verdict(key: str, value) -> str:
-    if key not in GOALS or not isinstance(value, (int, float, list)):
-        return ""
-    goal, sense = GOALS[key]
-    values = value if isinstance(value, list) else [value]
-    if any(v is None for v in values):
-        return "skipped"
-    ok = all((v <= goal) if sense == "<=" else (v >= goal) for v in values)
-    return f"{'meets' if ok else 'MISSES'} {sense} {goal}"
-
-
-def _format(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
-        return "[" + ", ".join(f"{v:.3g}" for v in value) + "]"
-    return str(value)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~2-minute version (fewer repeats, smaller studies)")
@@ -132,10 +99,13 @@ def main(argv=None) -> int:
     for key, value in results.items():
         if isinstance(value, dict):
             continue
-        print(f"{key:<{width}}  {_format(value):>24}  {_verdict(key, value)}")
+        print(f"{key:<{width}}  {format_value(value):>24}  {verdict(key, value)}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"wrote {args.output}")
+    if args.save:   # the committed results and the page that quotes them move together
+        from benchmarks import report
+        report.main([])
     return 0
 
 

@@ -1,0 +1,44 @@
+"""The benchmark bookkeeping: the comparison of two runs and the generated performance table."""
+import json
+
+import pytest
+
+from benchmarks import compare, report
+from benchmarks.goals import verdict
+
+
+def test_compare_flags_numbers_more_than_the_tolerance_apart(tmp_path, capsys):
+    a = {"fv_step_over_floor_512": 2.0, "particle_speedup_vs_torch": [3.0, 2.0], "fv_fused_512": True,
+         "only_a": 1.0, "machine": {"cores": 2}}
+    b = {"fv_step_over_floor_512": 2.3, "particle_speedup_vs_torch": [3.1, 1.5], "fv_fused_512": True}
+    rows = {r[0]: r for r in compare.differences(a, b, 0.2)}
+    assert set(rows) == {"fv_step_over_floor_512", "particle_speedup_vs_torch[0]", "particle_speedup_vs_torch[1]"}
+    assert rows["fv_step_over_floor_512"][3] == pytest.approx(1.15) and not rows["fv_step_over_floor_512"][4]
+    assert rows["particle_speedup_vs_torch[1]"][4] and not rows["particle_speedup_vs_torch[0]"][4]
+    fa, fb = tmp_path / "a.json", tmp_path / "b.json"
+    fa.write_text(json.dumps(a)), fb.write_text(json.dumps(b))
+    assert compare.main([str(fa), str(fb)]) == 1
+    assert "particle_speedup_vs_torch[1]" in capsys.readouterr().out.splitlines()[-1]
+    assert compare.main([str(fa), str(fa)]) == 0
+    fb.write_text("{not json")
+    assert compare.main([str(fa), str(fb)]) == 2
+    assert "b.json: cannot read" in capsys.readouterr().err
+
+
+def test_performance_page_quotes_the_committed_results():
+    """docs/performance.md's table is what `python -m benchmarks.report` makes of the committed
+    results: a new --save without regenerating the page fails here."""
+    results = json.loads(report.RESULTS.read_text())
+    page = report.PAGE.read_text()
+    assert report.render(page, results) == page
+    for key, value in results.items():
+        if not isinstance(value, dict) and not key.endswith("_range"):
+            assert f"| `{key}` |" in page
+
+
+def test_table_rows_carry_ranges_and_verdicts():
+    text = report.table({"fv_step_over_floor_512": 2.5, "fv_step_over_floor_512_range": [2.4, 2.7],
+                         "machine": {"cores": 2, "date": "d", "wall_s": 3.0}})
+    assert "| `fv_step_over_floor_512` | 2.5 | [2.4, 2.7] | meets <= 3 |" in text
+    assert verdict("fv_step_over_floor_128cubed", 4.5) == "MISSES <= 4"
+    assert verdict("particle_speedup_vs_torch", [1.2, None]) == "skipped"
