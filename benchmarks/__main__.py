@@ -52,13 +52,17 @@ def _measures(quick: bool):
         from benchmarks.resnet_cost import measure
         return measure(ROOT, quick)
 
+    def fluctuation():
+        from benchmarks.fluctuation_cost import measure
+        return measure(ROOT, quick)
+
     def symmetry():
         from benchmarks.symmetry_cost import measure
         return measure(ROOT, quick)
 
     measures = {"stream": stream, "fv512": fv("512"), "fv128cubed": fv("128cubed"),
                 "fv256cubed": fv("256cubed"), "fft": fft,
-                "fipy": fipy, "spectral": spectral, "resnet": resnet, "symmetry": symmetry}
+                "fipy": fipy, "spectral": spectral, "resnet": resnet, "symmetry": symmetry, "fluctuation": fluctuation}
     try:
         from benchmarks import particles
     except ImportError:
