@@ -2,9 +2,12 @@
 quadrature particles against fv (issue 10).
 
 - `particles`: the Euler (GD) step of the quickstart with 64 data nodes at m = 10^3, 10^5,
-  10^6: `particle_ns_per_particle_datum` = step time / (m x data nodes) at 10^6, and
-  `particle_speedup_vs_torch` = PyTorch CPU time of the same step (`benchmarks.torch_step`,
-  checked to give the same particles) over gflow's, per m. Medians of repeated steps.
+  10^6: `particle_ns_per_particle_datum` = step time / (m x data nodes) at 10^6 (and
+  `..._f32` with precision = "float32"), and `particle_speedup_vs_torch` = PyTorch CPU time
+  of the same step (`benchmarks.torch_step`, checked to give the same particles) over
+  gflow's, per m. Medians of repeated steps. `particle_flops_per_particle_datum` is the
+  fused kernel's count (`two_layer_kernels.FLOPS_PER_PAIR`, FMA = 2), `particle_gflops` the
+  rate it reaches, `machine_peak_gflops` the theoretical float64 peak (`peak_gflops`).
 - `particles_vs_fv`: `fv_cost_advantage_vs_particles` = the wall time random particles
   need to reach relative risk error 1e-3 on the accuracy study's 2D case (quickstart to
   t = 2, `benchmarks.accuracy`) over the time fv needs; `..._1e4` the same at 1e-4, and
@@ -53,8 +56,48 @@ def _particle_stepper(root, m: int, **options):
     return ParticleStepper(problem, {**opts, "particles": m, "integrator": "euler", **options})
 
 
+def peak_gflops() -> dict:
+    """The machine's theoretical float64 peak: cores x GHz x float64 lanes x 2 FMA units x 2
+    flops per FMA, from what the OS says (os.sched_getaffinity, lscpu's max MHz or else
+    /proc/cpuinfo's cpu MHz, avx512f / avx2 + fma flags). Assumed, not detected: 2 FMA units
+    per core (every x86 core with AVX2 since Haswell and Zen 2, Zen 3 included). A VM's
+    cpu MHz is the nominal clock: cores boosting above it beat this 'peak'; vCPUs sharing
+    one physical core (SMT siblings on the host) reach half of it."""
+    import os
+    import platform
+    import re
+    import subprocess
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    mhz, source, flags = None, "assumed 2.0 GHz", ""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        found = re.search(r"CPU max MHz:\s+([\d.]+)", lscpu)
+        if found:
+            mhz, source = float(found.group(1)), "lscpu CPU max MHz"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as file:
+            cpuinfo = file.read()
+        flags = (re.search(r"^flags\s*:(.*)$", cpuinfo, re.M) or [None, ""])[1]
+        found = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M)
+        if mhz is None and found:
+            mhz, source = float(found.group(1)), "/proc/cpuinfo cpu MHz (nominal)"
+    except OSError:
+        pass
+    flags = set(flags.split())
+    lanes = 8 if "avx512f" in flags else 4 if {"avx2", "fma"} <= flags else 2
+    ghz = (mhz or 2000.0) / 1000
+    peak = cores * ghz * lanes * 2 * 2
+    return {"machine_peak_gflops": peak,
+            "machine_peak_detail": f"{cores} cores x {ghz:.3f} GHz ({source}) x {lanes} float64 lanes "
+                                   f"({'avx512f' if lanes == 8 else 'avx2+fma' if lanes == 4 else 'sse2'}) x 2 FMA units "
+                                   f"(assumed) x 2 flops; float32: twice that; {platform.processor() or platform.machine()}"}
+
+
 def step_speed(root, quick: bool) -> dict:
-    """gflow's Euler step against PyTorch's, per m."""
+    """gflow's Euler step against PyTorch's, per m; the float32 kernel's step at 10^6."""
+    from gflow.models.two_layer_kernels import FLOPS_PER_PAIR
     try:
         from benchmarks import torch_step
     except ImportError:
@@ -67,6 +110,12 @@ def step_speed(root, quick: bool) -> dict:
         u0 = stepper.u.copy()
         stepper.step(dt)                                   # compile / warm outside the timing
         ours.append(median_time(lambda: stepper.step(dt), repeats))
+        if m == STEP_PARTICLES[-1]:
+            single = _particle_stepper(root, m, precision="float32")
+            single.step(dt)
+            detail["particle_ns_per_particle_datum_f32"] = (
+                median_time(lambda: single.step(dt), repeats) / (m * DATA_NODES) * 1e9)
+            del single
         if m == STEP_PARTICLES[-1]:
             tracemalloc.start()
             stepper.step(dt)
@@ -85,8 +134,15 @@ def step_speed(root, quick: bool) -> dict:
         detail["particle_max_diff_vs_torch"] = max(detail["particle_max_diff_vs_torch"],
                                                    float(np.abs(step.positions() - check.u).max()))
         theirs.append(median_time(step, max(3, repeats // 3)))
+    ns = ours[-1] / (STEP_PARTICLES[-1] * DATA_NODES) * 1e9
     result = {
-        "particle_ns_per_particle_datum": ours[-1] / (STEP_PARTICLES[-1] * DATA_NODES) * 1e9,
+        "particle_ns_per_particle_datum": ns,
+        # the fused kernel's flops per (particle, datum) pair and step, counted in its source
+        "particle_flops_per_particle_datum": FLOPS_PER_PAIR["float64"],
+        "particle_flops_per_particle_datum_f32": FLOPS_PER_PAIR["float32"],
+        "particle_gflops": FLOPS_PER_PAIR["float64"] / ns,
+        "particle_gflops_f32": FLOPS_PER_PAIR["float32"] / detail["particle_ns_per_particle_datum_f32"],
+        **peak_gflops(),
         "particle_speedup_vs_torch": [None if t is None else t / o for t, o in zip(theirs, ours)],
         "particle_step_ms": [1e3 * t for t in ours],
         "particle_steps_per_s_1e5": 1.0 / ours[1],

@@ -92,6 +92,12 @@ _OPTIONS: dict[str, dict[str, Option]] = {
                                "whose velocities grow with m (two_layer only)"),
         "tolerance": _float(1e-6, doc="error tolerance of the adaptive integrator"),
         "lr": _float(0.05, doc="step (learning rate) when the case gives no dt"),
+        "precision": _choice("float64", "float64", "float32",
+                             doc="float type of the velocity's particle x datum work (kernel = numba, two_layer "
+                                 "models with a fused unit; refused otherwise): float32 runs the fused kernel in "
+                                 "float32, ~2.5x faster; positions, residual, velocities, risk and the run file stay "
+                                 "float64. Quickstart to t = 2 (m = 10^4 and 10^5, euler): risk within 5e-9 relative "
+                                 "of float64's, positions within 1e-7 (2e-8 of the largest)"),
         "fluctuation": Option("bool", False, doc="store risk_fluctuation: the predicted sqrt(m) x standard deviation "
                               "of the risk of m random neurons, from the discrete adjoint along this run (init = "
                               "quadrature, integrator euler, full batch, T = 0; docs/fluctuations.md)"),

@@ -1,14 +1,16 @@
 """The fused particle kernel equals the numpy path (`TwoLayerModel`) to round-off: every
 activation, bias on and off, input_dim 1 to 3, frozen axes, weight decay, non-uniform
 weights, minibatches; its tanh to 1e-15 everywhere; NaN stays NaN; results do not depend
-on the thread count."""
+on the thread count. Its float32 variant (precision = "float32") equals the numpy path to
+float32 round-off, with the same checks, and keeps the solver state float64."""
 from __future__ import annotations
 
 import numba
 import numpy as np
 import pytest
 
-from gflow.case import case_from_text
+from gflow.case import case_from_text, load_case
+from gflow.errors import InputError
 from gflow.problem import build_problem
 from gflow.solver_options import defaults
 from gflow.models import two_layer_kernels as particle_kernels
@@ -86,6 +88,26 @@ def test_kernel_matches_numpy(activation, bias, dim, monkeypatch):
         assert_close(kernel.velocity(u, q), v)
 
 
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_CODES))
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_float32_kernel_matches_numpy(activation, bias, dim, monkeypatch):
+    """The float32 kernel = the numpy path (float64) to float32 round-off, threaded and not;
+    its outputs are float64 arrays (the solver state's type)."""
+    prob = problem(activation, bias, dim, decay=0.03, nodes=5 if dim == 3 else 8)
+    model = prob.model
+    u, q = particles(model.ndim)
+    kernel = ParticleKernel(model, "float32")
+    f, v = model.network(u, q), particle_velocity(model, u, q, kernel="numpy")
+    for pairs in (1 << 62, 0):
+        monkeypatch.setattr(particle_kernels, "PARALLEL_PAIRS", pairs)
+        got_f, got_v = kernel.network(u, q), kernel.velocity(u, q)
+        assert got_f.dtype == got_v.dtype == np.float64
+        assert_close(got_f, f, 2e-6)
+        assert_close(got_v, v, 2e-5)
+        assert_close(particle_velocity(model, u, q, kernel="numba-float32"), v, 2e-5)
+
+
 @pytest.mark.parametrize("train", [["a"], ["w1", "w2", "b"], ["a", "b"]])
 def test_frozen_axes_and_minibatch(train):
     """Frozen axes get exactly zero velocity; a minibatch (x, p, y) replaces the data as in numpy."""
@@ -121,18 +143,40 @@ def _tanh_loop(z, out):
         out[i] = particle_kernels._tanh(z[i])
 
 
+@numba.njit
+def _tanh32_loop(z, out):
+    for i in range(z.size):
+        out[i] = particle_kernels._tanh32(z[i])
+
+
 def tanh_array(z):
     out = np.empty_like(z)
-    _tanh_loop(z, out)
+    (_tanh32_loop if z.dtype == np.float32 else _tanh_loop)(z, out)
     return out
 
 
-def test_blow_up_stays_visible():
+def test_float32_tanh_is_accurate_everywhere():
+    """The float32 tanh: within 3e-7 relative (a few float32 ulp) from 1e-38 to saturation, in
+    float32 throughout, odd, NaN -> NaN, +-inf -> +-1 to an ulp."""
+    z = np.concatenate([np.logspace(-38, 1.5, 20001), np.linspace(-12, 12, 20001)]).astype(np.float32)
+    z = np.concatenate([z, -z])
+    got = tanh_array(z)
+    assert got.dtype == np.float32
+    want = np.tanh(z.astype(float))
+    assert np.max(np.abs(got - want) / np.abs(np.where(want == 0, 1.0, want))) < 3e-7
+    np.testing.assert_array_equal(got[:z.size // 2], -got[z.size // 2:])
+    special = tanh_array(np.array([0.0, np.inf, -np.inf, np.nan, 3e38, -3e38], dtype=np.float32))
+    assert special[0] == 0.0 and np.isnan(special[3])
+    np.testing.assert_allclose(special[[1, 2, 4, 5]], [1.0, -1.0, 1.0, -1.0], rtol=1.2e-7, atol=0)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_blow_up_stays_visible(precision):
     """A NaN particle makes the network NaN (no 'nnan' fastmath hides it)."""
     model = problem().model
     u, q = particles(model.ndim, m=300)
     u[17, 1] = np.nan
-    assert np.all(np.isnan(kernel_for(model).network(u, q)))
+    assert np.all(np.isnan(kernel_for(model, precision).network(u, q)))
 
 
 def test_thread_count_does_not_change_results():
@@ -142,18 +186,23 @@ def test_thread_count_does_not_change_results():
     for serial, threaded in ((particle_kernels.network_serial, particle_kernels.network_kernel),
                              (particle_kernels.velocity_serial, particle_kernels.velocity_kernel)):
         assert serial.py_func.__qualname__ != threaded.py_func.__qualname__
-    model = problem("tanh", True, 2).model
-    u, q = particles(model.ndim, m=20000, seed=3)
-    kernel = ParticleKernel(model)
-    threads = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = kernel.velocity(u, q)
-        numba.set_num_threads(max(2, threads) if numba.config.NUMBA_NUM_THREADS > 1 else 1)
-        two = kernel.velocity(u, q)
-    finally:
-        numba.set_num_threads(threads)
-    np.testing.assert_array_equal(one, two)
+    for precision, kernels in particle_kernels.KERNELS.items():
+        for serial, threaded in kernels.values():
+            assert serial.py_func.__qualname__ != threaded.py_func.__qualname__, precision
+    for dim, bias in ((2, True), (1, False)):
+        model = problem("tanh", bias, dim).model
+        u, q = particles(model.ndim, m=20000, seed=3)
+        for precision in ("float64", "float32"):
+            kernel = ParticleKernel(model, precision)
+            threads = numba.get_num_threads()
+            try:
+                numba.set_num_threads(1)
+                one = kernel.velocity(u, q)
+                numba.set_num_threads(max(2, threads) if numba.config.NUMBA_NUM_THREADS > 1 else 1)
+                two = kernel.velocity(u, q)
+            finally:
+                numba.set_num_threads(threads)
+            np.testing.assert_array_equal(one, two)
 
 
 def test_stepper_kernels_agree():
@@ -168,3 +217,37 @@ def test_stepper_kernels_agree():
         runs[kernel] = s
     assert_close(runs["numba"].u, runs["numpy"].u, 1e-11)
     assert runs["numba"].observe().risk == pytest.approx(runs["numpy"].observe().risk, rel=1e-11)
+
+
+def test_float32_precision_run_stays_float64_and_close():
+    """precision = "float32": twenty Euler steps stay within float32 round-off of float64's,
+    the state (positions, risk) float64; the risk is the float64 kernel's of that state."""
+    prob = problem("tanh", True, 1, decay=0.01)
+    options = defaults("particle")
+    runs = {}
+    for precision in ("float64", "float32"):
+        s = ParticleStepper(prob, {**options, "particles": 500, "precision": precision})
+        for _ in range(20):
+            s.step(0.05)
+        runs[precision] = s
+    u32 = runs["float32"].u
+    assert u32.dtype == np.float64
+    assert_close(u32, runs["float64"].u, 1e-5)
+    risk = runs["float32"].observe().risk
+    assert risk == pytest.approx(runs["float64"].observe().risk, rel=1e-5)
+    assert risk == pytest.approx(prob.model.risk(u32, runs["float32"].q_net, "numba"), rel=1e-14)
+
+
+QUICKSTART = "cases/quickstart.toml"
+
+
+def test_precision_option_is_checked():
+    """A bad precision is a one-line case error; float32 without the fused kernel is refused."""
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / QUICKSTART
+    with pytest.raises(InputError) as info:
+        load_case(path, ['solver.kind="particle"', 'solver.precision="float16"'])
+    assert "solver.precision: unknown value 'float16'" in str(info.value) and "\n" not in str(info.value)
+    case = load_case(path, ['solver.kind="particle"', 'solver.precision="float32"', 'solver.kernel="numpy"'])
+    with pytest.raises(ValueError, match="precision = \"float32\" runs the fused numba kernel"):
+        ParticleStepper(build_problem(case), case.solvers[0].options)

@@ -77,8 +77,8 @@ class Model(Protocol):
         """-grad V(u_j; rho) at the points themselves, frozen axes zero, shape (n, D).
 
         `batch` = (x, p, y) replaces the data measure (SGD); `kernel` = "numba" takes the
-        model's fused kernel where it has one (else its numpy path), "numpy" the numpy path;
-        `out` may receive the result.
+        model's fused kernel where it has one (else its numpy path; "numba-float32" its
+        float32 variant, two_layer only), "numpy" the numpy path; `out` may receive the result.
         """
 
     def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:

@@ -26,6 +26,10 @@ from gflow.models.units import UNITS
 #: neurons per chunk: keeps each (chunk, M) temporary near a few tens of MB
 CHUNK = 1 << 15
 
+#: the `kernel` names of the fused numba kernel -> the precision of its pair work
+#: (`two_layer_kernels.ParticleKernel`); any other name is the numpy path
+FUSED_KERNELS = {"numba": "float64", "numba-float32": "float32"}
+
 
 class TwoLayerModel:
     """V and its gradient for u = (a, w_1..w_d[, b]) with a fixed data measure."""
@@ -80,17 +84,18 @@ class TwoLayerModel:
 
     def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
         """R of the network of the weighted neurons (through the fused kernel where it serves)."""
-        if kernel == "numba" and self._fused():
-            return self.risk_from_residual(self._kernel().residual(u, q))
+        if kernel in FUSED_KERNELS and self.fused():
+            return self.risk_from_residual(self._kernel(kernel).residual(u, q))
         return self.risk_from_residual(self.residual(u, q))
 
-    def _fused(self) -> bool:
+    def fused(self) -> bool:
+        """Whether the fused numba kernel serves this model (numba installed, its unit has a kernel code)."""
         from gflow.models.two_layer_kernels import has_kernel   # numba loads only when asked for
         return has_kernel(self.spec.activation)
 
-    def _kernel(self):
+    def _kernel(self, kernel: str = "numba"):
         from gflow.models.two_layer_kernels import kernel_for
-        return kernel_for(self)
+        return kernel_for(self, FUSED_KERNELS[kernel])
 
     def potential(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
         """V at the points u, given the residual r of the current density."""
@@ -130,11 +135,12 @@ class TwoLayerModel:
         """-grad V(u_j; sum_j q_j delta_{u_j}) with frozen axes held still.
 
         `batch` = (x, p, y) replaces the data measure (SGD). kernel = "numba" takes the fused
-        kernel of `two_layer_kernels` where the unit has one (numba installed); otherwise, and
-        for kernel = "numpy", the numpy path of this class. `out` may receive the result.
+        kernel of `two_layer_kernels` where the unit has one (numba installed), "numba-float32"
+        the same kernel computing in float32 (`FUSED_KERNELS`); otherwise, and for kernel =
+        "numpy", the numpy path of this class. `out` may receive the result.
         """
-        if kernel == "numba" and self._fused():
-            return self._kernel().velocity(u, q, batch, out)
+        if kernel in FUSED_KERNELS and self.fused():
+            return self._kernel(kernel).velocity(u, q, batch, out)
         if batch is None:
             grad = self.gradient(u, self.residual(u, q))
         else:
