@@ -205,16 +205,17 @@ def test_thread_count_does_not_change_results():
             np.testing.assert_array_equal(one, two)
 
 
+def _twenty_gd_steps(**options):
+    """A 500-particle stepper of the tanh case with bias after twenty Euler (GD) steps."""
+    s = ParticleStepper(problem("tanh", True, 1, decay=0.01), {**defaults("particle"), "particles": 500, **options})
+    for _ in range(20):
+        s.step(0.05)
+    return s
+
+
 def test_stepper_kernels_agree():
     """Twenty Euler (GD) steps with either kernel end at the same particles and risk."""
-    prob = problem("tanh", True, 1, decay=0.01)
-    options = defaults("particle")
-    runs = {}
-    for kernel in ("numba", "numpy"):
-        s = ParticleStepper(prob, {**options, "particles": 500, "kernel": kernel})
-        for _ in range(20):
-            s.step(0.05)
-        runs[kernel] = s
+    runs = {kernel: _twenty_gd_steps(kernel=kernel) for kernel in ("numba", "numpy")}
     assert_close(runs["numba"].u, runs["numpy"].u, 1e-11)
     assert runs["numba"].observe().risk == pytest.approx(runs["numpy"].observe().risk, rel=1e-11)
 
@@ -222,20 +223,13 @@ def test_stepper_kernels_agree():
 def test_float32_precision_run_stays_float64_and_close():
     """precision = "float32": twenty Euler steps stay within float32 round-off of float64's,
     the state (positions, risk) float64; the risk is the float64 kernel's of that state."""
-    prob = problem("tanh", True, 1, decay=0.01)
-    options = defaults("particle")
-    runs = {}
-    for precision in ("float64", "float32"):
-        s = ParticleStepper(prob, {**options, "particles": 500, "precision": precision})
-        for _ in range(20):
-            s.step(0.05)
-        runs[precision] = s
+    runs = {precision: _twenty_gd_steps(precision=precision) for precision in ("float64", "float32")}
     u32 = runs["float32"].u
     assert u32.dtype == np.float64
     assert_close(u32, runs["float64"].u, 1e-5)
     risk = runs["float32"].observe().risk
     assert risk == pytest.approx(runs["float64"].observe().risk, rel=1e-5)
-    assert risk == pytest.approx(prob.model.risk(u32, runs["float32"].q_net, "numba"), rel=1e-14)
+    assert risk == pytest.approx(runs["float32"].problem.model.risk(u32, runs["float32"].q_net, "numba"), rel=1e-14)
 
 
 QUICKSTART = "cases/quickstart.toml"
