@@ -32,7 +32,9 @@ def _measures(quick: bool):
     def fv(key):
         def run():
             from benchmarks.fv_floor import measure_in_subprocess
-            steps = 5 if key == "256cubed" else (10 if quick else 30)
+            # about a second of steps at each size: a 2 ms step at 512^2 needs hundreds for its
+            # median to hold still (30 gave 3.1 and 4.3 in two runs)
+            steps = {"512": (50, 300), "128cubed": (10, 40), "256cubed": (5, 5)}[key][0 if quick else 1]
             return measure_in_subprocess(ROOT, key, results["stream_gbps"], steps)
         return run
 

@@ -29,6 +29,7 @@ quadrature particles against fv (issue 10).
 """
 from __future__ import annotations
 
+import math
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -180,7 +181,10 @@ def timed(run: Callable[[], tuple[float, float]], short: float = 0.5, repeats: i
     outlier among 0.01-0.04 s neighbours once turned a ratio of 12.8 into 0.09)."""
     risk, wall = run()
     if wall < short:
-        wall = float(np.median([wall] + [run()[1] for _ in range(repeats - 1)]))
+        # at least `repeats`, and enough for about `short` seconds in all (at most 5 repeats'
+        # worth more): the median of five 10 ms runs still moved by 2x between two full runs
+        count = min(max(repeats, math.ceil(short / max(wall, 1e-6))), 5 * repeats)
+        wall = float(np.median([wall] + [run()[1] for _ in range(count - 1)]))
     return risk, wall
 
 

@@ -26,6 +26,23 @@ def time_spread(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return float(np.median(times)), float(np.min(times)), float(np.max(times))
 
 
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int, warmup: int = 1) -> list[float]:
+    """Median wall time of each of `fns`, called in turn (f0, f1, ..., f0, f1, ...) for
+    max(repeats, MIN_REPEATS) rounds after `warmup` untimed rounds: a ratio of two of them then
+    sees the same machine, since a slow spell (another process, a frequency change) falls on
+    both instead of on whichever happened to run during it."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(max(repeats, MIN_REPEATS)):
+        for fn, bucket in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall time of `fn()`: `time_spread`'s first entry."""
     return time_spread(fn, repeats, warmup)[0]

@@ -25,6 +25,27 @@ def test_compare_flags_numbers_more_than_the_tolerance_apart(tmp_path, capsys):
     assert "b.json: cannot read" in capsys.readouterr().err
 
 
+def test_compare_ratios_leaves_out_times_ranges_and_flags(tmp_path):
+    """`--ratios` judges only ratios to a same-run baseline: a doubled wall time or range end is
+    not flagged, a ratio 30% off is."""
+    a = {"fv_step_over_floor_512": 2.0, "fv_step_over_floor_512_range": [1.5, 3.0], "fv_step_ms_512": 3.0,
+         "particle_speedup_vs_torch": [3.0, 2.0], "fv_cost_advantage_vs_particles_1e4_is_extrapolated": 1,
+         "fluctuation_cost_advantage": 10.0}
+    b = {"fv_step_over_floor_512": 2.1, "fv_step_over_floor_512_range": [1.5, 6.0], "fv_step_ms_512": 6.0,
+         "particle_speedup_vs_torch": [3.0, 2.1], "fv_cost_advantage_vs_particles_1e4_is_extrapolated": 0,
+         "fluctuation_cost_advantage": 13.0}
+    keys = [r[0] for r in compare.differences(a, b, 0.2, ratios=True)]
+    assert keys == ["fv_step_over_floor_512", "particle_speedup_vs_torch[0]", "particle_speedup_vs_torch[1]",
+                    "fluctuation_cost_advantage"]
+    fa, fb = tmp_path / "a.json", tmp_path / "b.json"
+    fa.write_text(json.dumps(a)), fb.write_text(json.dumps(b))
+    assert compare.main([str(fa), str(fb), "--ratios"]) == 1      # the advantage moved by 30%
+    b["fluctuation_cost_advantage"] = 11.0
+    fb.write_text(json.dumps(b))
+    assert compare.main([str(fa), str(fb), "--ratios"]) == 0
+    assert compare.main([str(fa), str(fb)]) == 1                  # every number: the times doubled
+
+
 def test_performance_page_quotes_the_committed_results():
     """docs/performance.md's table is what `python -m benchmarks.report` makes of the committed
     results: a new --save without regenerating the page fails here."""
