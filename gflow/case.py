@@ -13,19 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 
+from gflow.case_times import MAX_SNAPSHOTS, snapshot_times  # noqa: F401 (the bound, read from here too)
 from gflow.errors import InputError
 from gflow.memory import check_memory
 from gflow.models import REGISTRY as MODEL_KINDS, model_kind
 from gflow.grids import LAYER, layer_bounds
+from gflow.initial_case import check_law_keys, parse_law, points_file
 from gflow.schema import Table, check_float, decode_utf8, fail, open_regular
 from gflow.solver_options import SOLVER_OPTIONS, over_budget, read_options
 
 # Sizes beyond these would exhaust memory before the first step; refusing them up front
 # turns an out-of-memory crash into one clear line.
 MAX_CELLS = 2**27            # cells of the grid (1 GiB per density array)
-MAX_SNAPSHOTS = 100_000
 MAX_CASE_BYTES = 1 << 20     # a case file is a page of TOML; larger is a wrong path (or /dev/zero)
 SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 #: the datasets and groups of a run file besides the axes (`gflow.snapshots`: SCALARS, the
@@ -39,13 +41,42 @@ RUN_FILE_NAMES = {name.casefold(): name for name in (
 
 @dataclass(frozen=True)
 class InitialSpec:
-    distribution: str                  # gaussian | uniform | mixture | points
+    distribution: str                  # one of INITIAL_LAWS
     components: tuple[tuple[float, tuple[float, ...], tuple[float, ...]], ...] = ()  # (weight, mean, std)
     #: layered models (resnet): the mean of each layer's Gaussian, (L, D); empty: `mean` for all
     layer_means: tuple[tuple[float, ...], ...] = ()
     #: distribution = "points": the point masses (P, D) and their weights (P,), summing to 1
-    points: tuple[tuple[float, ...], ...] = ()
-    point_weights: tuple[float, ...] = ()
+    #: (tuples inline; read-only arrays from `file`, or from a particle run's snapshot)
+    points: Any = ()
+    point_weights: Any = ()
+    #: distribution = "sphere": uniform on |u - center| = radius; grids hold a shell of `width`
+    radius: float = 0.0
+    center: tuple[float, ...] = ()
+    width: float | None = None
+    #: distribution = "product": one ("gaussian", mean, std) or ("uniform", low, high) per axis
+    factors: tuple[tuple[str, float, float], ...] = ()
+    #: distribution = "snapshot": the run file and the snapshot's index; the run's arrays come
+    #: when it starts (`gflow.initial_snapshot.load_initial`): `points` and `point_weights` from a
+    #: run with particles, else its density on the faces `grid_faces`
+    snapshot: Path | None = None
+    snapshot_index: int = -1
+    grid_faces: tuple = ()
+    grid_density: Any = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a snapshot law holds its run's arrays (always true of the other laws)."""
+        return self.distribution != "snapshot" or self.grid_density is not None or len(self.points) > 0
+
+
+@dataclass(frozen=True)
+class DynamicsSpec:
+    """`[dynamics]`: terms beside transport (docs/birth_death.md)."""
+
+    #: kappa of birth-death, d_t rho = div(rho grad V) - kappa (V - <V>) rho; 0: plain transport
+    birth_death: float = 0.0
+    #: the time from which birth-death stops (the quench of Rotskoff et al.'s notebook); None: never
+    birth_death_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,10 @@ class Case:
     sweep: dict[str, list] = field(default_factory=dict)
     #: dotted key -> the absolute path it names (data files), for the stored case text
     files: dict[str, Path] = field(default_factory=dict)
+    #: `[dynamics]`: birth-death beside transport (`DynamicsSpec`)
+    dynamics: DynamicsSpec = field(default_factory=DynamicsSpec)
+    #: the snapshot times 0 = t_0 < ... < t_K (`gflow.case_times`): end is t_K, snapshots K + 1
+    times: tuple[float, ...] = ()
 
     @property
     def layers(self) -> int | None:
@@ -241,7 +276,8 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
 
     ndim = len(model.axes)
     layers = getattr(model, "layers", None)
-    initial = _initial(top.table("initial"), ndim, layers)
+    initial, initial_files = _initial(top.table("initial"), model.axes, layers, base_dir)
+    files = {**files, **initial_files}
     grid_t = top.table("grid")
     bounds = _bounds(grid_t, ndim)
     cells = _cells(grid_t, ndim)
@@ -255,10 +291,12 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
                                              f"{math.prod(cells)} cells, more than the {MAX_CELLS} allowed")
 
     time_t = top.table("time")
-    end = time_t.number("end", positive=True)
-    snapshots = time_t.integer("snapshots", 11, minimum=2, maximum=MAX_SNAPSHOTS)
+    # end and snapshots follow from the times (`gflow.case_times`: listed, linear or log-spaced)
+    times = snapshot_times(time_t)
+    end, snapshots = times[-1], len(times)
     dt = time_t.number("dt", None, positive=True) if time_t.has("dt") else None
     time_t.done()
+    dynamics = _dynamics(top.table("dynamics", required=False), temperature, layers)
 
     solvers = _solvers(top)
     for i, spec in enumerate(solvers):
@@ -274,7 +312,24 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     sweep = _sweep(top.table("sweep", required=False))
     top.done()
     return Case(name, description, model, weight_decay, temperature, initial, bounds, cells, end, snapshots,
-                dt, solvers, output_dir, source, copy.deepcopy(doc), sweep, files)
+                dt, solvers, output_dir, source, copy.deepcopy(doc), sweep, files, times=times,
+                dynamics=dynamics)
+
+
+def _dynamics(t: Table, temperature: float, layers: int | None) -> DynamicsSpec:
+    """`birth_death = kappa` (>= 0) and `birth_death_until` (> 0); refused where V[rho] is not the
+    whole first variation (temperature: the entropy's T log rho) or mass moves between layers."""
+    kappa = t.number("birth_death", 0.0, minimum=0.0)
+    until = t.number("birth_death_until", positive=True) if t.has("birth_death_until") else None
+    t.done()
+    if until is not None and kappa == 0:
+        raise t.error("birth_death_until", "stops birth-death, which needs birth_death = kappa > 0")
+    if kappa > 0 and temperature > 0:
+        raise t.error("birth_death", "needs temperature = 0: with noise, birth-death would need the entropy's "
+                                     "T log rho in V, which gflow does not add")
+    if kappa > 0 and layers:
+        raise t.error("birth_death", "is not defined for layered models (resnet): each layer keeps its own mass")
+    return DynamicsSpec(kappa, until)
 
 
 def _check_axis_names(axes: tuple[str, ...], t: Table) -> None:
@@ -313,29 +368,56 @@ def _check_radial(radial: dict[int, int], axes, initial: InitialSpec, bounds, so
                 key = "initial.mean" if initial.distribution == "gaussian" else f"initial.components[{i}].mean"
                 raise fail(source, key, f"entry {axis} ({axes[axis]}) must be 0: a rotation-invariant Gaussian is "
                                         f"centred across e1, and {axes[axis]} is its norm (std gives its chi law)")
-        for i, point in enumerate(initial.points):
-            if point[axis] < 0 or (temperature > 0 and point[axis] == 0):
-                raise fail(source, f"initial.points[{i}]", f"{axes[axis]} is a norm: entry {axis} must be "
-                                                           f"{'> 0 with temperature > 0' if temperature > 0 else '>= 0'}")
+        if len(initial.points):
+            column = np.asarray(initial.points, dtype=float)[:, axis]
+            bad = (column < 0) | ((temperature > 0) & (column == 0))
+            if bad.any():
+                i = int(np.argmax(bad))
+                key, which = ("initial.file", f"point {i + 1}: ") if isinstance(initial.points, np.ndarray) \
+                    else (f"initial.points[{i}]", "")
+                raise fail(source, key, f"{which}{axes[axis]} is a norm: entry {axis} must be "
+                                        f"{'> 0 with temperature > 0' if temperature > 0 else '>= 0'}")
+        if initial.distribution == "sphere":
+            raise fail(source, "initial.distribution", f"{axes[axis]} is a norm (>= 0): a sphere about a centre "
+                                                       "would cross 0; use gaussian, or product with uniform laws")
+        if initial.factors and (initial.factors[axis][0] != "uniform" or initial.factors[axis][1] < 0):
+            raise fail(source, f"initial.factors.{axes[axis]}", f"{axes[axis]} is a norm (>= 0): its law must "
+                                                               "be uniform with low >= 0")
 
 
-def _initial(t: Table, ndim: int, layers: int | None = None) -> InitialSpec:
-    dist = t.string("distribution", "gaussian", choices=("gaussian", "uniform", "mixture", "points"))
+#: the laws of `[initial] distribution` (docs/initial_conditions.md)
+INITIAL_LAWS = ("gaussian", "uniform", "mixture", "points", "sphere", "product", "snapshot")
+
+
+def _initial(t: Table, axes: tuple[str, ...], layers: int | None = None,
+             base_dir: Path = Path(".")) -> tuple[InitialSpec, dict[str, Path]]:
+    """The initial law and the files it names (dotted key -> absolute path): `points`, `file`
+    and `snapshot` imply their law (`gflow.initial_case` reads the laws beyond the Gaussians)."""
+    ndim = len(axes)
+    implied = "points" if t.has("file") or t.has("points") else "snapshot" if t.has("snapshot") else "gaussian"
+    dist = t.string("distribution", implied, choices=INITIAL_LAWS)
     if t.has("layer_means") and not (layers and dist == "gaussian"):
         raise t.error("layer_means", "per-layer means belong to a layered model (resnet) with a gaussian initial law")
+    check_law_keys(t, dist)
+    if t.has("file") and dist != "points":
+        raise t.error("file", f"gives point masses (distribution = \"points\"), not distribution = \"{dist}\"")
+    if dist in ("sphere", "product", "snapshot"):
+        fields, files = parse_law(t, dist, axes, layers, base_dir)
+        t.done()
+        return InitialSpec(dist, **fields), files
     if dist == "uniform":
         t.done()
-        return InitialSpec("uniform")
+        return InitialSpec("uniform"), {}
     if dist == "points":
-        spec = _points(t, ndim)
+        spec, files = _points(t, axes, base_dir)
         t.done()
-        return spec
+        return spec, files
     if dist == "gaussian":
         mean = tuple(t.numbers("mean", ndim, [0.0] * ndim) if t.has("layer_means") else t.numbers("mean", ndim))
         comp = (1.0, mean, tuple(t.numbers("std", ndim, positive=True)))
         means = _layer_means(t, ndim, layers) if t.has("layer_means") else ()
         t.done()
-        return InitialSpec("gaussian", (comp,), layer_means=means)
+        return InitialSpec("gaussian", (comp,), layer_means=means), {}
     raw = t.raw("components")
     if not isinstance(raw, list) or not raw:
         raise t.error("components", "must be a non-empty list of tables {weight, mean, std}")
@@ -347,15 +429,22 @@ def _initial(t: Table, ndim: int, layers: int | None = None) -> InitialSpec:
         c.done()
     t.done()
     total = sum(c[0] for c in comps)
-    return InitialSpec("mixture", tuple((w / total, m, s) for w, m, s in comps))
+    return InitialSpec("mixture", tuple((w / total, m, s) for w, m, s in comps)), {}
 
 
 #: point masses an inline `[initial] points` list may hold
 MAX_POINTS = 10_000
 
 
-def _points(t: Table, ndim: int) -> InitialSpec:
-    """`points = [[u_1..u_D], ...]` and optional `weights` (normalised to sum 1)."""
+def _points(t: Table, axes: tuple[str, ...], base_dir: Path) -> tuple[InitialSpec, dict[str, Path]]:
+    """`points = [[u_1..u_D], ...]` and optional `weights` (normalised to sum 1), or the same
+    from a CSV `file` (`gflow.initial_case.points_file`)."""
+    ndim = len(axes)
+    if t.has("file"):
+        if t.has("points") or t.has("weights"):
+            raise t.error("points" if t.has("points") else "weights", "give the points inline or in `file`, not both")
+        points, weights, path = points_file(t, axes, base_dir)
+        return InitialSpec("points", points=points, point_weights=weights), {"initial.file": path}
     raw = t.raw("points")
     if not isinstance(raw, list) or not raw or len(raw) > MAX_POINTS:
         raise t.error("points", f"must be a non-empty list of at most {MAX_POINTS} points [u_1, ..., u_{ndim}]")
@@ -369,7 +458,7 @@ def _points(t: Table, ndim: int) -> InitialSpec:
     if any(not (w >= 0 and math.isfinite(w)) for w in weights) or not sum(weights) > 0:
         raise t.error("weights", "must be finite, non-negative and not all zero")
     total = sum(weights)
-    return InitialSpec("points", points=tuple(points), point_weights=tuple(w / total for w in weights))
+    return InitialSpec("points", points=tuple(points), point_weights=tuple(w / total for w in weights)), {}
 
 
 def _layer_means(t: Table, ndim: int, layers: int) -> tuple[tuple[float, ...], ...]:

@@ -23,7 +23,7 @@ from keyword import iskeyword
 
 import numpy as np
 
-__all__ = ["Expression", "ExpressionError", "parse_expression"]
+__all__ = ["Expression", "ExpressionError", "evaluate_together", "node_count", "parse_expression"]
 
 FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tanh", "abs")
 MAX_LENGTH = 2000
@@ -308,6 +308,34 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({str(self)!r}, variables={self.variables!r})"
+
+
+def evaluate_together(expressions: Sequence[Expression], env: dict) -> list[np.ndarray]:
+    """Several expressions (a function and its derivatives, say) evaluated over one environment
+    with one memo: a derivative's tree shares subtrees with its source (d/dy exp(u) is exp(u)
+    times du/dy), so each distinct node is computed once for all of them.
+
+    `env` maps every variable to a float array; the values keep numpy's broadcast shapes (a
+    derivative that does not depend on some variable is not spread along it; a constant one
+    is a 0-d array), so the caller broadcasts where it needs a full shape.
+    """
+    memo: dict = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [np.asarray(_eval(e._tree, env, memo)) for e in expressions]
+
+
+def node_count(expressions: Sequence[Expression]) -> int:
+    """Distinct operation nodes of the expressions' trees: the most arrays `evaluate_together`
+    holds at once (a caller sizes its chunks by it)."""
+    seen: set[int] = set()
+    stack = [e._tree for e in expressions]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Num | Var) or id(n) in seen:
+            continue
+        seen.add(id(n))
+        stack.extend((n.arg,) if isinstance(n, Neg | Call) else (n.a, n.b))
+    return len(seen)
 
 
 def _clip(s: str, n: int = 40) -> str:

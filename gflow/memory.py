@@ -88,7 +88,8 @@ def _solver_key(case, index: int) -> str:
 def _data_key(data, model) -> str:
     if data.dim:     # isotropic data: the reduced rule's nodes, or the full model's draws
         return "data.nodes" if model.symmetry == "rotations" else "data.samples"
-    return {"file": "data.file", "samples": "data.samples"}.get(data.distribution, "data.nodes")
+    return {"file": "data.file", "samples": "data.samples", "sphere": "data.samples",
+            "inline": "data.x"}.get(data.distribution, "data.nodes")
 
 
 def particle_count(case, spec, key: str) -> tuple[int, str]:
@@ -100,12 +101,14 @@ def particle_count(case, spec, key: str) -> tuple[int, str]:
     options, init = spec.options, case.initial
     # a layered model (resnet) has `particles` (or one rule) per layer
     layers = case.layers or 1
-    if options["init"] != "quadrature" or init.distribution == "points":
-        count = len(init.points) if init.distribution == "points" else options["particles"]
-        return count * layers, f"{key}.particles"
+    if init.distribution == "points":       # inline or from a file: as many as there are points
+        return len(init.points) * layers, "initial.file" if "initial.file" in case.files else "initial.points"
+    if options["init"] != "quadrature":
+        # a snapshot's particles are known only when the run reads it (bounded by the run file's reader)
+        return options["particles"] * layers, f"{key}.particles"
     ndim, n = case.ndim - (1 if case.layers else 0), options["nodes"]
     midpoint = layers * (n**ndim if n else math.prod(case.cells) // layers)
-    if init.distribution == "uniform":
+    if init.distribution not in ("gaussian", "mixture"):      # the midpoint rule of any other density
         return midpoint, (f"{key}.nodes" if n else "grid.cells")
     comps = len(init.components)
     per_axis = n or max(1, round((options["particles"] / comps) ** (1.0 / ndim)))

@@ -13,7 +13,11 @@ import numpy as np
 
 from gflow.case import Case, case_from_text
 from gflow.errors import InputError
-from gflow.grids import CartesianGrid, gaussian_cell_average, mixture_cell_average, uniform_cell_average
+from gflow.grids import (CartesianGrid, gaussian_cell_average, mixture_cell_average, product_cell_average,
+                         shell_cell_average, uniform_cell_average)
+from gflow.grids.draws import cell_draws, product_draws, sphere_draws
+from gflow.grids.initial import points_cell_average, remapped_cell_average
+from gflow.grids.regrid import cell_volumes
 from gflow.models import Model, build_model
 
 
@@ -87,11 +91,30 @@ class Problem:
         return np.concatenate(layered), np.tile(weights, L) / L
 
     def initial_points(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The point masses of `distribution = "points"` (positions, joint weights), else None."""
-        init = self.case.initial
-        if init.distribution != "points":
+        """The point masses of the initial law (positions, joint weights): `distribution =
+        "points"` (inline or from a file) and the snapshot of a run with particles, which the
+        particle and blob solvers start from as given; else None."""
+        init = self._loaded(self.case.initial)
+        if init.distribution not in ("points", "snapshot") or not len(init.points):
             return None
         return self.replicate(np.array(init.points, dtype=float), np.array(init.point_weights, dtype=float))
+
+    @property
+    def initial_grid(self) -> CartesianGrid:
+        """The grid the initial law is given on: a grid run's snapshot's own grid (so the midpoint
+        rule of quadrature particles puts one particle at each of its cell centres, with the cell's
+        mass), else the case's (one layer's) grid."""
+        init = self._loaded(self.case.initial)
+        if init.grid_density is None:
+            return self.parameter_grid
+        return CartesianGrid(tuple((f[0], f[-1]) for f in init.grid_faces), tuple(len(f) - 1 for f in init.grid_faces))
+
+    def _loaded(self, init):
+        """`init`, once a snapshot law holds its run's arrays (`gflow.initial_snapshot`)."""
+        if not init.loaded:
+            raise InputError(f"{self.case.source}: initial.snapshot: {init.snapshot} is read when the run starts; "
+                             "build the problem from gflow.initial_snapshot.load_initial(case)")
+        return init
 
     def initial_density(self, grid: CartesianGrid | None = None) -> np.ndarray:
         """Cell averages of the initial distribution, mass 1 on the box (on each layer's box for a
@@ -107,11 +130,26 @@ class Problem:
             return np.stack([self.law_density(one, law) for law in laws])
 
     def law_density(self, grid: CartesianGrid, init) -> np.ndarray:
-        if init.distribution == "points":
-            raise InputError(f"{self.case.source}: initial: distribution = \"points\" gives point masses, which a "
-                             "grid cannot hold: use the particle solver")
+        """Cell averages of the law `init` on `grid`, mass 1 on the box: point masses (inline, from
+        a file or a particle run) deposited by cloud-in-cell, a grid run's density remapped
+        conservatively, the sphere as a shell of its `width`, the rest integrated exactly."""
+        init = self._loaded(init)
+        dist = init.distribution
         try:
-            if init.distribution == "uniform":
+            if len(init.points):
+                return points_cell_average(grid, np.array(init.points, dtype=float),
+                                           np.array(init.point_weights, dtype=float))
+            if dist == "snapshot":
+                return remapped_cell_average(grid, init.grid_faces, init.grid_density)
+            if dist == "sphere":
+                if init.width is None:
+                    raise InputError(f"{self.case.source}: initial.width: a grid holds the sphere as a shell of this "
+                                     f"width (a radial Gaussian about the radius): give it, e.g. width = "
+                                     f"{2 * float(grid.spacing.max()):.3g}")
+                return shell_cell_average(grid, init.center, init.radius, init.width)
+            if dist == "product":
+                return product_cell_average(grid, init.factors)
+            if dist == "uniform":
                 return uniform_cell_average(grid)
             weights, means, stds = zip(*init.components)
             if init.distribution == "gaussian":
@@ -129,8 +167,17 @@ class Problem:
         return np.concatenate([np.column_stack([np.full(m, tau), self._sample(law, bounds, m, rng)])
                                for tau, law in zip(taus, self.layer_initials())])
 
-    @staticmethod
-    def _sample(init, bounds, m: int, rng: np.random.Generator, radial: dict[int, int] | None = None) -> np.ndarray:
+    def _sample(self, init, bounds, m: int, rng: np.random.Generator, radial: dict[int, int] | None = None) -> np.ndarray:
+        init = self._loaded(init)
+        if len(init.points):            # i.i.d. draws of the point masses (solvers take them as given)
+            return np.array(init.points, dtype=float)[rng.choice(len(init.points), size=m, p=init.point_weights)]
+        if init.distribution == "snapshot":   # the grid run's piecewise-constant density
+            masses = np.maximum(init.grid_density, 0.0) * cell_volumes(init.grid_faces)
+            return cell_draws(rng, m, init.grid_faces, masses)
+        if init.distribution == "sphere":
+            return sphere_draws(rng, m, init.center, init.radius)
+        if init.distribution == "product":
+            return product_draws(rng, m, init.factors)
         if init.distribution == "uniform":
             lo, hi = np.array(bounds).T
             return rng.uniform(lo, hi, size=(m, len(lo)))

@@ -410,6 +410,29 @@ class Run:
         except READ_ERRORS as exc:
             raise InputError(f"{self.path}: cannot read dataset {name!r}: {reason(exc)}") from None
 
+    def faces(self) -> tuple[np.ndarray, ...]:
+        """Cell faces per axis, from the stored (uniform) centres; an axis of one cell takes its
+        faces from the stored case's grid.bounds (its centre does not give its width;
+        `_single_cells` checked them at open), or a unit cell about the centre without them."""
+        out = []
+        for i, c in enumerate(self.coordinates):
+            if len(c) > 1:
+                h = (c[-1] - c[0]) / (len(c) - 1)
+                out.append(c[0] - 0.5 * h + h * np.arange(len(c) + 1))
+            else:
+                out.append(self._single_cell(i, c[0]))
+        return tuple(out)
+
+    def _single_cell(self, axis: int, centre: float) -> np.ndarray:
+        if self.layers:
+            if axis == 0:        # the layer axis of one layer: depth 0, width 1
+                return np.array([centre - 0.5, centre + 0.5])
+            axis -= 1            # the case's bounds name the parameter axes only
+        try:
+            return np.array(tomllib.loads(self.case_text)["grid"]["bounds"][axis], dtype=float)
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, IndexError, ValueError):
+            return np.array([centre - 0.5, centre + 0.5])
+
     @property
     def cell_volume(self) -> float:
         return float(np.prod([c[1] - c[0] if len(c) > 1 else 1.0 for c in self.coordinates]))
@@ -458,15 +481,15 @@ class Run:
             raise InputError(printable(" ".join(str(exc).split()), 2000)) from None
 
     def named_files(self) -> list[str]:
-        """The dotted keys of the stored case that name a file (`data.file`): a key `file` or
-        `path`, or one ending in `_file` or `_path`, holding text."""
+        """The dotted keys of the stored case that name a file (`data.file`, `initial.snapshot`): a
+        key `file`, `path` or `snapshot`, or one ending in `_file` or `_path`, holding text."""
         found = []
 
         def walk(node, prefix):
             for key, value in node.items():
                 if isinstance(value, dict):
                     walk(value, f"{prefix}{key}.")
-                elif isinstance(value, str) and (key in ("file", "path") or key.endswith(("_file", "_path"))):
+                elif isinstance(value, str) and (key in ("file", "path", "snapshot") or key.endswith(("_file", "_path"))):
                     found.append(f"{prefix}{key}")
 
         walk(self.document or {}, "")

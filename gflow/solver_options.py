@@ -51,9 +51,19 @@ _PARTICLE_INIT = {
     "seed": _int(0, 0, "seed of the initial draw, minibatches and noise", maximum=2**63),
     "init": _choice("random", "random", "quadrature", doc="random draws or quadrature nodes"),
     "nodes": _int(0, 0, "quadrature nodes per axis (init = quadrature); 0: from particles (Gauss-Hermite) or the case grid (midpoint)", maximum=4096),
-    "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the numpy path (two_layer models)"),
+    "kernel": _choice("numba", "numba", "numpy", doc="fused numba kernel or the numpy path (two_layer models; "
+                      "a unit without a kernel, `unit` or activation gaussian, runs the numpy path)"),
     "neighbour_cap": Option("bool", True, doc="cap steps by the nearest-neighbour distance over the relative "
                             "speed where the interaction is singular at r = 0 (-log r); false: take dt or lr as given"),
+}
+
+#: the particle schemes of birth-death ([dynamics] birth_death; `gflow.solvers.birth_death`, docs/birth_death.md)
+_BIRTH_DEATH = {
+    "birth_death_scheme": _choice("weights", "weights", "stochastic",
+                                  doc="with [dynamics] birth_death: weights (dq_j/dt = -kappa (V(u_j) - <V>) q_j, "
+                                      "exact per step) or stochastic (each particle killed or cloned with "
+                                      "probability kappa |V_j - <V>| dt, the population restored to m; equal weights "
+                                      "only)"),
 }
 
 #: kind -> key -> Option. `kind` itself is read by the case reader.
@@ -85,6 +95,7 @@ _OPTIONS: dict[str, dict[str, Option]] = {
     },
     "particle": {
         **_PARTICLE_INIT,
+        **_BIRTH_DEATH,
         "batch": _int(0, 0, "data points per step (SGD); 0: full batch"),
         "integrator": _choice("auto", "auto", "euler", "rk4", "adaptive", doc="auto: euler (GD) for random, rk4 for quadrature particles"),
         "scaling": _choice("mean_field", "mean_field", "conventional",
@@ -104,6 +115,7 @@ _OPTIONS: dict[str, dict[str, Option]] = {
     },
     "blob": {
         **_PARTICLE_INIT,
+        **_BIRTH_DEATH,
         "particles": _int(4096, 1, "number of blobs m", maximum=10**8),
         "epsilon": _float(0.0, positive=False, minimum=0.0, doc="mollifier variance; 0: from m"),
         "cutoff": _float(4.0, doc="mollifier truncation radius in units of sqrt(epsilon)"),

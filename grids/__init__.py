@@ -3,7 +3,9 @@
 This package imports nothing else of gflow: a grid is plain geometry.
 """
 from gflow.grids.cartesian import CartesianGrid
-from gflow.grids.initial import gaussian_cell_average, mixture_cell_average, uniform_cell_average
+from gflow.grids.initial import (gaussian_cell_average, mixture_cell_average, product_cell_average,
+                                 shell_cell_average, uniform_cell_average)
 from gflow.grids.layers import LAYER, layer_bounds
 
-__all__ = ["CartesianGrid", "LAYER", "layer_bounds", "gaussian_cell_average", "mixture_cell_average", "uniform_cell_average"]
+__all__ = ["CartesianGrid", "LAYER", "layer_bounds", "gaussian_cell_average", "mixture_cell_average",
+           "product_cell_average", "shell_cell_average", "uniform_cell_average"]

@@ -1,4 +1,7 @@
-"""Conservative regridding of cell averages between tensor-product grids.
+"""Conservative regridding of cell averages between tensor-product grids, for comparing runs.
+
+The remap itself (`regrid`, `overlaps`, `cell_volumes`, ...) is `gflow.grids.regrid`, re-exported
+here; this module adds the common grid of two runs.
 
 A density given by cell averages is read as the piecewise-constant function it stands for;
 the average of that function over a target cell is
@@ -24,51 +27,12 @@ import math
 
 import numpy as np
 
+# the regridding itself lives with the grids (an initial density from a snapshot is remapped too)
+from gflow.grids.regrid import cell_volumes, centres, overlap_matrix, overlaps, regrid, uniform_faces  # noqa: F401
 from gflow.run_file import MAX_CELLS
 
 #: cells of a common grid at most: the largest grid a case may have
 MAX_COMMON_CELLS = MAX_CELLS
-
-
-def uniform_faces(low: float, high: float, cells: int) -> np.ndarray:
-    return np.linspace(low, high, cells + 1)
-
-
-def overlap_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Overlap lengths |dst cell i ∩ src cell j|, shape (len(dst) - 1, len(src) - 1)."""
-    lo = np.maximum(dst[:-1, None], src[None, :-1])
-    hi = np.minimum(dst[1:, None], src[None, 1:])
-    return np.clip(hi - lo, 0.0, None)
-
-
-def overlaps(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The non-zero entries of `overlap_matrix(src, dst)`: (target cell i, source cell j, length),
-    in increasing i; at most len(src) + len(dst) of them."""
-    points = np.union1d(src, dst)
-    middle = 0.5 * (points[1:] + points[:-1])
-    j = np.searchsorted(src, middle, side="right") - 1
-    i = np.searchsorted(dst, middle, side="right") - 1
-    keep = (j >= 0) & (j < len(src) - 1) & (i >= 0) & (i < len(dst) - 1)
-    # each piece [points[k], points[k+1]] is one cell's intersection |C_i ∩ S_j|, as the matrix has it
-    return i[keep], j[keep], np.diff(points)[keep]
-
-
-def regrid(values: np.ndarray, src_faces, dst_faces) -> np.ndarray:
-    """Cell averages on the grid `src_faces` -> cell averages on `dst_faces` (conservative)."""
-    out = np.asarray(values, dtype=float)
-    for axis, (src, dst) in enumerate(zip(src_faces, dst_faces)):
-        if np.array_equal(src, dst):
-            continue
-        i, j, length = overlaps(src, dst)
-        moved = np.moveaxis(out, axis, 0)
-        pieces = moved[j] * length.reshape(-1, *([1] * (moved.ndim - 1)))
-        result = np.zeros((len(dst) - 1, *moved.shape[1:]))
-        if len(i):
-            starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
-            result[i[starts]] = np.add.reduceat(pieces, starts, axis=0)
-        result /= np.diff(dst).reshape(-1, *([1] * (moved.ndim - 1)))
-        out = np.moveaxis(result, 0, axis)
-    return out
 
 
 def common_cells(faces_a, faces_b) -> tuple[int, ...]:
@@ -106,16 +70,3 @@ def coarsen_faces(faces: np.ndarray, factor: int = 2) -> np.ndarray:
     """Uniform faces on the same interval with `factor` times fewer cells (at least one)."""
     cells = max(1, -(-(len(faces) - 1) // factor))
     return uniform_faces(faces[0], faces[-1], cells)
-
-
-def cell_volumes(faces) -> np.ndarray:
-    """Volumes of all cells of a tensor-product grid, shape (n_1, ..., n_D)."""
-    widths = [np.diff(f) for f in faces]
-    out = widths[0]
-    for w in widths[1:]:
-        out = np.multiply.outer(out, w)
-    return out
-
-
-def centres(faces) -> tuple[np.ndarray, ...]:
-    return tuple(0.5 * (f[1:] + f[:-1]) for f in faces)

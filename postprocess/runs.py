@@ -5,8 +5,6 @@ only turns a `Run`'s coordinates and densities into geometry.
 """
 from __future__ import annotations
 
-import tomllib
-
 import numpy as np
 
 from gflow.snapshots import Run
@@ -14,27 +12,9 @@ from gflow.postprocess.regrid import cell_volumes, centres
 
 
 def faces(run: Run) -> tuple[np.ndarray, ...]:
-    """Cell faces per axis, from the stored (uniform) centres; a single cell takes the case bounds."""
-    out = []
-    for i, c in enumerate(run.coordinates):
-        if len(c) > 1:
-            h = (c[-1] - c[0]) / (len(c) - 1)
-            out.append(c[0] - 0.5 * h + h * np.arange(len(c) + 1))
-        else:
-            out.append(_single_cell(run, i, c[0]))
-    return tuple(out)
-
-
-def _single_cell(run: Run, axis: int, centre: float) -> np.ndarray:
-    """The faces of an axis with one cell: its centre does not give its width, the case does."""
-    if run.layers:
-        if axis == 0:        # the layer axis of one layer: depth 0, width 1
-            return np.array([centre - 0.5, centre + 0.5])
-        axis -= 1            # the case's bounds name the parameter axes only
-    try:
-        return np.array(tomllib.loads(run.case_text)["grid"]["bounds"][axis], dtype=float)
-    except (tomllib.TOMLDecodeError, KeyError, TypeError, IndexError, ValueError):
-        return np.array([centre - 0.5, centre + 0.5])
+    """Cell faces per axis (`Run.faces`: from the stored uniform centres; a single cell takes the
+    case bounds)."""
+    return run.faces()
 
 
 def grid_label(run: Run) -> str:

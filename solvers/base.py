@@ -25,6 +25,8 @@ class Stepper(ABC):
     weights: np.ndarray | None = None
     #: attributes of the snapshot file's `density` dataset (what it holds, where that needs saying)
     density_attrs: ClassVar[dict[str, str]] = {}
+    #: the time of the state: the run loop sets it before each step (a reaction's stop time reads it)
+    time: float = 0.0
 
     def __init__(self, problem, options: dict[str, Any]):
         self.problem = problem

@@ -58,6 +58,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from gflow.solvers.base import Observation, Stepper
+from gflow.solvers.birth_death import particle_birth_death
 from gflow.solvers.deposit import INSIDE_NOTE, gaussian_blobs, outside_mass
 from gflow.solvers.integrators import ssprk3
 from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity, refuse_below_fixed
@@ -208,6 +209,11 @@ class BlobStepper(Stepper):
         self.kernel = BlobKernel(self.u.shape[1] - (1 if self.layers else 0), epsilon, cutoff)
         self.limited_steps = 0
         self.interacting = self.model.singular_interaction and options["neighbour_cap"]
+        #: birth-death (`gflow.solvers.birth_death`): reweighting or kill/clone after each step, or None
+        self.birth_death = particle_birth_death(self, problem, options, self.particle_kernel)
+        if self.birth_death is not None:
+            self.weights = self.weights.copy()     # changed in place by the weights scheme
+            self.birth_death.prime(self)
 
     def kernel_points(self, u: np.ndarray) -> np.ndarray:
         """The points the mollifier sees: u itself, or for a layered model u with the layer
@@ -234,15 +240,20 @@ class BlobStepper(Stepper):
         return v
 
     def step(self, dt_max: float, fixed: bool = False) -> float:
-        """One SSP-RK3 step (Shu-Osher), its length set from the velocity at the start."""
+        """One SSP-RK3 step (Shu-Osher), its length set from the velocity at the start; then
+        birth-death's reaction over it where the case has one."""
         u = self.u
         v = self.velocity(u)
         cap = neighbour_step_limit(u, v) if self.interacting else np.inf
         if fixed:
             refuse_below_fixed(cap, dt_max, self.kind)
-        dt = min(dt_max, self.stable_dt(v, cap))
+        bd = self.birth_death
+        dt = min(dt_max if bd is None else bd.cap(dt_max, self.time), self.stable_dt(v, cap))
         self.limited_steps += dt < dt_max
         self.u = ssprk3(u, self.velocity, dt, first=v)
+        if bd is not None:
+            bd.advance(self, self.time, dt)
+            self.time += dt
         return dt
 
     def stable_dt(self, v: np.ndarray, neighbour_cap: float = np.inf) -> float:
@@ -272,12 +283,16 @@ class BlobStepper(Stepper):
         return ("outside_mass",)
 
     def restart_state(self) -> dict:
-        return {"limited_steps": int(self.limited_steps)}
+        state = {"limited_steps": int(self.limited_steps)}
+        return state if self.birth_death is None else {**state, **self.birth_death.state(self)}
 
     def restore(self, density, positions, state) -> None:
         self.u = np.array(positions, dtype=float)
         self.limited_steps = int(state["limited_steps"])
+        if self.birth_death is not None:
+            self.birth_death.restore(self, state)
 
     def summary(self) -> str:
-        return (f"m = {len(self.weights)}, epsilon = {self.kernel.epsilon:.3g}, "
+        text = (f"m = {len(self.weights)}, epsilon = {self.kernel.epsilon:.3g}, "
                 f"{self.limited_steps} steps shortened for stability")
+        return text if self.birth_death is None else f"{text}, {self.birth_death.summary()}"

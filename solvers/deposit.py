@@ -1,8 +1,9 @@
 """Cloud-in-cell deposit of weighted particles onto a `grids.CartesianGrid`.
 
 Each particle spreads its weight q_j over the 2^D cell centres around it with the
-multilinear ("tent") weights of the cloud-in-cell scheme (Hockney and Eastwood, Computer
-Simulation Using Particles, 1988, section 5-2), so the binned density is the second-order
+multilinear ("tent") weights of the cloud-in-cell scheme (`gflow.grids.deposit`, where it
+lives since the grid solvers also deposit point masses: `cloud_in_cell`, `inside` and
+`outside_mass` are re-exported here), so the binned density is the second-order
 particle-to-grid counterpart of the finite-volume cell averages and a particle run
 compares cell by cell with a grid run.
 
@@ -20,62 +21,16 @@ its one-dimensional CDFs, as `grids.initial` does for the initial density).
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from scipy.special import ndtr
 
 from gflow.grids import CartesianGrid
+# the cloud-in-cell deposit lives with the grids (the grid solvers deposit point masses too)
+from gflow.grids.deposit import cloud_in_cell, inside, outside_mass  # noqa: F401
 
 
 #: the `binned` attribute of a Lagrangian run's `density` dataset: what the density holds
 INSIDE_NOTE = "particles inside the box; outside_mass is the rest"
-
-
-def cloud_in_cell(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Density on `grid` (values at cell centres, grid.shape) of the weighted points (u, q).
-
-    Parameters
-    ----------
-    grid : the grid to bin on; u must have grid.ndim columns
-    u : (m, D) particle positions
-    q : (m,) particle weights (any sign-free weights; quadrature weights need not be equal)
-
-    Returns
-    -------
-    density of the particles inside the box: density.sum() * grid.cell_volume == q.sum() -
-    outside_mass(grid, u, q) to round-off.
-    """
-    keep = inside(grid, u)
-    if not keep.all():
-        u, q = u[keep], q[keep]
-    shape = np.array(grid.shape)
-    low = np.array([c[0] for c in grid.centres])
-    # position in units of cells, with cell centres at the integers 0..n-1
-    s = (u - low) / grid.spacing
-    s = np.clip(s, 0.0, shape - 1)
-    # the left neighbour i0 stays <= n - 2 so that i0 + 1 is a cell (n = 1: both are cell 0)
-    i0 = np.minimum(np.floor(s).astype(np.intp), np.maximum(shape - 2, 0))
-    frac = s - i0
-    strides = np.array([int(np.prod(shape[k + 1:])) for k in range(grid.ndim)], dtype=np.intp)
-    masses = np.zeros(grid.size)
-    for corner in itertools.product((0, 1), repeat=grid.ndim):
-        c = np.array(corner)
-        idx = np.minimum(i0 + c, shape - 1) @ strides
-        w = q * np.prod(np.where(c == 1, frac, 1.0 - frac), axis=1)
-        masses += np.bincount(idx, weights=w, minlength=grid.size)
-    return masses.reshape(grid.shape) / grid.cell_volume
-
-
-def inside(grid: CartesianGrid, u: np.ndarray) -> np.ndarray:
-    """Which of the points u (m, D) lie in the grid's closed box."""
-    low, high = np.array(grid.bounds).T
-    return np.all((u >= low) & (u <= high), axis=1)
-
-
-def outside_mass(grid: CartesianGrid, u: np.ndarray, q: np.ndarray) -> float:
-    """Total weight of the particles outside the grid's box (left out of the binned density)."""
-    return float(q[~inside(grid, u)].sum())
 
 
 #: (particle, cell) pairs per chunk of the blob deposit: bounds its temporaries

@@ -93,6 +93,7 @@ import fipy
 from fipy.solvers.scipy import LinearBicgstabSolver, LinearLUSolver
 
 from gflow.solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.birth_death import refuse_reaction
 from gflow.solvers.fv_flux import axis_flux, stable_dt
 
 #: the implicit FiPy term of each `convection` choice; "tvd" is the upwind term with the
@@ -166,6 +167,7 @@ class FiPyStepper(Stepper):
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
+        refuse_reaction(problem, self.kind)
         grid = self.grid = grid_of(problem)
         self.operator = problem.grid_operator()
         self.sweeps = self.options["sweeps"]

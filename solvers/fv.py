@@ -19,6 +19,11 @@ two-layer model's, and the ResNet's with one set of factors per layer, `layered 
 and 3D grids (per layer) take the fused numba kernel of `fv_kernels` (one pass over memory per
 stage, called layer by layer); everything else, and `kernel = "numpy"`, takes the plain numpy
 path of `fv_flux`, which the kernel is tested against (tests/test_fv_kernel.py).
+
+Birth-death (`[dynamics] birth_death`, `gflow.solvers.birth_death`): after each step the exact
+per-cell reaction rho <- rho exp(-kappa dt (V - <V>)) renormalised, V the operator's `potential`,
+in reaction steps held to the spread and stiffness limits of `Reaction` (each lowers the energy);
+the transport step is capped by the same limits.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import numpy as np
 
 from gflow.solvers import fv_kernels
 from gflow.solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.birth_death import Reactor, reaction_of
 from gflow.solvers.fv_flux import fv_rhs, stable_dt
 from gflow.errors import RunError
 from gflow.solvers.integrators import SSPRK3_STAGES, ssprk3
@@ -89,6 +95,25 @@ class FiniteVolumeStepper(Stepper):
             self._moments = [np.empty(self._moment_shape()) for _ in range(3)]
             self._m1 = None   # a-moment of rho (no da); the last stage returns the next one
             self._blocks = fv_kernels.plane_blocks(self._view(self.rho).shape[1:])
+        #: birth-death (`gflow.solvers.birth_death`): the reaction after each transport step, or None
+        self.birth_death = reaction_of(problem)
+        if self.birth_death is not None:
+            self._reactor = Reactor(lambda: self.rho, lambda: self.operator.potential(self.rho), self._react,
+                                    lambda: self.rho.copy(), self._unreact)
+            self.birth_death.prime(self._reactor)
+            self.conserves_mass = self.birth_death.conserves_mass
+
+    # ------------------------------------------------------------------ birth-death
+    def _react(self, Vc: np.ndarray, h: float) -> None:
+        """One exact reaction step on the cells (rho >= 0 stays so: a positive factor per cell)."""
+        self.birth_death.scale(self.rho, Vc, h)
+        if self.fused:
+            self._m1 = None     # the kernel's a-moment no longer belongs to rho
+
+    def _unreact(self, saved: np.ndarray) -> None:
+        self.rho[...] = saved
+        if self.fused:
+            self._m1 = None
 
     # ------------------------------------------------------------------ numpy path
     def rhs(self, rho: np.ndarray, velocities=None) -> np.ndarray:
@@ -245,24 +270,36 @@ class FiniteVolumeStepper(Stepper):
 
     def restart_state(self) -> dict:
         """The growth cap's reference step, so that a resumed run steps as if never stopped."""
-        return {"last_step": float(self._last_step), "rejected_steps": int(self.rejected_steps)}
+        state = {"last_step": float(self._last_step), "rejected_steps": int(self.rejected_steps)}
+        return state if self.birth_death is None else {**state, **self.birth_death.state()}
 
     def restore(self, density, positions, state) -> None:
         super().restore(density, positions, state)
         self._last_step = float(state.get("last_step", np.inf))
         self.rejected_steps = int(state.get("rejected_steps", 0))
+        if self.birth_death is not None:
+            self.birth_death.restore(state)
         if self.fused:
             self._m1 = None
 
     # ------------------------------------------------------------------ interface
     def step(self, dt_max: float, fixed: bool = False) -> float:
-        dt = self._step_fused(dt_max) if self.fused else self._step_numpy(dt_max)
+        """One transport step (SSP-RK3), then birth-death's reaction over it where the case has one."""
+        bd = self.birth_death
+        transport_max = dt_max if bd is None else bd.cap(dt_max, self.time)
+        dt = self._step_fused(transport_max) if self.fused else self._step_numpy(transport_max)
+        if bd is not None:
+            bd.advance(self.time, dt, self._reactor)
+            self.time += dt
         if dt < dt_max:
             self.limited_steps += 1
         return dt
 
     def summary(self) -> str:
-        return f"{self.rejected_steps} steps retried smaller" if self.rejected_steps else ""
+        words = [f"{self.rejected_steps} steps retried smaller"] if self.rejected_steps else []
+        if self.birth_death is not None:
+            words.append(self.birth_death.summary())
+        return ", ".join(words)
 
     def observe(self) -> Observation:
         rho = self.rho

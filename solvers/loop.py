@@ -92,6 +92,7 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
                     after_snapshot = False
                 remaining = t_next - t
                 wanted = remaining if dt is None else min(dt, remaining)
+                stepper.time = t
                 taken = stepper.step(wanted, fixed)
                 short = check_step(t, taken, wanted, remaining, short)
                 limited += fixed and taken < wanted * (1 - 1e-12)

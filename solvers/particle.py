@@ -40,8 +40,8 @@ Options (`gflow.solver_options`, kind "particle"):
   cap never shortens a fixed [time].dt silently: a step it would shorten stops the run in
   one line. `neighbour_cap = false` turns it off (the case's dt, or lr, is then taken as given).
 - batch > 0: minibatch SGD; each step draws `batch` data points i.i.d. from the data measure
-  (weights p_m) and uses the unbiased estimate (1/batch) sum of the batch in place of E_x,
-  for every stage of that step. A model that knows its data law (`draw_batch`: isotropic data
+  (probabilities p_m / P, P = sum_m p_m its total: 1, or the volume of a Lebesgue measure) and
+  uses the unbiased estimate (P/batch) sum of the batch in place of E_x, for every stage of that step. A model that knows its data law (`draw_batch`: isotropic data
   in R^d) draws them afresh from the law instead: online SGD, unbiased for the population.
 - temperature T > 0: Euler-Maruyama noise sqrt(2 T dt) N(0, 1) on every trained coordinate after
   the deterministic step (exact Euler-Maruyama for euler; a Lie splitting otherwise). Like
@@ -67,6 +67,11 @@ Options (`gflow.solver_options`, kind "particle"):
   same format. The trajectory differs from float64's by float32 round-off in each velocity: on
   the quickstart to t = 2 (m = 10^4 and 10^5, euler, lr = 0.05) the risk by 5e-9 relative and
   the positions by 1e-7 (2e-8 of the largest coordinate).
+
+- birth_death_scheme (with `[dynamics] birth_death`, `gflow.solvers.birth_death`): "weights"
+  (the default: dq_j/dt = -kappa (V(u_j) - <V>) q_j, exact per step, renormalised) or
+  "stochastic" (Rotskoff et al.'s kill/clone with probability kappa |V_j - <V>| dt, the
+  population restored to m, weights 1/m; its own random stream, saved for resume).
 
 Observation: density by cloud-in-cell binning on the case grid of the particles inside its box
 (`solvers.deposit`; the binned mass, reported as `mass`, is the weight inside); risk = R[rho_m];
@@ -95,6 +100,7 @@ from gflow.errors import InputError, RunError
 from gflow.models.functionals import weighted_sd
 from gflow.models.units import UNITS
 from gflow.solvers.base import Observation, Stepper
+from gflow.solvers.birth_death import particle_birth_death
 from gflow.solvers.deposit import INSIDE_NOTE, cloud_in_cell, outside_mass
 from gflow.solvers.entropy import kl_neg_entropy
 from gflow.solvers.integrators import DormandPrince, StepTooSmall, euler_in_place, rk4_in_place
@@ -107,7 +113,11 @@ def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarr
     """Initial positions (m, D), weights q (m,) and two generators (minibatches, noise).
 
     init = "random": m i.i.d. draws with q = 1/m; "quadrature": the nodes and weights of
-    `solvers.quadrature` (on a uniform lattice if `lattice`). Every path downstream uses q, never 1/m.
+    `solvers.quadrature` (on a uniform lattice if `lattice`). Point masses (`[initial] points` or
+    `file`, a particle run's `snapshot`: `Problem.initial_points`) replace both rules: positions
+    and weights as given, m their number. A grid run's snapshot is a density like the others:
+    m draws of its cells (random), or one particle per cell with its mass (quadrature). Every
+    path downstream uses q, never 1/m.
     """
     init_seq, batch_seq, noise_seq = np.random.SeedSequence(options["seed"]).spawn(3)
     init_rng = np.random.default_rng(init_seq)
@@ -223,6 +233,12 @@ class ParticleStepper(Stepper):
         if self.fluctuation:
             self._check_fluctuation()
             self._path, self._steps = [self.u.copy()], []
+        #: birth-death (`gflow.solvers.birth_death`): reweighting or kill/clone after each step, or None
+        self.birth_death = particle_birth_death(self, problem, options, self.kernel)
+        if self.birth_death is not None:
+            # weights of its own, changed in place: the network's weights are the same array (mean field)
+            self.weights = self.q_net = self.weights.copy()
+            self.birth_death.prime(self)
 
     def _check_fluctuation(self) -> None:
         """The prediction is the delta method for deterministic mean-field GD from i.i.d. draws,
@@ -245,8 +261,10 @@ class ParticleStepper(Stepper):
         if hasattr(self.model, "draw_batch"):      # a data law to draw from afresh (online SGD)
             return self.model.draw_batch(self.batch, self.batch_rng)
         data = self.model.data
-        idx = self.batch_rng.choice(len(data.p), size=self.batch, p=data.p)
-        return data.x[idx], np.full(self.batch, 1.0 / self.batch), data.y[idx]
+        # nu = P x (a probability): draws of p / P, each weighing P / batch, are unbiased for int . dnu
+        total = data.total
+        idx = self.batch_rng.choice(len(data.p), size=self.batch, p=data.p / total)
+        return data.x[idx], np.full(self.batch, total / self.batch), data.y[idx]
 
     def drift(self, u: np.ndarray, batch=None, out: np.ndarray | None = None) -> np.ndarray:
         return particle_velocity(self.model, u, self.q_net, batch, self.drift_kernel, out)
@@ -257,6 +275,9 @@ class ParticleStepper(Stepper):
         if self.fluctuation and self._path is None:
             raise InputError("fluctuation = true: the prediction needs the whole path from t = 0, which a "
                              "resumed run does not have; run again with --force")
+        bd = self.birth_death
+        if bd is not None:
+            dt_max = bd.cap(dt_max, self.time)
         batch = self._draw_batch()
         if self.integrator == "adaptive":
             h = self._adaptive_step(dt_max, batch)
@@ -284,6 +305,10 @@ class ParticleStepper(Stepper):
             noise = self.noise_rng.standard_normal(self.u.shape) * self.model.trained
             self.u += np.sqrt(2.0 * self.temperature * h) * noise
             self._first_stage = None
+        if bd is not None:
+            bd.advance(self, self.time, h)
+            self.time += h
+            self._first_stage = None     # new weights or a new cloud: a new drift
         return h
 
     def _interaction_limit(self, v: np.ndarray) -> float:
@@ -340,6 +365,8 @@ class ParticleStepper(Stepper):
                  "h_next": float(self.controller.h_next), "rejected": int(self.controller.rejected)}
         if self.problem.lifted:
             state["particles"] = self.u.copy()    # the snapshot holds only their invariants
+        if self.birth_death is not None:
+            state.update(self.birth_death.state(self))
         return state
 
     def restore(self, density, positions, state) -> None:
@@ -350,6 +377,8 @@ class ParticleStepper(Stepper):
         self.noise_rng.bit_generator.state = json.loads(state["noise_rng"])
         self.controller.h_next, self.controller.rejected = float(state["h_next"]), int(state["rejected"])
         self._first_stage = None
+        if self.birth_death is not None:
+            self.birth_death.restore(self, state)
 
     def summary(self) -> str:
         text = f"m = {len(self.weights)}{' quadrature' if self.quadrature else ''}, {self.integrator}, {self.scaling} scaling"
@@ -357,4 +386,6 @@ class ParticleStepper(Stepper):
             text += f", batch {self.batch}"
         if self.integrator == "adaptive":
             text += f", {self.controller.rejected} rejected steps"
+        if self.birth_death is not None:
+            text += f", {self.birth_death.summary()}"
         return text

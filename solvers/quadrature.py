@@ -11,9 +11,11 @@ Carlo error of random draws (BACKGROUND.md, "Particles").
 - Gaussian N(mean, diag(std^2)): tensor Gauss-Hermite, `numpy.polynomial.hermite_e.hermegauss`
   (nodes for the weight exp(-x^2 / 2)), n nodes per axis, mapped to mean + std x.
 - Mixture: the same per component, its weights times the component's weight.
-- Any other initial density (uniform): the midpoint rule, nodes at the cell centres of the case
-  grid (or of a grid with n cells per axis on the same box when n is given) and weights the
-  cell averages of the density times the cell volume, as the grid solvers start from.
+- Any other initial density (uniform, sphere, product, a grid run's snapshot): the midpoint rule,
+  nodes at the cell centres of the case grid (or of a grid with n cells per axis on the same box
+  when n is given; the snapshot's own grid for a snapshot) and weights the cell averages of the
+  density times the cell volume, as the grid solvers start from. Point masses (`points`, `file`,
+  a particle run's snapshot) are no density: every solver with particles takes them as given.
 - Weighted blobs (`solvers.blob`) take the midpoint rule for every density, Gaussians included:
   the blob method's mollifier needs nodes about equally spaced along every axis. On the 2D
   Ornstein-Uhlenbeck case (std 0.6 x 1.2, T = 0.5, t = 1) Gauss-Hermite blobs missed the
@@ -84,8 +86,9 @@ def gauss_hermite(mean, std, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def midpoint_rule(problem, n: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cell centres and cell masses of the initial density on the case grid (n = 0) or on a
-    grid with n cells per axis over the same box."""
-    one = problem.parameter_grid
+    grid with n cells per axis over the same box; a grid run's snapshot (`[initial] snapshot`)
+    gives its own grid, one particle per cell with the cell's mass."""
+    one = problem.initial_grid
     grid = one if n == 0 else CartesianGrid(one.bounds, (n,) * one.ndim)
     masses = problem.law_density(grid, problem.layer_initials()[0]) * grid.cell_volume
     nodes = grid.points()

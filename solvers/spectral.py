@@ -72,6 +72,7 @@ import numpy as np
 from gflow.errors import RunError
 from gflow.fft import available_threads
 from gflow.solvers.base import Observation, Stepper, grid_of
+from gflow.solvers.birth_death import Reactor, reaction_of
 from gflow.solvers.spectral_bases import BASES, filter_factor
 
 #: largest initial density on the box's boundary cells, relative to its maximum, that the
@@ -188,6 +189,24 @@ class SpectralStepper(Stepper):
         self.min_seen = float(self.rho.min())
         #: the initial maximum, the scale of round-off in the point values
         self.top = float(np.abs(self.rho).max())
+        #: birth-death (`gflow.solvers.birth_death`): the reaction on the point values after each step, or None
+        self.birth_death = reaction_of(problem)
+        if self.birth_death is not None:
+            self._reactor = Reactor(lambda: self.rho, lambda: self.operator.potential(self.rho), self._react,
+                                    lambda: (self.rho.copy(), self.rho_hat.copy()), self._unreact)
+            self.birth_death.prime(self._reactor)
+            self.conserves_mass = self.birth_death.conserves_mass
+
+    # ------------------------------------------------------------------ birth-death
+    def _react(self, Vc: np.ndarray, h: float) -> None:
+        """One exact reaction step on the point values; the coefficients follow, and the point
+        values are taken back from them (as `restore` takes them), so a resumed run is bitwise."""
+        self.birth_death.scale(self.rho, Vc, h)
+        self.rho_hat = self.basis.forward(self.rho)
+        self.rho = self.physical(self.rho_hat)
+
+    def _unreact(self, saved) -> None:
+        self.rho, self.rho_hat = saved
 
     # ------------------------------------------------------------------ the scheme
     def tendency(self, rho: np.ndarray, velocities=None) -> np.ndarray:
@@ -204,10 +223,19 @@ class SpectralStepper(Stepper):
         return np.inf if rate == 0 else RK4_IMAGINARY_LIMIT / rate
 
     def step(self, dt_max: float, fixed: bool = False) -> float:
-        velocities = self.operator.centre_velocities(self.rho)
-        dt = min(dt_max, self.cfl * self.stable_dt(velocities))
+        """One IFRK4 transport step, then birth-death's reaction over it where the case has one."""
+        bd = self.birth_death
+        dt = self._transport(dt_max if bd is None else bd.cap(dt_max, self.time))
         if dt < dt_max:
             self.limited_steps += 1
+        if bd is not None:
+            bd.advance(self.time, dt, self._reactor)
+            self.time += dt
+        return dt
+
+    def _transport(self, dt_max: float) -> float:
+        velocities = self.operator.centre_velocities(self.rho)
+        dt = min(dt_max, self.cfl * self.stable_dt(velocities))
         half = np.exp(0.5 * dt * self.decay)
         full = half * half
         v = self.rho_hat
@@ -256,8 +284,9 @@ class SpectralStepper(Stepper):
     def restart_state(self) -> dict:
         """The spectral coefficients themselves: rebuilding them from the stored cell averages
         is a transform round trip, ~1e-16 off, and a resumed run would not be bitwise the same."""
-        return {"rho_hat": self.rho_hat, "basis": self.basis.name, "min_seen": float(self.min_seen),
-                "limited_steps": int(self.limited_steps)}
+        state = {"rho_hat": self.rho_hat, "basis": self.basis.name, "min_seen": float(self.min_seen),
+                 "limited_steps": int(self.limited_steps)}
+        return state if self.birth_death is None else {**state, **self.birth_death.state()}
 
     def state_problem(self, state: dict) -> str | None:
         """A run written in the other basis (files from before `basis` existed are Fourier's)."""
@@ -279,6 +308,8 @@ class SpectralStepper(Stepper):
         self.min_seen = float(state.get("min_seen", self.min_seen))
         self.limited_steps = int(state.get("limited_steps", 0))
         self.rho = self.physical(self.rho_hat)
+        if self.birth_death is not None:
+            self.birth_death.restore(state)
 
     def extra_names(self) -> tuple[str, ...]:
         return ("min_density", "negative_mass", "edge_density")
@@ -290,4 +321,6 @@ class SpectralStepper(Stepper):
                  f"{'FFTW' if self.basis.fftw else 'scipy.fft'}"]
         if self.min_seen < -ROUNDOFF * self.top:
             words.append(f"min point value {self.min_seen:.3g} (undershoot)")
+        if self.birth_death is not None:
+            words.append(self.birth_death.summary())
         return ", ".join(words)

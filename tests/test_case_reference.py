@@ -28,7 +28,9 @@ TEMPLATE_OF = {"two_layer": "two_layer", "resnet": "resnet", "potential": "poten
 
 
 def _normal(key: str) -> str:
-    """A recorded key as the reference spells it: [[solvers]] items are [solver] tables."""
+    """A recorded key as the reference spells it: [[solvers]] items are [solver] tables, and the
+    per-axis tables of [initial.factors] (named for the axis) are `initial.factors[]`."""
+    key = re.sub(r"^initial\.factors\.[^.]+\.", "initial.factors[].", key)
     return re.sub(r"^solvers\[\]\.", "solver.", key)
 
 
@@ -109,6 +111,10 @@ def test_list_item_keys_are_read_by_some_case():
                                                                  "std": [0.5, 0.5]}]}
     doc["target"]["neurons"][0]["b"] = 0.0
     read |= _read_keys(tomli_w.dumps(doc), "mixture", ROOT)
+    doc = tomllib.loads(template("two_layer"))      # axes a, w
+    doc["initial"] = {"distribution": "product", "factors": {"a": {"distribution": "gaussian", "mean": 0.0, "std": 1.0},
+                                                             "w": {"distribution": "uniform", "low": -2.0, "high": 2.0}}}
+    read |= _read_keys(tomli_w.dumps(doc), "product", ROOT)
     items = {k.key for k in KEYS if "[]" in k.key}
     assert items - read == set()
 
@@ -117,7 +123,8 @@ def test_every_key_name_in_the_readers_source_is_documented():
     """A key the readers ask a Table for by name is in the reference, as some key's last part."""
     calls = re.compile(r"\.(?:string|number|numbers|integer|boolean|table|raw|has)\(\"([A-Za-z_0-9]+)\"")
     names = set()
-    for path in [ROOT / "gflow" / "case.py", *(ROOT / "gflow" / "models").glob("*_case.py")]:
+    for path in [ROOT / "gflow" / "case.py", ROOT / "gflow" / "initial_case.py",
+                 *(ROOT / "gflow" / "models").glob("*_case.py")]:
         names |= set(calls.findall(path.read_text(encoding="utf-8")))
     leaves = {re.split(r"[.\]]", k)[-1] for k in documented()} | set(TABLES) | {"solvers"}
     assert names - leaves == set()

@@ -45,7 +45,10 @@ ALLOWED = {
     "gflow.solver_options": UTILITIES,
     # the case-file reference (docs/case_files.md): the units' and solvers' registries, no reader
     "gflow.case_keys": UTILITIES | {"gflow.models", "gflow.solver_options"},
-    "gflow.case": UTILITIES | {"gflow.grids", "gflow.models", "gflow.solver_options", "gflow.memory"},
+    "gflow.case": UTILITIES | {"gflow.grids", "gflow.models", "gflow.solver_options", "gflow.memory",
+                               "gflow.case_times", "gflow.initial_case"},
+    "gflow.initial_case": UTILITIES | {"gflow.models"},   # the [initial] laws beyond the Gaussians
+    "gflow.case_times": UTILITIES,               # the [time] table: snapshot times
     "gflow.memory": UTILITIES | {"gflow.models"},
     "gflow.problem": CONTRACT,
     "gflow.h5io": {"gflow.errors", "gflow.journal"},
@@ -55,6 +58,8 @@ ALLOWED = {
     "gflow.run_file": FORMATS,
     "gflow.snapshot_check": FORMATS,
     "gflow.sweep_table": FORMATS,
+    # an initial law from a run file: read when a run starts, passed into the problem as arrays
+    "gflow.initial_snapshot": FORMATS,
     "gflow.solvers": CONTRACT | {"gflow.problem", "gflow.snapshots"},
     "gflow.postprocess": CONTRACT | FORMATS | {"gflow.problem"},
     "gflow.app": {"gflow"},                      # everything

@@ -74,10 +74,6 @@ def test_grid_solvers_refuse_what_they_cannot_hold(tmp_path):
     from gflow.app.execute import run_case
 
     quiet = dict(progress=False, echo=lambda *a: None)
-    # point masses: particles only
-    points = case(initial='distribution = "points"\npoints = [[1.0, 0.5], [-1.0, 0.5]]')
-    with pytest.raises(InputError, match="grid cannot hold"):
-        run_case(points, tmp_path / "a", **quiet)
     # a 2-D state has 4 axes per layer
     text = BASE.format(model="input_dim = 2", initial="mean = 0.1\nstd = 0.3", solver="fv").replace(
         "expression = \"2*x\"", "expression = \"x1\"").replace("bounds = [[-2, 2], [-2, 2]]", "bounds = [[-2, 2]] * 4")
@@ -85,6 +81,19 @@ def test_grid_solvers_refuse_what_they_cannot_hold(tmp_path):
         "cells = [8, 8]", "cells = 4")
     with pytest.raises(InputError, match="1 to 3 axes per layer"):
         run_case(case_from_text(text), tmp_path / "b", **quiet)
+
+
+def test_grid_solvers_deposit_point_masses_in_every_layer():
+    """Point masses on a grid: each layer's density is their cloud-in-cell deposit (mass 1 and
+    the points' mean, both kept exactly by the tent weights inside the range of cell centres)."""
+    p = build_problem(case(initial='distribution = "points"\npoints = [[1.0, 0.5], [-1.0, 0.25]]\nweights = [3, 1]'))
+    rho = p.initial_density()
+    one = p.parameter_grid
+    a, w = np.meshgrid(*one.centres, indexing="ij")
+    for layer in rho:
+        assert abs(layer.sum() * one.cell_volume - 1.0) < 1e-14
+        np.testing.assert_allclose([(layer * a).sum() * one.cell_volume, (layer * w).sum() * one.cell_volume],
+                                   [0.75 * 1.0 - 0.25 * 1.0, 0.75 * 0.5 + 0.25 * 0.25], atol=1e-14)
 
 
 def test_points_run_as_given_in_every_layer_and_the_file_follows_the_layout(tmp_path):

@@ -58,5 +58,5 @@ end = 1.0
 """
     for name in UNITS:
         assert case_from_text(text.format(name)).model.activation == name
-    with pytest.raises(InputError, match="model.activation: unknown value 'gaussian'"):
-        case_from_text(text.format("gaussian"))
+    with pytest.raises(InputError, match="model.activation: unknown value 'swish'"):
+        case_from_text(text.format("swish"))

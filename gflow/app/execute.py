@@ -21,6 +21,7 @@ from gflow.app.outputs import check_dir, check_output
 from gflow.case import Case, SolverSpec
 from gflow.errors import InputError, RunError, reason
 from gflow.h5io import names
+from gflow.initial_snapshot import load_initial
 from gflow.problem import Problem, build_problem
 from gflow.solvers import make_stepper
 from gflow.solvers.loop import RunSummary, run
@@ -181,8 +182,9 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
     for path in also:
         check_output(path, force or resume, exists="already exists; use --force to overwrite it "
                                                    "(or --resume to continue the runs it is about)")
-    problem: Problem = build_problem(case)
-    times = np.linspace(0.0, case.end, case.snapshots)
+    # an initial law from another run's snapshot is read here, before any work (`gflow.initial_snapshot`)
+    problem: Problem = build_problem(load_initial(case))
+    times = np.array(case.times, dtype=float)      # listed, linear or log-spaced (`gflow.case_times`)
     results: list[SolverRun] = []
     failures: list[tuple[str, Exception]] = []
     with ExitStack() as stack:

@@ -97,6 +97,9 @@ class Model(Protocol):
     # (particles with more coordinates than the case's axes, seen and drawn through them),
     # draw_batch(size, rng) (fresh minibatches from a data law) and project(f) (the residual from
     # the network's values at the data nodes, where it is not f - y).
+    # Optional, for birth-death (`gflow.solvers.birth_death`, docs/birth_death.md) on particles:
+    #   potential_at(u, q, kernel="numba") -> V(u_j; sum_k q_k delta_{u_k}) at the weighted points
+    #   themselves, shape (n,); the particle and blob solvers refuse birth-death without it.
     # Optional, for models that are networks of an input x (plots draw f(x)):
     #   input_dim: int, target (f* or None), x and y (the data nodes and targets),
     #   network(u, q, x) -> f(x) = sum_j q_j phi(x; u_j) at the points x (n, input_dim).

@@ -1,8 +1,11 @@
-"""The data measure of E_x: nodes x_m with probability weights p_m and targets y_m.
+"""The data measure of E_x: nodes x_m with weights p_m and targets y_m.
 
 Quadrature measures (Gauss-Legendre for uniform, Gauss-Hermite for Gaussian data) make
 E_x exact for polynomial integrands of high degree; samples give the empirical risk of a
-finite data set; a CSV file gives user data, whose y column replaces the target.
+finite data set; points on a sphere are Chizat's ReLU illustration; a CSV file or an inline
+list gives user data, whose y replaces the target. The weights are a probability (sum 1) or,
+for uniform data with measure = "lebesgue", the Lebesgue measure of [low, high]^d (sum
+(high - low)^d), so that R = 1/2 sum_m p_m r_m^2 = 1/2 int (f - f*)^2 dx.
 """
 from __future__ import annotations
 
@@ -28,14 +31,21 @@ MAX_DATA_BYTES = MAX_DATA_ROWS << 10
 
 @dataclass(frozen=True)
 class DataMeasure:
+    """nu = sum_m p_m delta_{x_m}, the measure E_x integrates against, of total mass `total`:
+    1 for a probability (every distribution's default), (high - low)^d for uniform data with
+    measure = "lebesgue". R, V and grad V are linear in p, so they need nothing else; what draws
+    from nu (SGD minibatches, `gflow.solvers.particle`) draws from p / total and weighs each of
+    its b draws total / b, an unbiased estimate of the integral against nu."""
+
     x: np.ndarray            # (M, d) nodes
-    p: np.ndarray            # (M,) weights, summing to 1
-    y: np.ndarray | None     # (M,) targets from a data file, else None
+    p: np.ndarray            # (M,) weights, summing to `total`
+    y: np.ndarray | None     # (M,) targets from a data file or inline, else None
+    total: float = 1.0       # sum_m p_m, exactly as stated (not the rounded sum)
 
 
 def labelled(data: DataMeasure, target) -> DataMeasure:
-    """The data measure with its targets: the file's y, or f*(x) at the nodes."""
-    return DataMeasure(data.x, data.p, data.y if data.y is not None else target(data.x))
+    """The data measure with its targets: the data's own y, or f*(x) at the nodes."""
+    return DataMeasure(data.x, data.p, data.y if data.y is not None else target(data.x), data.total)
 
 
 def _tensor(nodes_1d: np.ndarray, weights_1d: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,10 +59,13 @@ def _tensor(nodes_1d: np.ndarray, weights_1d: np.ndarray, d: int) -> tuple[np.nd
 
 def build_data(spec: DataSpec, input_dim: int, source: str = "<case>") -> DataMeasure:
     d = input_dim
+    # the Lebesgue measure of [low, high]^d has the uniform law's nodes, its weights times the volume
+    volume = (spec.high - spec.low) ** d if spec.measure == "lebesgue" else 1.0
     if spec.distribution == "uniform":
         t, w = np.polynomial.legendre.leggauss(spec.nodes)
         x1 = 0.5 * (spec.high - spec.low) * t + 0.5 * (spec.high + spec.low)
-        return DataMeasure(*_tensor(x1, w, d), None)
+        x, p = _tensor(x1, w, d)
+        return DataMeasure(x, p * volume, None, volume)
     if spec.distribution == "gaussian":
         # probabilists' Hermite nodes integrate against exp(-t^2/2): N(0, 1) after normalising;
         # numpy's rule overflows beyond ~300 nodes (NaN weights), scipy's is asymptotic there
@@ -68,8 +81,23 @@ def build_data(spec: DataSpec, input_dim: int, source: str = "<case>") -> DataMe
             x = rng.uniform(spec.low, spec.high, size=(spec.samples, d))
         else:
             x = rng.normal(spec.mean, spec.std, size=(spec.samples, d))
-        return DataMeasure(x, np.full(spec.samples, 1.0 / spec.samples), None)
+        return DataMeasure(x, np.full(spec.samples, volume / spec.samples), None, volume)
+    if spec.distribution == "sphere":
+        return sphere_points(spec.samples, d, spec.radius, spec.seed)
+    if spec.distribution == "inline":
+        x = np.array(spec.points, dtype=float).reshape(len(spec.points), d)
+        y = None if spec.values is None else np.array(spec.values, dtype=float)
+        return DataMeasure(x, np.full(len(x), 1.0 / len(x)), y)
     return _read_csv(spec.file, d, source)
+
+
+def sphere_points(n: int, d: int, radius: float, seed: int) -> DataMeasure:
+    """n points uniform on the sphere of `radius` in R^d, weights 1/n: standard normal vectors
+    normalised (their law is rotation invariant), as Chizat's illustration draws its 15 points
+    on the unit circle (`randn` then normalise; 2019-sparse-optim-measures)."""
+    z = np.random.default_rng(seed).standard_normal((n, d))
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return DataMeasure(radius * z / norms, np.full(n, 1.0 / n), None)
 
 
 def _read_csv(path, d: int, source: str) -> DataMeasure:

@@ -62,6 +62,9 @@ def parse_isotropic(top: Table, t: Table, data_t: Table, activation: str, bias: 
 
 def _data(t: Table, d: int) -> DataSpec:
     t.string("distribution", "gaussian", choices=("gaussian",))
+    if t.string("measure", "probability", choices=("probability", "lebesgue")) != "probability":
+        raise t.error("measure", "\"lebesgue\" is for uniform data on [low, high]: isotropic data in R^dim "
+                                 "are a probability law")
     if t.has("classes") and t.has("std"):
         raise t.error("std", "each class has its own std: give std in classes, not both")
     std = t.number("std", 1.0, positive=True)

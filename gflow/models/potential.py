@@ -92,6 +92,19 @@ class PotentialModel:
             total += float(q[s:s + CHUNK] @ w @ q)
         return 0.5 * total
 
+    def potential_at(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> np.ndarray:
+        """V(u_j) = P + lam |u_j|^2 / 2 + sum_k q_k W(|u_j - u_k|) at the points themselves (birth-death's
+        rate), pairs at distance 0 taking W0 as in `interaction_energy` (numpy only)."""
+        V = self.external(u).astype(float)
+        if self.W is None:
+            return V
+        for s in range(0, len(u), CHUNK):
+            diff = u[s:s + CHUNK, None, :] - u[None, :, :]
+            r = np.sqrt((diff * diff).sum(axis=2))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                V[s:s + CHUNK] += np.where(r > 0, self.W(r), self.W0) @ q
+        return V
+
     def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
         """R[rho_m] = int P rho_m + 1/2 int int W rho_m rho_m (module text: self-interaction W0;
         numpy only: `kernel` is ignored)."""

@@ -106,6 +106,14 @@ class TwoLayerModel:
             out[s:s + CHUNK] = uc[:, 0] * (self.sigma(self._preactivation(uc, self.x)) @ pr)
         return out + 0.5 * self.weight_decay * np.einsum("ij,ij->i", u, u)
 
+    def potential_at(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> np.ndarray:
+        """V(u_j; sum_k q_k delta_{u_k}) at the weighted points themselves (birth-death's rate,
+        `gflow.solvers.birth_death`, which refuses T > 0): the fused kernel's (float64) where it
+        serves, ~8x faster than `potential` of the numpy residual."""
+        if kernel in FUSED_KERNELS and self.fused():
+            return self._kernel("numba").potential(u, q)
+        return self.potential(u, self.residual(u, q))
+
     def gradient(self, u: np.ndarray, r: np.ndarray, p: np.ndarray | None = None,
                  x: np.ndarray | None = None) -> np.ndarray:
         """grad V at the points u (all axes, frozen ones included), shape (n, D).
@@ -159,6 +167,22 @@ class TwoLayerModel:
         (1/2) E_x Var phi(x; u), exact for every m (`two_layer_fluctuation.initial_bias`)."""
         from gflow.models.two_layer_fluctuation import initial_bias
         return initial_bias(self, u, q)
+
+    def separable_features(self, coords: list[np.ndarray], axis: int | None = None) -> np.ndarray:
+        """psi(x; v) = sigma(w.x + b) (axis None) or d psi / d v_axis (sigma'(w.x + b) x_k for
+        w_k, sigma'(w.x + b) for b) for every v = (w, b) in the product of `coords` (one 1-D array
+        per axis 1..D-1) at the data nodes, shape (N_v, M): the features of the separable grid
+        path (`TwoLayerGridOperator`), since phi = a psi."""
+        mesh = np.meshgrid(*coords, indexing="ij")
+        # the inputs are the data nodes' columns (input_dim of them, but for a reduced model's rule)
+        z = sum(mesh[k].reshape(-1, 1) * self.x[:, k] for k in range(self.x.shape[1]))
+        if self.bias:
+            z = z + mesh[-1].reshape(-1, 1)
+        if axis is None:
+            return self.sigma(z)
+        ds = self.dsigma(z)
+        k = axis - 1
+        return ds * self.x[:, k] if k < self.x.shape[1] else ds
 
     def grid_operator(self, grid, threads: int = 1):
         """The separable grid evaluation (`TwoLayerGridOperator`); it needs no FFT threads."""

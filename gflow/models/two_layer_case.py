@@ -3,11 +3,13 @@
     [model]  kind = "two_layer", activation (a registered unit, `gflow.models.units`), bias,
              input_dim = d, train (axis names; "w" stands for w1..wd)
     [target] neurons = [{a, w, b}, ...] (a teacher network) or expression = "..." in x (x1..xd)
-    [data]   distribution = uniform | gaussian | samples, or file = "data.csv" (x1..xd[, y]);
-             or distribution = "gaussian" with dim = d: isotropic data in R^d (`isotropic`)
+    [data]   distribution = uniform | gaussian | samples | sphere, file = "data.csv" (x1..xd[, y]),
+             or x = [...] (and y = [...]) inline; measure = "lebesgue" for uniform data
+             (`gflow.models.data_case`); or distribution = "gaussian" with dim = d: isotropic
+             data in R^d (`isotropic`)
 
-Axes: (a, w[, b]) for d = 1, (a, w1..wd[, b]) for d > 1. A data file with a y column gives
-the targets itself: `[target]` is then optional (and ignored when given).
+Axes: (a, w[, b]) for d = 1, (a, w1..wd[, b]) for d > 1. Data that carry y (a data file's y
+column, inline y) give the targets themselves: `[target]` is then refused (the two would disagree).
 
 Data with `dim` (`gflow.models.two_layer_symmetry`): the case's axes are the invariants of
 the rotations that fix e1, (a, w_par, w_perp[, b]), or of all rotations, (a, w_norm[, b]),
@@ -45,7 +47,7 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    distribution: str = "uniform"      # uniform | gaussian | samples | file
+    distribution: str = "uniform"      # uniform | gaussian | samples | sphere | file | inline
     low: float = -1.0
     high: float = 1.0
     nodes: int = 32
@@ -61,6 +63,13 @@ class DataSpec:
     classes: tuple[tuple[float, float, float], ...] = ()
     #: isotropic data: Gauss nodes per reduced axis, (x1, |x_perp|, cosine) or (|x|, cosine)
     rule_nodes: tuple[int, ...] = ()
+    #: "probability" (weights sum to 1) or "lebesgue" (uniform data: they sum to (high - low)^d)
+    measure: str = "probability"
+    #: inline data: the points (n, d) and their targets (n,), or None (the target gives them)
+    points: tuple[tuple[float, ...], ...] = ()
+    values: tuple[float, ...] | None = None
+    #: distribution = "sphere": the sphere's radius
+    radius: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,11 @@ class TwoLayerSpec:
     data: DataSpec = field(default_factory=DataSpec)
     #: isotropic data (data.dim > 0): "rotations" (the reduced PDE) or "none" (particles in R^d)
     symmetry: str = "none"
+    #: a unit given by `[model] unit` (`gflow.models.unit_case`): phi(x; u) as expression text in
+    #: the inputs and the axes (a family's written out), or "" for a sigma(w.x + b) with `activation`
+    unit: str = ""
+    #: the family `unit` names (`gflow.models.units.FAMILIES`), or "" for a unit written out
+    family: str = ""
 
     @property
     def radial_axes(self) -> dict[int, int]:
@@ -91,6 +105,11 @@ def input_names(d: int) -> list[str]:
 
 
 def parse(top: Table, t: Table, base_dir: Path) -> tuple[TwoLayerSpec, dict]:
+    if t.has("unit"):
+        # phi(x; u) given as an expression or a named family, on axes of its own (docs/units.md)
+        from gflow.models.unit_case import parse_unit
+
+        return parse_unit(top, t, base_dir)
     activation = t.string("activation", "tanh", choices=tuple(UNITS))
     bias = t.boolean("bias", False)
     symmetry = t.string("symmetry", "none", choices=("none", "rotations"))
@@ -128,8 +147,8 @@ def parse_train(t: Table, axes: tuple[str, ...], groups: dict[str, tuple[str, ..
 def parse_network_tables(top: Table, t: Table, base_dir: Path, d: int,
                          bias: bool) -> tuple[TargetSpec, DataSpec, dict]:
     """The tables a network of an input x owns beside `[model]` (two_layer, resnet): `[data]`
-    and `[target]` (optional, and ignored, when the data file has a y column), and the files
-    they name; the potential model's keys are refused in `[model]`."""
+    and `[target]` (refused when the data carry y: a data file's y column, inline y), and the
+    files they name; the potential model's keys are refused in `[model]`."""
     refuse_foreign_keys(t)
     if top.has("data") and isinstance(top.raw("data"), dict) and "dim" in top.raw("data"):
         raise top.error("data.dim", "isotropic data in R^d is for two_layer models")
@@ -137,9 +156,10 @@ def parse_network_tables(top: Table, t: Table, base_dir: Path, d: int,
         raise t.error("symmetry", "only two_layer models have this key")
     data, columns = _data(top.table("data", required=False), base_dir, d)
     if "y" in columns:
-        # the file's y column replaces the target: a [target] table is optional, and ignored
+        # the data's y are the targets: a [target] beside them would be a second, silently unused
         if top.has("target"):
-            _target(top.table("target"), d, bias)
+            source = "data.y" if data.distribution == "inline" else "the y column of data.file"
+            raise top.error("target", f"{source} gives the targets: leave [target] out (or drop the y)")
         target = TargetSpec()
     else:
         target = _target(top.table("target"), d, bias)
@@ -147,9 +167,9 @@ def parse_network_tables(top: Table, t: Table, base_dir: Path, d: int,
 
 
 def refuse_foreign_keys(t: Table) -> None:
-    """The potential model's `[model]` keys, refused in a network's."""
+    """The potential model's `[model]` keys, refused in a network's (`axes` is a unit's, with `unit`)."""
     for absent in ("axes", "potential", "interaction"):
-        if t.has(absent):
+        if t.has(absent) and not (absent == "axes" and t.has("unit")):
             raise t.error(absent, "only potential models have this key")
 
 
@@ -179,37 +199,11 @@ def _target(t: Table, d: int, bias: bool) -> TargetSpec:
 
 
 def _data(t: Table, base_dir: Path, input_dim: int) -> tuple[DataSpec, list[str]]:
-    """The data spec and, for a data file, its column names (else none)."""
-    if t.has("file"):
-        from gflow.models.data import file_columns, file_inputs
+    """The data spec and the names of the columns that carry targets ("y" among them when the
+    data give y: a file's columns, or ["y"] inline), else none (`gflow.models.data_case`)."""
+    from gflow.models.data_case import parse_data
 
-        t.string("distribution", "file", choices=("file", "samples"))
-        file = base_dir / t.string("file")
-        if not file.exists():
-            raise t.error("file", f"no such file: {file}")
-        label = f"{t.source}: {t.key('file')}: {file}"
-        names, rows = file_columns(file, label)
-        missing = [n for n in file_inputs(names, input_dim) if n not in names]
-        if missing:
-            raise InputError(f"{label}: has no column {missing[0]!r} (columns: {', '.join(names)})")
-        t.done()
-        return DataSpec(distribution="file", file=file, rows=rows), names
-    dist = t.string("distribution", "uniform", choices=("uniform", "gaussian", "samples"))
-    spec = DataSpec(distribution=dist)
-    low, high = t.number("low", spec.low), t.number("high", spec.high)
-    if not low < high:
-        raise t.error("high", f"must exceed low ({low:g}), got {high:g}")
-    mean, std = t.number("mean", spec.mean), t.number("std", spec.std, positive=True)
-    nodes = t.integer("nodes", spec.nodes, minimum=1, maximum=MAX_DATA_NODES)
-    samples = t.integer("samples", spec.samples, minimum=1, maximum=MAX_DATA_NODES)
-    seed = t.integer("seed", 0, minimum=0, maximum=2**63)
-    sampler = t.string("sampler", "uniform", choices=("uniform", "gaussian"))
-    if dist != "samples" and nodes > MAX_RULE_NODES:
-        raise t.error("nodes", f"{nodes} nodes per axis is more than the {MAX_RULE_NODES} a Gauss rule may have")
-    if dist != "samples" and nodes**input_dim > MAX_DATA_NODES:
-        raise t.error("nodes", f"{nodes}^{input_dim} quadrature nodes is more than the {MAX_DATA_NODES} allowed")
-    t.done()
-    return DataSpec(dist, low, high, nodes, mean, std, samples, seed, sampler), []
+    return parse_data(t, base_dir, input_dim)
 
 
 def data_nodes(spec: DataSpec, input_dim: int, model=None) -> int:
@@ -220,7 +214,9 @@ def data_nodes(spec: DataSpec, input_dim: int, model=None) -> int:
         return isotropic_nodes(model)
     if spec.distribution == "file":
         return spec.rows
-    return spec.samples if spec.distribution == "samples" else spec.nodes**input_dim
+    if spec.distribution == "inline":
+        return len(spec.points)
+    return spec.samples if spec.distribution in ("samples", "sphere") else spec.nodes**input_dim
 
 
 # ----------------------------------------------------------------------------- building
@@ -254,6 +250,9 @@ def data_and_target(case):
 def build(case):
     from gflow.models.two_layer import TwoLayerModel
 
+    if case.model.unit:
+        from gflow.models.unit_network import UnitNetworkModel
+        return UnitNetworkModel(case.model, *data_and_target(case), case.weight_decay, case.temperature)
     if case.model.data.dim:
         from gflow.models.two_layer_symmetry import build_isotropic
         return build_isotropic(case)

@@ -1,10 +1,15 @@
-"""Separable evaluation of the two-layer V on a grid with axes (a, w_1..w_d[, b]).
+"""Separable evaluation of the two-layer V on a grid with axes (a, v_1..v_k): phi = a psi(x; v).
 
-V is linear in a, so on an N_a x N_wb grid the network needs only the a-moment
-m1(w, b) = sum_a a rho da, and V needs g(w, b) = E_x[r sigma(w.x + b)]: the features
-sigma(w.x + b) at the (fixed) grid nodes are computed once, and each evaluation is a few
-matrix-vector products of size N_wb x M, never N_a N_wb M (BACKGROUND.md).
-Face velocities are the exact -dV/du at face positions (no differencing of V).
+V is linear in a, so on an N_a x N_v grid the network needs only the a-moment
+m1(v) = sum_a a rho da, and V needs g(v) = E_x[r psi(x; v)]: the features psi(x; v) at the
+(fixed) grid nodes are computed once, and each evaluation is a few matrix-vector products of
+size N_v x M, never N_a N_v M (BACKGROUND.md). Face velocities are the exact -dV/du at face
+positions (no differencing of V), from the face features d psi / d v_k.
+
+The model supplies the features (`separable_features`): psi = sigma(w.x + b) with
+d psi / dw_k = sigma'(w.x + b) x_k and d psi / db = sigma'(w.x + b) for the sigma units of
+`TwoLayerModel`, the symbolic d phi / da and its derivatives for a unit linear in its first
+axis (`gflow.models.unit_network`, e.g. the Gaussian RBF, v = y).
 """
 from __future__ import annotations
 
@@ -12,13 +17,13 @@ import numpy as np
 
 from gflow.grids import CartesianGrid
 from gflow.models.functionals import grid_energy
-from gflow.models.two_layer import TwoLayerModel
 
 
 class TwoLayerGridOperator:
-    """V, face velocities, risk and energy of a grid density for a `TwoLayerModel`."""
+    """V, face velocities, risk and energy of a grid density for a model whose unit is a psi(x; v)
+    (`TwoLayerModel`, or a separable `UnitNetworkModel`)."""
 
-    def __init__(self, model: TwoLayerModel, grid: CartesianGrid):
+    def __init__(self, model, grid: CartesianGrid):
         if grid.ndim != model.ndim:
             raise ValueError("grid and model have different numbers of axes")
         self.model, self.grid = model, grid
@@ -27,26 +32,15 @@ class TwoLayerGridOperator:
         self.da = grid.spacing[0]
         self.wb_shape = grid.shape[1:]
         self.wb_volume = float(np.prod(grid.spacing[1:]))
-        self.features = model.sigma(self._preactivation([grid.centres[i] for i in range(1, grid.ndim)]))
-        # derivative features at the faces of each trained w/b axis, premultiplied by x_k (or 1)
+        self.features = model.separable_features([grid.centres[i] for i in range(1, grid.ndim)])
+        # derivative features d psi / d v_k at the faces of each trained v axis
         self.face_features = {}
         for axis in range(1, grid.ndim):
             if model.trained[axis]:
                 coords = [grid.faces[i] if i == axis else grid.centres[i] for i in range(1, grid.ndim)]
-                ds = model.dsigma(self._preactivation(coords))
-                k = axis - 1
-                self.face_features[axis] = ds * model.x[:, k] if k < model.x.shape[1] else ds
+                self.face_features[axis] = model.separable_features(coords, axis)
         self.radius2 = sum(c**2 for c in grid.mesh())
         self._centre_features: dict[int, np.ndarray] = {}   # built on first `centre_velocities`
-
-    def _preactivation(self, coords: list[np.ndarray]) -> np.ndarray:
-        """w.x + b for all (w, b) in the product of `coords`, shape (N, M)."""
-        mesh = np.meshgrid(*coords, indexing="ij")
-        m = self.model
-        z = sum(mesh[k].reshape(-1, 1) * m.x[:, k] for k in range(m.x.shape[1]))
-        if m.bias:
-            z = z + mesh[-1].reshape(-1, 1)
-        return z
 
     # ------------------------------------------------------------------ evaluation
     def a_moment(self, rho: np.ndarray) -> np.ndarray:
@@ -63,7 +57,7 @@ class TwoLayerGridOperator:
         return self.model.risk_from_residual(self.residual(rho))
 
     def g(self, pr: np.ndarray) -> np.ndarray:
-        """g(w, b) = E_x[r sigma(w.x + b)] at the (w, b) centres, from pr = p * r."""
+        """g(v) = E_x[r psi(x; v)] at the v centres, from pr = p * r."""
         return (self.features @ pr).reshape(self.wb_shape)
 
     def potential(self, rho: np.ndarray) -> np.ndarray:
@@ -75,7 +69,8 @@ class TwoLayerGridOperator:
         """The separable pieces of the face velocities, from the a-moment m1.
 
         v_0 = -(G + L_0(a_face)) along a, and v_k = -(a H_k + L_k(u_k face)) along the other
-        axes, with G = g(w, b), H_k = E_x[r sigma'(w.x + b) x_k] at the faces of axis k and
+        axes, with G = g(v), H_k = E_x[r d psi / d v_k] at the faces of axis k (for a sigma
+        unit E_x[r sigma'(w.x + b) x_k]) and
         L_k = lam * (face coordinate). Frozen axes get zero factors. Returns
         (G, L_0, [(H_k, L_k) for k = 1..D-1]), arrays of size N_wb or n_k + 1 only.
         """
@@ -128,9 +123,8 @@ class TwoLayerGridOperator:
         mesh = grid.mesh()
         for axis in self.face_features:
             if axis not in self._centre_features:
-                ds = self.model.dsigma(self._preactivation([grid.centres[i] for i in range(1, grid.ndim)]))
-                k = axis - 1
-                self._centre_features[axis] = ds * self.model.x[:, k] if k < self.model.x.shape[1] else ds
+                self._centre_features[axis] = self.model.separable_features(
+                    [grid.centres[i] for i in range(1, grid.ndim)], axis)
             h = (self._centre_features[axis] @ pr).reshape(self.wb_shape)
             out[axis] = -(a * h + lam * mesh[axis])
         return [None if v is None else np.broadcast_to(v, grid.shape) for v in out]

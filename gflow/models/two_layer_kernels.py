@@ -529,6 +529,19 @@ class ParticleKernel:
         velocity(u, xt, pr, self.bias, self.act, chunk_size(len(u)), self.lam, self.trained, v)
         return v
 
+    def potential(self, u: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """V(u_j) = a_j g(w_j, b_j) + lam |u_j|^2 / 2 at the points themselves (birth-death): g from
+        the velocity pass run with lam = 0 and only the a axis moving, whose v_a = -dV/da = -g."""
+        u = np.ascontiguousarray(u, dtype=float)
+        pr = np.ascontiguousarray(self.p * self.residual(u, q), dtype=self.dtype)
+        only_a = np.zeros_like(self.trained)
+        only_a[0] = 1.0
+        v = np.empty_like(u)
+        threaded, serial = self._velocity_pair
+        velocity = threaded if len(u) * self.xt.shape[1] >= PARALLEL_PAIRS else serial
+        velocity(u, self.xt, pr, self.bias, self.act, chunk_size(len(u)), 0.0, only_a, v)
+        return -u[:, 0] * v[:, 0] + 0.5 * self.lam * np.einsum("ij,ij->i", u, u)
+
 
 _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
