@@ -9,7 +9,7 @@ import copy
 import math
 import tomllib
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ SOLVER_KINDS = tuple(SOLVER_OPTIONS)
 RUN_FILE_NAMES = {name.casefold(): name for name in (
     "time", "density", "risk", "energy", "mass", "positions", "weights", "particle", "component",
     "restart", "restart.new", "outside_mass", "min_density", "negative_mass", "edge_density", "layer",
-    "layer_mass", "risk_fluctuation", "wall_time")}
+    "layer_mass", "risk_fluctuation", "wall_time", "snapshot_weights")}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class InitialSpec:
     snapshot_index: int = -1
     grid_faces: tuple = ()
     grid_density: Any = None
+    #: `mass`: the initial total mass M of Wasserstein-Fisher-Rao dynamics (docs/wfr.md): the law's
+    #: density and particle weights (each law normalised to 1, point weights included) times M
+    mass: float = 1.0
 
     @property
     def loaded(self) -> bool:
@@ -77,6 +80,11 @@ class DynamicsSpec:
     birth_death: float = 0.0
     #: the time from which birth-death stops (the quench of Rotskoff et al.'s notebook); None: never
     birth_death_until: float | None = None
+    #: alpha of Wasserstein-Fisher-Rao dynamics, d_t mu = -alpha V mu + beta div(mu grad V), mass not
+    #: conserved (Chizat 2022; docs/wfr.md); 0: no reaction
+    fisher_rao: float = 0.0
+    #: beta, the factor of the transport velocity -grad V beside fisher_rao (0: pure Fisher-Rao)
+    transport: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class Case:
     dynamics: DynamicsSpec = field(default_factory=DynamicsSpec)
     #: the snapshot times 0 = t_0 < ... < t_K (`gflow.case_times`): end is t_K, snapshots K + 1
     times: tuple[float, ...] = ()
+    #: `[regularization] mass_penalty`: lambda_M, E gains lambda_M mu(Omega) and V lambda_M (docs/wfr.md)
+    mass_penalty: float = 0.0
 
     @property
     def layers(self) -> int | None:
@@ -272,11 +282,16 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     reg = top.table("regularization", required=False)
     weight_decay = reg.number("weight_decay", 0.0, minimum=0.0)
     temperature = reg.number("temperature", 0.0, minimum=0.0)
+    mass_penalty = reg.number("mass_penalty", 0.0, minimum=0.0)
     reg.done()
 
     ndim = len(model.axes)
     layers = getattr(model, "layers", None)
-    initial, initial_files = _initial(top.table("initial"), model.axes, layers, base_dir)
+    initial_t = top.table("initial")
+    # the initial mass of Wasserstein-Fisher-Rao dynamics, whatever the law (`_check_wfr`)
+    initial_mass = initial_t.number("mass", 1.0, positive=True)
+    initial, initial_files = _initial(initial_t, model.axes, layers, base_dir)
+    initial = replace(initial, mass=initial_mass)
     files = {**files, **initial_files}
     grid_t = top.table("grid")
     bounds = _bounds(grid_t, ndim)
@@ -297,6 +312,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     dt = time_t.number("dt", None, positive=True) if time_t.has("dt") else None
     time_t.done()
     dynamics = _dynamics(top.table("dynamics", required=False), temperature, layers)
+    _check_wfr(source, dynamics, mass_penalty, initial_mass)
 
     solvers = _solvers(top)
     for i, spec in enumerate(solvers):
@@ -313,7 +329,7 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
     top.done()
     return Case(name, description, model, weight_decay, temperature, initial, bounds, cells, end, snapshots,
                 dt, solvers, output_dir, source, copy.deepcopy(doc), sweep, files, times=times,
-                dynamics=dynamics)
+                dynamics=dynamics, mass_penalty=mass_penalty)
 
 
 def _dynamics(t: Table, temperature: float, layers: int | None) -> DynamicsSpec:
@@ -321,6 +337,7 @@ def _dynamics(t: Table, temperature: float, layers: int | None) -> DynamicsSpec:
     whole first variation (temperature: the entropy's T log rho) or mass moves between layers."""
     kappa = t.number("birth_death", 0.0, minimum=0.0)
     until = t.number("birth_death_until", positive=True) if t.has("birth_death_until") else None
+    alpha, beta = _wfr_keys(t, kappa, temperature, layers)
     t.done()
     if until is not None and kappa == 0:
         raise t.error("birth_death_until", "stops birth-death, which needs birth_death = kappa > 0")
@@ -329,7 +346,39 @@ def _dynamics(t: Table, temperature: float, layers: int | None) -> DynamicsSpec:
                                      "T log rho in V, which gflow does not add")
     if kappa > 0 and layers:
         raise t.error("birth_death", "is not defined for layered models (resnet): each layer keeps its own mass")
-    return DynamicsSpec(kappa, until)
+    return DynamicsSpec(kappa, until, alpha, beta)
+
+
+def _wfr_keys(t: Table, kappa: float, temperature: float, layers: int | None) -> tuple[float, float]:
+    """`fisher_rao = alpha` (>= 0) and `transport = beta` (>= 0, default 1; only beside fisher_rao):
+    Wasserstein-Fisher-Rao dynamics (docs/wfr.md), refused with birth-death (two reactions), with
+    noise (V would need the entropy's T log rho) and for layered models (mass moves between layers)."""
+    alpha = t.number("fisher_rao", 0.0, minimum=0.0)
+    beta = t.number("transport", 1.0, minimum=0.0)
+    if t.has("transport") and not alpha > 0:
+        raise t.error("transport", "scales the transport of Wasserstein-Fisher-Rao dynamics: it needs "
+                                   "fisher_rao = alpha > 0 (without it, rescale [time] instead)")
+    if alpha > 0 and kappa > 0:
+        raise t.error("fisher_rao", "and birth_death are two reactions of the mass: give one of them")
+    if alpha > 0 and temperature > 0:
+        raise t.error("fisher_rao", "needs temperature = 0: with noise, the reaction would need the entropy's "
+                                    "T log rho in V, which gflow does not add")
+    if alpha > 0 and layers:
+        raise t.error("fisher_rao", "is not defined for layered models (resnet): each layer keeps its own mass")
+    return alpha, beta
+
+
+def _check_wfr(source: str, dynamics: DynamicsSpec, mass_penalty: float, initial_mass: float) -> None:
+    """A mass penalty and an initial mass other than 1 mean something only where the mass changes."""
+    if dynamics.fisher_rao > 0:
+        return
+    if mass_penalty > 0:
+        raise fail(source, "regularization.mass_penalty", "penalises the total mass, which only Wasserstein-"
+                                                          "Fisher-Rao dynamics changes: it needs [dynamics] "
+                                                          "fisher_rao = alpha > 0")
+    if initial_mass != 1.0:
+        raise fail(source, "initial.mass", "sets the initial mass of Wasserstein-Fisher-Rao dynamics: it needs "
+                                           "[dynamics] fisher_rao = alpha > 0 (other dynamics keep mass 1)")
 
 
 def _check_axis_names(axes: tuple[str, ...], t: Table) -> None:

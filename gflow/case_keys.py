@@ -133,7 +133,13 @@ KEYS: tuple[Key, ...] = (
     Key("regularization.weight_decay", "number", "0", "lambda: V gains lambda |u|^2 / 2", "0.01"),
     Key("regularization.temperature", "number", "0", "T: the noise T lap rho (Langevin dynamics); the energy "
         "gains T int rho log rho", "0.1"),
+    Key("regularization.mass_penalty", "number", "0", "lambda_M: E gains lambda_M mu(Omega) and V the constant "
+        "lambda_M, the total-variation penalty of sparse optimisation; needs dynamics.fisher_rao (docs/wfr.md)",
+        "0.3", needs=(("dynamics.fisher_rao", "0.2"),)),
     # --------------------------------------------------------------- [initial]
+    Key("initial.mass", "number", "1", "M, the initial total mass of Wasserstein-Fisher-Rao dynamics: the law "
+        "(its weights, point weights included, normalised to 1) times M; needs dynamics.fisher_rao (docs/wfr.md)",
+        "0.25", needs=(("dynamics.fisher_rao", "0.2"),)),
     Key("initial.distribution", "string", '"gaussian"', "rho(u, 0): `gaussian` (mean, std), `uniform` (on the "
         "grid's box), `mixture` (components), `points` (point masses: inline or `file`), `sphere` (uniform on "
         "a sphere), `product` (one law per axis) or `snapshot` (another run's); `points` and `file` imply points, "
@@ -211,6 +217,11 @@ KEYS: tuple[Key, ...] = (
         "not a layered model; particles: `birth_death_scheme`", "0.5"),
     Key("dynamics.birth_death_until", "number", "never", "the time from which birth-death stops (the quench: "
         "plain transport after it)", "5.0", needs=(("dynamics.birth_death", "0.5"),)),
+    Key("dynamics.fisher_rao", "number", "0", "alpha of Wasserstein-Fisher-Rao dynamics: d_t mu = -alpha V mu "
+        "+ beta div(mu grad V), mass not conserved (Chizat 2022; docs/wfr.md); 0: none. Solvers fv, blob and "
+        "particle (Chizat's conic step). Needs temperature = 0, no birth_death, not a layered model", "0.2"),
+    Key("dynamics.transport", "number", "1", "beta: the factor of the transport velocity -grad V beside "
+        "fisher_rao (0: pure Fisher-Rao)", "0.005", needs=(("dynamics.fisher_rao", "0.2"),)),
     # --------------------------------------------------------------- [solver], [[solvers]]
     Key("solver.kind", "string", '"fv"', f"the solver: {', '.join(f'`{k}`' for k in SOLVERS)}; its options "
         "are listed below. `[[solvers]]` (a list of such tables) runs several on the same case", '"particle"'),
@@ -234,7 +245,8 @@ TABLES = {
     "initial": ("[initial]", "The initial density, on the model's axes."),
     "grid": ("[grid]", "The box and its cells; particle runs bin into it (particles may leave it)."),
     "time": ("[time]", ""),
-    "dynamics": ("[dynamics]", "Optional: birth-death of mass beside transport (docs/birth_death.md)."),
+    "dynamics": ("[dynamics]", ("Optional: birth-death of mass beside transport (docs/birth_death.md), or "
+                                "Wasserstein-Fisher-Rao dynamics (docs/wfr.md).")),
     "solver": ("[solver] and [[solvers]]", "Every option of each kind, with its default, follows the table."),
     "output": ("[output]", "Optional."),
     "sweep": ("[sweep]", "Optional; ignored by `gflow run`."),

@@ -3,9 +3,10 @@
 Continue a run with another solver: snapshot `snapshot_index` (-1: the last) of that run file,
 read through the one reader (`gflow.run_file.open_run` and its checks), becomes the case's
 initial law. A run with particles (particle, blob) gives its positions and weights: point
-masses, which particle and blob solvers start from as given and grid solvers deposit
-(cloud-in-cell). A grid run gives its density on its own faces, which grid solvers remap
-conservatively onto theirs (`gflow.grids.regrid`) and particle solvers draw from (init =
+masses with the weights of that snapshot (`Snapshot.weights`: a birth-death or Fisher-Rao run's
+`snapshot_weights` row, normalised to sum 1), which particle and blob solvers start from as
+given and grid solvers deposit (cloud-in-cell). A grid run gives its density on its own faces,
+which grid solvers remap conservatively onto theirs (`gflow.grids.regrid`) and particle solvers draw from (init =
 "random") or take one particle per cell centre with the cell's mass (init = "quadrature").
 The run's axes must be the case's.
 
@@ -52,7 +53,8 @@ def load_initial(case):
     except InputError as exc:
         raise refuse(str(exc)) from None
     if snap.positions is not None:
-        q = np.asarray(run.weights, dtype=float)
+        # the weights of that snapshot (birth-death, Fisher-Rao: its row of snapshot_weights), normalised
+        q = np.asarray(snap.weights, dtype=float)
         if not (np.all(np.isfinite(q)) and np.all(q >= 0) and q.sum() > 0):
             raise refuse(f"{init.snapshot}: the particles' weights are not finite, non-negative and not all zero")
         loaded = replace(init, points=_frozen(snap.positions), point_weights=_frozen(q / q.sum()))

@@ -116,13 +116,19 @@ class Problem:
                              "build the problem from gflow.initial_snapshot.load_initial(case)")
         return init
 
+    @property
+    def initial_mass(self) -> float:
+        """M, the initial total mass: `[initial] mass` of Wasserstein-Fisher-Rao dynamics (docs/wfr.md),
+        else 1; the initial density and the initial particles' weights carry it."""
+        return self.case.initial.mass
+
     def initial_density(self, grid: CartesianGrid | None = None) -> np.ndarray:
         """Cell averages of the initial distribution, mass 1 on the box (on each layer's box for a
-        layered model, whose cells then hold each layer's density)."""
+        layered model, whose cells then hold each layer's density), or `initial_mass` (WFR)."""
         grid = grid or self.grid
         with quiet():
             if not self.layers:
-                return self.law_density(grid, self.case.initial)
+                return self.initial_mass * self.law_density(grid, self.case.initial)
             one = CartesianGrid(grid.bounds[1:], grid.cells[1:])
             laws = self.layer_initials()
             if not self.case.initial.layer_means:

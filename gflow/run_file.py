@@ -37,6 +37,9 @@ FORMAT_VERSION = 1
 SCALARS = ("risk", "energy", "mass")
 #: wall-clock seconds from the run's start to each snapshot (T,), summed over resumed runs
 WALL_TIME = "wall_time"
+#: the particles' weights at each snapshot (T, m), in runs whose weights change (birth-death's
+#: "weights" scheme, Fisher-Rao masses); `weights` (m,) then holds the initial ones, summing to 1
+SNAPSHOT_WEIGHTS = "snapshot_weights"
 #: the solver state behind the last snapshot, and the one of a snapshot being appended
 RESTART, PENDING = "restart", "restart.new"
 #: what h5py and numpy raise on a damaged file (h5py reports some corruption as RuntimeError)
@@ -264,11 +267,16 @@ def _short_text(attrs, key: str, path) -> str:
 
 @dataclass
 class Snapshot:
-    """One snapshot of a run: the density on the run's grid, and particles where it has them."""
+    """One snapshot of a run: the density on the run's grid, and particles where it has them.
+
+    `weights`: the particles' weights at this snapshot, the row of `snapshot_weights` in a run
+    whose weights change (birth-death, Fisher-Rao), else the run's fixed `weights`; what every
+    reader pairs with `positions` (None without particles)."""
 
     time: float
     density: np.ndarray
     positions: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
 
 @dataclass
@@ -293,6 +301,9 @@ class Run:
     #: `layer` (density (L, n_1..n_D)), its positions (L, M, D) as (L M, 1 + D) behind their
     #: depth and its weights (M,) as the joint (L M,) / L: the view solvers have
     layers: int | None = None
+    #: whether the weights change from snapshot to snapshot (dataset `snapshot_weights`, (T, m)):
+    #: `weights` are then the initial ones (normalised), `weights_at(i)` those of snapshot i
+    varying_weights: bool = False
 
     # --- snapshots
 
@@ -300,6 +311,8 @@ class Run:
         if name == "density":
             return tuple(len(c) for c in self.coordinates)
         m = 0 if self.weights is None else len(self.weights)
+        if name == SNAPSHOT_WEIGHTS:
+            return (m,)
         if self.layers:
             return (self.layers, m // self.layers, len(self.axes) - 1)
         return (m, len(self.axes))
@@ -317,8 +330,9 @@ class Run:
                     raise InputError(f"{self.path}: dataset {name!r} holds {ds.shape[0]} snapshots, "
                                      f"'time' {len(self.time)}")
                 if ds.shape[1:] != row:
-                    what = "density snapshot" if name == "density" else "positions of snapshot"
-                    expected = "the axes say" if name == "density" else "the axes and weights say"
+                    what, expected = {"density": ("density snapshot", "the axes say"),
+                                      SNAPSHOT_WEIGHTS: ("weights of snapshot", "the weights say")}.get(
+                        name, ("positions of snapshot", "the axes and weights say"))
                     raise InputError(f"{self.path}: {what} {index} has shape {ds.shape[1:]}, {expected} {row}")
                 row_index = index % len(self.time)
                 if ds.chunks and ds.id.get_chunk_info_by_coord((row_index, *[0] * len(row))).byte_offset is None:
@@ -344,12 +358,24 @@ class Run:
             row = np.column_stack([np.repeat(self.coordinates[0], M), row.reshape(L * M, D)])
         return row
 
+    def weights_at(self, index: int) -> np.ndarray | None:
+        """The particles' weights at snapshot `index`: its row of `snapshot_weights` (checked
+        finite and non-negative) in a run whose weights change, else the fixed `weights`."""
+        if not self.varying_weights:
+            return self.weights
+        row = self._read(SNAPSHOT_WEIGHTS, index)
+        if not (np.all(np.isfinite(row)) and np.all(row >= 0)):
+            raise InputError(f"{self.path}: dataset {SNAPSHOT_WEIGHTS!r}: snapshot {index} has negative or "
+                             "non-finite weights (a corrupt file?)")
+        return row
+
     def snapshot(self, index: int) -> Snapshot:
         """Snapshot `index`, its shape and values checked against the run's axes and weights."""
         density, positions = self.density(index), self.positions(index)
         if not np.all(np.isfinite(density)) or (positions is not None and not np.all(np.isfinite(positions))):
             raise InputError(f"{self.path}: snapshot {index} has non-finite values (a corrupt file?)")
-        return Snapshot(float(self.time[index]), density, positions)
+        weights = self.weights_at(index) if positions is not None else None
+        return Snapshot(float(self.time[index]), density, positions, weights)
 
     def require_snapshots(self) -> Run:
         """This run, if it holds at least one snapshot (what postprocessing needs)."""
@@ -525,6 +551,21 @@ def _first_difference(a, b, prefix: str = "") -> str | None:
     return None if a == b else printable(prefix.rstrip("."), 200) or "case"
 
 
+def _varying_weights(f, path, n: int, has_particles: bool, layered: bool, weights) -> bool:
+    """Whether the file holds per-snapshot weights, their shape (T, m) checked from the metadata
+    (its rows are read, and their values checked, one snapshot at a time: `Run.weights_at`)."""
+    if _member(f, SNAPSHOT_WEIGHTS, path, f"dataset {SNAPSHOT_WEIGHTS!r}") is None:
+        return False
+    if not has_particles or layered:
+        raise InputError(f"{path}: dataset {SNAPSHOT_WEIGHTS!r} in a run "
+                         f"{'of layers' if layered else 'without particle positions'}, which never has it")
+    m = len(weights)
+    ds = _array(f, SNAPSHOT_WEIGHTS, path, ndim=2, limit=(MAX_SNAPSHOTS + 1) * m, row=m)
+    if ds.shape[1] != m or ds.shape[0] < n:
+        raise InputError(f"{path}: dataset {SNAPSHOT_WEIGHTS!r} has shape {ds.shape}, expected (T, m) = ({n}, {m})")
+    return True
+
+
 def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
     """Open a snapshot file and check its metadata; anything that is not a readable gflow run is an
     `InputError`. With `require_snapshots` it must also hold at least one snapshot."""
@@ -577,10 +618,11 @@ def open_run(path: str | Path, *, require_snapshots: bool = False) -> Run:
                     raise InputError(f"{path}: {len(weights)} particles in each of {layers} layers are more "
                                      f"than the {MAX_ROW_VALUES} values a snapshot may hold")
                 weights = np.tile(weights, layers) / layers      # the joint weights of every layer's particles
+            varying = _varying_weights(f, path, n, has_particles, layered, weights)
             document = _case_document(case_text, path)
             _single_cells(document, coordinates[1:] if layered else coordinates, path)
             run = Run(path, solver, case_text, axes, coordinates, small["time"], small["risk"], small["energy"],
-                      small["mass"], attrs, has_particles, weights, document, layers)
+                      small["mass"], attrs, has_particles, weights, document, layers, varying)
     except InputError:
         raise
     except (*READ_ERRORS, MemoryError) as exc:

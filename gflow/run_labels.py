@@ -21,6 +21,7 @@ LONG_NAMES = {
     "density": "density rho(u, t) of the parameters at the cell centres (sum x cell volume = mass)",
     "positions": "particle positions u_j(t) on the axes",
     "weights": "particle weights q_j (summing to 1)",
+    "snapshot_weights": "particle weights q_j(t) at each snapshot (birth-death: summing to 1; Fisher-Rao: masses)",
     "particle": "particle index j",
     "component": "axis of u a position lies along",
     "layer": "layer depth tau_l = l / L (one cell per layer)",

@@ -12,6 +12,9 @@ a reader's leniency cannot hide a writer's mistake. What it checks:
   where every axis has uniform cells, sum * cell volume = mass;
 - particle runs (a `positions` or `weights` dataset, or solver particle/blob): `positions`
   (T, m, D) (with layers (T, L, m, D)), finite, and `weights` (m,), non-negative, summing to 1;
+- where the weights change (birth-death, Fisher-Rao: the optional `snapshot_weights`, never in a
+  layered run): (T, m), finite and non-negative in every snapshot, each row summing to 1 where its
+  attribute `sums_to_one` is 1 (birth-death; Fisher-Rao's masses do not);
 - every dimension of every root dataset is an HDF5 dimension scale of its length (the fixed
   datasets: the scale SPEC.md names, `time`, the axes, `particle`, `component`).
 
@@ -37,8 +40,8 @@ import numpy as np
 from gflow.errors import InputError, reason
 from gflow.h5io import reading
 from gflow.run_file import (MAX_ATTRIBUTE_BYTES, MAX_AXES, MAX_CASE_BYTES, MAX_CASE_DEPTH, MAX_CELLS, MAX_NAME,
-                            MAX_PARTICLES, MAX_ROW_VALUES, MAX_SNAPSHOTS, READ_ERRORS, _array, _attribute, _depth,
-                            _is_text, _text, printable)
+                            MAX_PARTICLES, MAX_ROW_VALUES, MAX_SNAPSHOTS, READ_ERRORS, SNAPSHOT_WEIGHTS, _array,
+                            _attribute, _depth, _is_text, _text, printable)
 from gflow.solver_options import PARTICLE_KINDS
 
 WEIGHT_TOLERANCE = 1e-9
@@ -237,7 +240,9 @@ def _check(f: h5py.File, found: list[str]) -> None:
     if _snapshot_rows("density", density, expected, meaning, T, found):
         _mass_consistent(f, axes, density, T, found)
 
-    particles = any(f.get(n, getlink=True) is not None for n in ("positions", "weights")) or solver in PARTICLE_KINDS
+    particles = any(f.get(n, getlink=True) is not None for n in ("positions", "weights", SNAPSHOT_WEIGHTS)) \
+        or solver in PARTICLE_KINDS
+    varying = f.get(SNAPSHOT_WEIGHTS, getlink=True) is not None
     if particles:
         weights = _dataset(f, "weights", found, MAX_PARTICLES)
         if weights.ndim != 1 or weights.shape[0] == 0:
@@ -256,13 +261,45 @@ def _check(f: h5py.File, found: list[str]) -> None:
                     found.append("dataset 'weights' has negative or non-finite values")
                 elif abs(float(np.sum(w)) - 1.0) > WEIGHT_TOLERANCE:
                     found.append(f"dataset 'weights' sums to {float(np.sum(w)):.12g}, not 1")
+            if varying and layers:
+                found.append(f"dataset {SNAPSHOT_WEIGHTS!r} in a layered run, whose weights never change")
+            elif varying:
+                _weight_rows(f, m, T, found)
 
     expected_scales = {name: ("time",) for name in ("risk", "energy", "mass")}
     expected_scales["density"] = ("time", *(("layer",) if layers else ()), *axes)
     if particles:
         expected_scales["positions"] = ("time", *(("layer",) if layers else ()), "particle", "component")
         expected_scales["weights"] = ("particle",)
+        expected_scales[SNAPSHOT_WEIGHTS] = ("time", "particle")
     _scales(f, T, axes, expected_scales, found)
+
+
+def _weight_rows(f: h5py.File, m: int, T: int, found: list[str]) -> None:
+    """`snapshot_weights`: (T, m), finite and non-negative in every snapshot; each row sums to 1
+    where the dataset's `sums_to_one` is 1 (read one snapshot at a time, like the other rows)."""
+    ds = _dataset(f, SNAPSHOT_WEIGHTS, found, (MAX_SNAPSHOTS + 1) * m, m)
+    if not _snapshot_rows(SNAPSHOT_WEIGHTS, ds, (T, m), "(T, m)", T, found):
+        return
+    one = None
+    if "sums_to_one" in ds.attrs:
+        try:
+            one = _attribute(ds.attrs, "sums_to_one", _FILE, f"attribute 'sums_to_one' of {SNAPSHOT_WEIGHTS!r}", 64)
+        except InputError as exc:
+            found.append(_refused(exc))
+            return
+    flag = np.asarray(one if one is not None else 0)
+    if flag.shape != () or flag.dtype.kind not in "biu" or int(flag) not in (0, 1):
+        found.append(f"attribute 'sums_to_one' of {SNAPSHOT_WEIGHTS!r} is {printable(repr(one), 80)}, not 0 or 1")
+        return
+    for i in range(T):
+        row = ds[i]
+        if np.any(row < 0):
+            found.append(f"dataset {SNAPSHOT_WEIGHTS!r} has negative weights in snapshot {i}")
+            return
+        if flag and abs(float(np.sum(row)) - 1.0) > WEIGHT_TOLERANCE:
+            found.append(f"dataset {SNAPSHOT_WEIGHTS!r}: snapshot {i}'s weights sum to {float(np.sum(row)):.12g}, not 1")
+            return
 
 
 def _snapshot_rows(name: str, ds: h5py.Dataset, expected: tuple, meaning: str, T: int, found: list[str]) -> bool:

@@ -40,8 +40,12 @@ from gflow.version import __version__
 LAYER_MASS = "layer_mass"
 
 # the reader's names, re-exported: `from gflow.snapshots import open_run` keeps working
-from gflow.run_file import (FORMAT, FORMAT_VERSION, PENDING, READ_ERRORS, RESTART, SCALARS, WALL_TIME,  # noqa: F401
-                            Run, Snapshot, open_run, restart_index)
+from gflow.run_file import (FORMAT, FORMAT_VERSION, PENDING, READ_ERRORS, RESTART, SCALARS, SNAPSHOT_WEIGHTS,  # noqa: F401
+                            WALL_TIME, Run, Snapshot, open_run, restart_index)
+
+#: the note on `weights` of a run whose masses change (Fisher-Rao): what the (m,) dataset holds
+NORMALISED_NOTE = ("the initial masses divided by their sum (attribute initial_mass), so that they sum to 1; "
+                   "the masses at each snapshot are in snapshot_weights")
 
 #: the signals an append holds back until it is complete
 DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -56,6 +60,9 @@ class Observation:
     energy: float
     mass: float
     positions: np.ndarray | None = None
+    #: the particles' weights now, for a stepper whose weights change (`Stepper.varying_weights`:
+    #: birth-death's weights, Fisher-Rao's masses), stored as a row of `snapshot_weights`; else None
+    weights: np.ndarray | None = None
     #: solver-specific per-snapshot numbers, stored as extra datasets of shape (T,)
     extras: dict[str, float] = field(default_factory=dict)
 
@@ -66,10 +73,17 @@ class SnapshotWriter:
     def __init__(self, path: str | Path, *, case_text: str, solver: str, axes, coordinates,
                  n_particles: int | None = None, weights: np.ndarray | None = None,
                  extras: tuple[str, ...] = (), density_attrs: dict | None = None, layered: bool = False,
-                 options: dict | None = None):
+                 options: dict | None = None, varying_weights: bool = False, conserves_mass: bool = True):
         """`options`: the solver's options, every one resolved (stored as JSON text, root attribute
         `solver_options`). Every dataset gets `long_name` and `units` (`gflow.run_labels`), the
         `component` scale the axis names, and each snapshot its `wall_time`.
+
+        `varying_weights` (`Stepper.varying_weights`): the particles' weights change, and each
+        snapshot's (`Observation.weights`) is a row of `snapshot_weights` (T, m), scales `time` and
+        `particle`; `weights` (m,) holds the initial ones. Where the mass is not conserved
+        (`conserves_mass` False: Fisher-Rao) the rows are masses and `weights` the initial ones
+        divided by their sum, so that it still sums to 1 (SPEC.md), with attributes saying so;
+        `snapshot_weights` carries `sums_to_one`, which `gflow check` holds each row to.
 
         `layered`: axes[0] is the frozen layer axis of a layered model (resnet), stored as SPEC.md
         fixes: a `layer` scale, density (T, L, n_1..n_D), positions (T, L, M, D) of particles given
@@ -77,6 +91,12 @@ class SnapshotWriter:
         self.path = Path(path)
         self.extras = tuple(extras)
         self.layers = len(coordinates[0]) if layered else None
+        #: whether each snapshot stores its weights (`snapshot_weights`)
+        self.weight_rows = bool(varying_weights) and n_particles is not None
+        if self.weight_rows and layered:
+            raise RunError("a layered run keeps its particles' weights: per-snapshot weights are not part of its layout")
+        if self.weight_rows and not conserves_mass and not float(np.sum(weights)) > 0:
+            raise RunError("the particles' initial masses do not sum to a positive number: there is no measure to store")
         self._clock = (clock.perf_counter(), 0.0)     # (start, seconds spent before it)
         shape = tuple(len(c) for c in coordinates)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,13 +105,14 @@ class SnapshotWriter:
         setup = sum(np.asarray(c).nbytes for c in coordinates) + (0 if weights is None else 3 * np.asarray(weights).nbytes)
         try:
             _probe_room(self.path, setup + METADATA_RESERVE)
-            self._create(shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs, options)
+            self._create(shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs, options,
+                         conserves_mass)
         except OSError as exc:
             self.path.unlink(missing_ok=True)     # a half-made file holds no snapshot yet
             raise RunError(f"{self.path}: cannot create the run file: {_cause(exc)}") from None
 
     def _create(self, shape, axes, coordinates, case_text, solver, n_particles, weights, density_attrs,
-                options) -> None:
+                options, conserves_mass: bool = True) -> None:
         layered = self.layers is not None
         # the layer axis is stored as the `layer` scale, not among the `axes` (SPEC.md)
         stored_axes = list(axes[1:] if layered else axes)
@@ -138,8 +159,19 @@ class SnapshotWriter:
                 pos = f.create_dataset("positions", (0, *row), maxshape=(None, *row), dtype="f8", chunks=(1, *row))
                 for i, s in enumerate((time, *scales[:len(lead)], particle, component)):
                     pos.dims[i].attach_scale(s)
+                initial_mass = float(weights.sum())
+                if self.weight_rows and not conserves_mass:
+                    weights = weights / initial_mass        # `weights` sums to 1 (SPEC.md)
                 w = f.create_dataset("weights", data=weights)
                 w.dims[0].attach_scale(particle)
+                if self.weight_rows:
+                    if not conserves_mass:
+                        w.attrs.update(note=NORMALISED_NOTE, initial_mass=initial_mass)
+                    rows = f.create_dataset(SNAPSHOT_WEIGHTS, (0, n_particles), maxshape=(None, n_particles),
+                                            dtype="f8", chunks=(1, n_particles))
+                    rows.dims[0].attach_scale(time)
+                    rows.dims[1].attach_scale(particle)
+                    rows.attrs["sums_to_one"] = np.int8(conserves_mass)     # 1: each row sums to 1
             for name, ds in f.items():
                 ds.attrs.update(attributes(name, axes))
 
@@ -151,6 +183,7 @@ class SnapshotWriter:
         try:
             with _signals_deferred(), appending(writer.path, 0) as f:
                 writer.layers = f[LAYER_MASS].shape[1] if LAYER_MASS in f else None
+                writer.weight_rows = SNAPSHOT_WEIGHTS in f
                 # the clock goes on from the last snapshot's; a file written before it had none
                 writer._clock = None
                 if WALL_TIME in f:
@@ -199,6 +232,11 @@ class SnapshotWriter:
 
     def _write(self, f: h5py.File, n: int, obs: Observation, restart: dict | None) -> None:
         """Snapshot n in every time-indexed dataset but `time`, its solver state in `restart.new`."""
+        if self.weight_rows != (obs.weights is not None):
+            # a writer and a stepper of different set-ups: no snapshot without its weights, none lost
+            raise RunError(f"{self.path}: the snapshot at index {n} "
+                           + ("has no particle weights, which this run file stores per snapshot" if self.weight_rows
+                              else "has particle weights that change, which this run file does not store"))
         values = {"risk": obs.risk, "energy": obs.energy, "mass": obs.mass,
                   **{k: obs.extras[k] for k in self.extras}}
         if self._clock is not None:
@@ -219,6 +257,9 @@ class SnapshotWriter:
             if self.layers is not None:    # (L M, 1 + D), layer by layer -> (L, M, D)
                 positions = positions[:, 1:].reshape(self.layers, -1, positions.shape[1] - 1)
             f["positions"][n] = positions
+        if self.weight_rows:
+            f[SNAPSHOT_WEIGHTS].resize(n + 1, axis=0)
+            f[SNAPSHOT_WEIGHTS][n] = obs.weights
         if restart is not None:
             _write_restart(f, n, restart)
         for name, value in values.items():
@@ -237,7 +278,7 @@ def _one_layer(weights: np.ndarray, layers: int) -> tuple[int, np.ndarray]:
 
 def _payload_bytes(obs: Observation, restart: dict | None) -> int:
     """What one append writes, at most: its arrays, scalars and solver state."""
-    arrays = [obs.density, obs.positions, *(restart or {}).values()]
+    arrays = [obs.density, obs.positions, obs.weights, *(restart or {}).values()]
     return sum(np.asarray(a).nbytes for a in arrays if a is not None and not isinstance(a, str)) + sum(
         len(v) for v in (restart or {}).values() if isinstance(v, str)) + 64 * (8 + len(obs.extras))
 

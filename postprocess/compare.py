@@ -12,7 +12,8 @@ the difference of each 1D marginal.
 
 Which representation each number uses, the output states once:
 - a grid run is transported as its cell masses at the cell centres; a particle run as its
-  particles (positions, weights) where sizes allow. L1, L2 and marginals use densities, so a particle run
+  particles (positions, and the weights of that snapshot: `Snapshot.weights`, which change in a
+  birth-death or Fisher-Rao run, `snapshot_weights`) where sizes allow. L1, L2 and marginals use densities, so a particle run
   enters them through its binned `density` dataset.
 - 1D: W_p exactly, through quantile functions, for any size.
 - D > 1: exact optimal transport (POT's network simplex, `ot.emd2`) when the two supports
@@ -222,7 +223,7 @@ def marginal_measure(run: Run, snap, axis: int):
     """One axis's marginal: ("grid", faces, cell masses) of the density, or ("points", x, q) of the particles."""
     if run.has_particles:
         order = np.argsort(snap.positions[:, axis])
-        q = np.asarray(run.weights, dtype=float)[order]
+        q = snapshot_weights(run, snap)[order]
         return "points", snap.positions[order, axis], q / q.sum()
     f = faces(run)
     m = marginal(snap.density, f, (axis,)) * np.diff(f[axis])
@@ -256,10 +257,16 @@ def marginal_w1(a, b) -> float:
     return float(np.sum(h * np.where(same, 0.5 * (s0 + s1), crossing)))
 
 
+def snapshot_weights(run: Run, snap) -> np.ndarray:
+    """The weights of the snapshot's particles: its own (`Snapshot.weights`, which change in a
+    birth-death or Fisher-Rao run), else the run's fixed ones (a snapshot made without them)."""
+    return np.asarray(run.weights if snap.weights is None else snap.weights, dtype=float)
+
+
 def transport_measure(run: Run, snap, grid) -> tuple[np.ndarray, np.ndarray]:
     """Points (n, D) and masses (n,) summing to 1 that stand for the density in W."""
     if grid is None:
-        points, masses = snap.positions, np.asarray(run.weights, dtype=float)
+        points, masses = snap.positions, snapshot_weights(run, snap)
     else:
         masses = (regrid(snap.density, faces(run), grid) * cell_volumes(grid)).ravel()
         points = grid_points(grid)

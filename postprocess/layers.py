@@ -52,7 +52,9 @@ def layer_snapshots(run: Run, snap: Snapshot) -> list[Snapshot]:
     if snap.positions is None:
         return [Snapshot(snap.time, snap.density[l]) for l in range(L)]
     m = len(snap.positions) // L
-    return [Snapshot(snap.time, snap.density[l], snap.positions[l * m:(l + 1) * m, 1:]) for l in range(L)]
+    # each layer's weights, summing to 1 as `layer_view`'s (the joint ones are 1/L per layer)
+    q = [None if snap.weights is None else snap.weights[l * m:(l + 1) * m] * L for l in range(L)]
+    return [Snapshot(snap.time, snap.density[l], snap.positions[l * m:(l + 1) * m, 1:], q[l]) for l in range(L)]
 
 
 def check_same_layers(run_a: Run, run_b: Run) -> None:

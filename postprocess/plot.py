@@ -271,7 +271,8 @@ def _neurons(run: Run, snap: Snapshot):
     if snap.positions is not None:
         solver = (run.document or {}).get("solver", {})
         conventional = isinstance(solver, dict) and solver.get("scaling") == "conventional"
-        return snap.positions, np.ones(len(snap.positions)) if conventional else run.weights
+        weights = run.weights if snap.weights is None else snap.weights      # this snapshot's (birth-death)
+        return snap.positions, np.ones(len(snap.positions)) if conventional else weights
     f = faces(run)
     return grid_points(f), cell_masses(snap.density, f).ravel()
 

@@ -3,23 +3,11 @@
 The remap itself (`regrid`, `overlaps`, `cell_volumes`, ...) is `gflow.grids.regrid`, re-exported
 here; this module adds the common grid of two runs.
 
-A density given by cell averages is read as the piecewise-constant function it stands for;
-the average of that function over a target cell is
+The remap keeps mass exactly wherever the target box covers the source box (the equation and
+its properties are in `gflow.grids.regrid`).
 
-    rho_dst[i] = (1 / |C_i|) sum_j |C_i ∩ S_j| rho_src[j],
-
-and on a tensor-product grid the overlap |C_i ∩ S_j| is a product of one overlap length per
-axis, so regridding is one small matrix product per axis. Mass is kept exactly wherever the
-target box covers the source box; onto a coarser grid whose faces are source faces it is
-the exact cell average, and onto a refinement it reproduces the function exactly.
-
-Faces here are arrays of increasing positions, one per axis; they need not be uniform.
-
-The overlaps are never formed as a dense (n_dst, n_src) matrix: between consecutive faces of
-both grids merged, each piece lies in one source and one target cell, so an axis costs
-O(n_src + n_dst) memory, however fine or odd the two grids are. The common grid of two runs
-holds at most MAX_COMMON_CELLS cells (two runs on far-apart boxes would otherwise make one
-of any size); a larger one is a ValueError.
+The common grid of two runs holds at most MAX_COMMON_CELLS cells (two runs on far-apart boxes
+would otherwise make one of any size); a larger one is a ValueError.
 """
 from __future__ import annotations
 

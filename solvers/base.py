@@ -23,6 +23,10 @@ class Stepper(ABC):
     conserves_mass: ClassVar[bool] = True
     #: per-particle weights for Lagrangian solvers, else None
     weights: np.ndarray | None = None
+    #: whether `weights` change during the run (birth-death's "weights" scheme, Fisher-Rao masses):
+    #: each `Observation` then carries them (`weights`) and the run file stores them per snapshot
+    #: (`snapshot_weights`); `gflow run --resume` holds the last row to the restored weights
+    varying_weights: bool = False
     #: attributes of the snapshot file's `density` dataset (what it holds, where that needs saying)
     density_attrs: ClassVar[dict[str, str]] = {}
     #: the time of the state: the run loop sets it before each step (a reaction's stop time reads it)

@@ -278,6 +278,12 @@ class ParticleBirthDeath:
                                  "weights (init = \"random\"); use birth_death_scheme = \"weights\"")
             self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(STREAM + 1)[STREAM])
 
+    @property
+    def changes_weights(self) -> bool:
+        """Whether the weights change (scheme "weights"; the stochastic scheme keeps them 1/m):
+        the stepper's `varying_weights`, so that the run file stores them per snapshot."""
+        return self.scheme == "weights"
+
     def reactor(self, stepper) -> Reactor:
         """The stepper's cloud as the reaction sees it: its weights (reweighted in place, with the
         step control) or its positions (resampled)."""

@@ -51,6 +51,10 @@ binned mass is exactly the weight sum); the energy is the regularised energy the
 dissipates, R + lam/2 sum_i q_i |u_i|^2 + T sum_i q_i log rho_eps(u_i). The potential
 model's interaction W * rho is the particle sum of `PotentialModel.velocity` (O(m^2), not
 mollified).
+
+Wasserstein-Fisher-Rao (`[dynamics] fisher_rao`, `gflow.solvers.wfr`, T = 0): the velocity times
+`transport` (beta), then the reaction q <- q exp(-alpha dt V) on the weights after each step (the
+grids' splitting, through birth-death's weights scheme without its renormalisation).
 """
 from __future__ import annotations
 
@@ -63,6 +67,7 @@ from gflow.solvers.deposit import INSIDE_NOTE, gaussian_blobs, outside_mass
 from gflow.solvers.integrators import ssprk3
 from gflow.solvers.particle import initial_particles, neighbour_step_limit, particle_velocity, refuse_below_fixed
 from gflow.solvers.quadrature import lattice_spacing
+from gflow.solvers.wfr import blob_fisher_rao, transport_of
 
 #: ordered neighbour pairs per chunk of the blob sums (temporaries of a few MB each)
 PAIR_CHUNK = 1 << 18
@@ -210,10 +215,16 @@ class BlobStepper(Stepper):
         self.limited_steps = 0
         self.interacting = self.model.singular_interaction and options["neighbour_cap"]
         #: birth-death (`gflow.solvers.birth_death`): reweighting or kill/clone after each step, or None
-        self.birth_death = particle_birth_death(self, problem, options, self.particle_kernel)
+        # or Wasserstein-Fisher-Rao's reaction -alpha V q on the weights (`gflow.solvers.wfr`)
+        self.birth_death = (particle_birth_death(self, problem, options, self.particle_kernel)
+                            or blob_fisher_rao(self, problem, options, self.particle_kernel))
         if self.birth_death is not None:
             self.weights = self.weights.copy()     # changed in place by the weights scheme
             self.birth_death.prime(self)
+            self.varying_weights = self.birth_death.changes_weights
+            self.conserves_mass = self.birth_death.reaction.conserves_mass
+        #: beta, the factor of the transport velocity (`[dynamics] transport`; 1 but with fisher_rao)
+        self.transport = transport_of(problem)
 
     def kernel_points(self, u: np.ndarray) -> np.ndarray:
         """The points the mollifier sees: u itself, or for a layered model u with the layer
@@ -233,6 +244,8 @@ class BlobStepper(Stepper):
 
     def velocity(self, u: np.ndarray) -> np.ndarray:
         v = particle_velocity(self.model, u, self.weights, kernel=self.particle_kernel)
+        if self.transport != 1.0:       # Wasserstein-Fisher-Rao's beta (fisher_rao refuses T > 0)
+            v *= self.transport
         if self.temperature > 0:
             # frozen axes (train) neither drift nor diffuse, as on the grids
             v += self.kernel.diffusion_velocity(self.kernel_points(u), self.weights,
@@ -277,6 +290,7 @@ class BlobStepper(Stepper):
         if self.temperature > 0:
             energy += self.temperature * float(q @ np.log(self.layer_density(u)))
         return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
+                           weights=q.copy() if self.varying_weights else None,
                            extras={"outside_mass": outside_mass(self.grid, u, q)})
 
     def extra_names(self) -> tuple[str, ...]:

@@ -94,6 +94,7 @@ from fipy.solvers.scipy import LinearBicgstabSolver, LinearLUSolver
 
 from gflow.solvers.base import Observation, Stepper, grid_of
 from gflow.solvers.birth_death import refuse_reaction
+from gflow.solvers.wfr import refuse_fisher_rao
 from gflow.solvers.fv_flux import axis_flux, stable_dt
 
 #: the implicit FiPy term of each `convection` choice; "tvd" is the upwind term with the
@@ -168,6 +169,7 @@ class FiPyStepper(Stepper):
     def __init__(self, problem, options):
         super().__init__(problem, options)
         refuse_reaction(problem, self.kind)
+        refuse_fisher_rao(problem, self.kind)
         grid = self.grid = grid_of(problem)
         self.operator = problem.grid_operator()
         self.sweeps = self.options["sweeps"]

@@ -23,7 +23,9 @@ path of `fv_flux`, which the kernel is tested against (tests/test_fv_kernel.py).
 Birth-death (`[dynamics] birth_death`, `gflow.solvers.birth_death`): after each step the exact
 per-cell reaction rho <- rho exp(-kappa dt (V - <V>)) renormalised, V the operator's `potential`,
 in reaction steps held to the spread and stiffness limits of `Reaction` (each lowers the energy);
-the transport step is capped by the same limits.
+the transport step is capped by the same limits. Wasserstein-Fisher-Rao (`[dynamics] fisher_rao`,
+`gflow.solvers.wfr`): the same with rho <- rho exp(-alpha dt V), not renormalised, after a
+transport step whose velocity is beta (-grad V) (`scaled_transport`).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from gflow.solvers.birth_death import Reactor, reaction_of
 from gflow.solvers.fv_flux import fv_rhs, stable_dt
 from gflow.errors import RunError
 from gflow.solvers.integrators import SSPRK3_STAGES, ssprk3
+from gflow.solvers.wfr import fisher_rao_of, scaled_transport, transport_of
 
 #: a step may be at most this multiple of the last one (step control, with the stage checks)
 GROWTH = 2.0
@@ -95,8 +98,11 @@ class FiniteVolumeStepper(Stepper):
             self._moments = [np.empty(self._moment_shape()) for _ in range(3)]
             self._m1 = None   # a-moment of rho (no da); the last stage returns the next one
             self._blocks = fv_kernels.plane_blocks(self._view(self.rho).shape[1:])
-        #: birth-death (`gflow.solvers.birth_death`): the reaction after each transport step, or None
-        self.birth_death = reaction_of(problem)
+        #: birth-death (`gflow.solvers.birth_death`), or Wasserstein-Fisher-Rao's reaction -alpha V rho
+        #: (`gflow.solvers.wfr`): the reaction after each transport step, or None
+        self.birth_death = reaction_of(problem) or fisher_rao_of(problem)
+        #: beta, the factor of the transport velocity (`[dynamics] transport`; 1 but with fisher_rao)
+        self.transport = transport_of(problem)
         if self.birth_death is not None:
             self._reactor = Reactor(lambda: self.rho, lambda: self.operator.potential(self.rho), self._react,
                                     lambda: self.rho.copy(), self._unreact)
@@ -287,7 +293,7 @@ class FiniteVolumeStepper(Stepper):
         """One transport step (SSP-RK3), then birth-death's reaction over it where the case has one."""
         bd = self.birth_death
         transport_max = dt_max if bd is None else bd.cap(dt_max, self.time)
-        dt = self._step_fused(transport_max) if self.fused else self._step_numpy(transport_max)
+        dt = scaled_transport(self._step_fused if self.fused else self._step_numpy, transport_max, self.transport)
         if bd is not None:
             bd.advance(self.time, dt, self._reactor)
             self.time += dt

@@ -96,8 +96,10 @@ def run(stepper: Stepper, times: np.ndarray, trackers: Sequence[Tracker] = (), d
                 taken = stepper.step(wanted, fixed)
                 short = check_step(t, taken, wanted, remaining, short)
                 limited += fixed and taken < wanted * (1 - 1e-12)
-                # land exactly on the snapshot time, whatever the rounding of t + taken
-                t = t_next if taken >= remaining * (1 - 1e-12) else t + taken
+                # land exactly on the snapshot time, whatever the rounding of t + taken: t itself
+                # carries rounding of order eps |t|, so the slack scales with |t_next| (relative to
+                # `remaining` alone, dt = 0.01 near t = 30 left a step of 1e-14 every other snapshot)
+                t = t_next if taken >= remaining - 1e-12 * max(remaining, abs(t_next)) else t + taken
                 steps += 1
                 for tracker in trackers:
                     tracker.advance(t)

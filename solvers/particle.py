@@ -73,6 +73,10 @@ Options (`gflow.solver_options`, kind "particle"):
   "stochastic" (Rotskoff et al.'s kill/clone with probability kappa |V_j - <V>| dt, the
   population restored to m, weights 1/m; its own random stream, saved for resume).
 
+- `[dynamics] fisher_rao` (Wasserstein-Fisher-Rao, `gflow.solvers.wfr`): Chizat's conic particle
+  step instead, u_j <- u_j - lr beta grad V(u_j) and q_j <- q_j exp(-alpha lr V(u_j)) from the
+  same state; the weights are masses (their sum changes), stored per snapshot.
+
 Observation: density by cloud-in-cell binning on the case grid of the particles inside its box
 (`solvers.deposit`; the binned mass, reported as `mass`, is the weight inside); risk = R[rho_m];
 energy = R + lam/2 sum_j q_j |u_j|^2 + T int rho log rho, the same free energy E as the grid
@@ -105,6 +109,7 @@ from gflow.solvers.deposit import INSIDE_NOTE, cloud_in_cell, outside_mass
 from gflow.solvers.entropy import kl_neg_entropy
 from gflow.solvers.integrators import DormandPrince, StepTooSmall, euler_in_place, rk4_in_place
 from gflow.solvers.quadrature import quadrature_particles
+from gflow.solvers.wfr import conic_particles
 
 #: fraction of the nearest-neighbour distance a particle may move per step (pair interactions)
 NEIGHBOUR_CFL = 0.25
@@ -133,8 +138,10 @@ def initial_particles(problem, options, lattice: bool = False) -> tuple[np.ndarr
         # m per layer for a layered model (q = 1/(L m))
         u = problem.sample_initial(options["particles"], init_rng)
         q = np.full(len(u), 1.0 / len(u))
-    # drawn on the case's axes; a model with more coordinates gets them here (`Problem.lift`)
-    return problem.lift(u, init_rng), q, [np.random.default_rng(batch_seq), np.random.default_rng(noise_seq)]
+    # drawn on the case's axes; a model with more coordinates gets them here (`Problem.lift`). The
+    # weights carry the initial mass (1, or `[initial] mass` of Wasserstein-Fisher-Rao dynamics)
+    return (problem.lift(u, init_rng), q * problem.initial_mass,
+            [np.random.default_rng(batch_seq), np.random.default_rng(noise_seq)])
 
 
 def particle_velocity(model, u: np.ndarray, q: np.ndarray, batch=None, kernel: str = "numba",
@@ -239,6 +246,13 @@ class ParticleStepper(Stepper):
             # weights of its own, changed in place: the network's weights are the same array (mean field)
             self.weights = self.q_net = self.weights.copy()
             self.birth_death.prime(self)
+            self.varying_weights = self.birth_death.changes_weights
+        #: Wasserstein-Fisher-Rao (`gflow.solvers.wfr`): Chizat's conic step of positions and masses, or None
+        self.wfr = conic_particles(problem, options)
+        if self.wfr is not None:
+            self.weights = self.q_net = self.weights.copy()     # masses of its own, changed in place
+            self.varying_weights, self.conserves_mass = True, False
+            self.integrator = "euler"       # the conic step is explicit (ConicParticles refuses the others)
 
     def _check_fluctuation(self) -> None:
         """The prediction is the delta method for deterministic mean-field GD from i.i.d. draws,
@@ -275,6 +289,8 @@ class ParticleStepper(Stepper):
         if self.fluctuation and self._path is None:
             raise InputError("fluctuation = true: the prediction needs the whole path from t = 0, which a "
                              "resumed run does not have; run again with --force")
+        if self.wfr is not None:
+            return self.wfr.step(self, dt_max, fixed)
         bd = self.birth_death
         if bd is not None:
             dt_max = bd.cap(dt_max, self.time)
@@ -344,7 +360,8 @@ class ParticleStepper(Stepper):
             # a restored run has no path: it is refused at its first step (`step`)
             psi = None if self._path is None else self.model.risk_weight_gradient(self._path, self._steps, self.q_net)
             extras["risk_fluctuation"] = np.nan if psi is None else weighted_sd(psi, q)
-        return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(), extras=extras)
+        return Observation(density, risk, energy, self.grid.mass(density), positions=u.copy(),
+                           weights=q.copy() if self.varying_weights else None, extras=extras)
 
     def _neg_entropy(self, u: np.ndarray, q: np.ndarray) -> float:
         """int rho log rho from the cloud; for a layered model (1/L) sum_l of each layer's, its
@@ -367,6 +384,8 @@ class ParticleStepper(Stepper):
             state["particles"] = self.u.copy()    # the snapshot holds only their invariants
         if self.birth_death is not None:
             state.update(self.birth_death.state(self))
+        if self.wfr is not None:
+            state.update(self.wfr.state(self))
         return state
 
     def restore(self, density, positions, state) -> None:
@@ -379,6 +398,8 @@ class ParticleStepper(Stepper):
         self._first_stage = None
         if self.birth_death is not None:
             self.birth_death.restore(self, state)
+        if self.wfr is not None:
+            self.wfr.restore(self, state)
 
     def summary(self) -> str:
         text = f"m = {len(self.weights)}{' quadrature' if self.quadrature else ''}, {self.integrator}, {self.scaling} scaling"
@@ -388,4 +409,6 @@ class ParticleStepper(Stepper):
             text += f", {self.controller.rejected} rejected steps"
         if self.birth_death is not None:
             text += f", {self.birth_death.summary()}"
+        if self.wfr is not None:
+            text += f", {self.wfr.summary()}"
         return text

@@ -74,6 +74,7 @@ from gflow.fft import available_threads
 from gflow.solvers.base import Observation, Stepper, grid_of
 from gflow.solvers.birth_death import Reactor, reaction_of
 from gflow.solvers.spectral_bases import BASES, filter_factor
+from gflow.solvers.wfr import refuse_fisher_rao
 
 #: largest initial density on the box's boundary cells, relative to its maximum, that the
 #: periodic box may wrap around: the jump it leaves in the periodic extension perturbs the
@@ -145,6 +146,7 @@ class SpectralStepper(Stepper):
 
     def __init__(self, problem, options):
         super().__init__(problem, options)
+        refuse_fisher_rao(problem, self.kind)
         grid = self.grid = grid_of(problem)
         averages = problem.initial_density()
         basis_kind = BASES[self.options["basis"]]

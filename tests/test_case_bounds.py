@@ -340,12 +340,12 @@ def test_axis_names_that_clash_in_the_run_file_are_refused(axes, words):
 
 
 def test_the_reserved_names_are_every_dataset_of_a_run_file():
-    from gflow.snapshots import LAYER_MASS, PENDING, RESTART, SCALARS, WALL_TIME
+    from gflow.snapshots import LAYER_MASS, PENDING, RESTART, SCALARS, SNAPSHOT_WEIGHTS, WALL_TIME
     from gflow.solver_options import SOLVERS
     from gflow.solvers import stepper_class
 
     names = {"time", "density", "positions", "weights", "particle", "component", PENDING, RESTART, *SCALARS,
-             LAYER_MASS, WALL_TIME, "layer"}
+             LAYER_MASS, WALL_TIME, SNAPSHOT_WEIGHTS, "layer"}
     for kind, solver in SOLVERS.items():
         if kind == "fipy":      # importing FiPy is slow; it has no extras of its own
             assert "def extra_names" not in (ROOT / "solvers" / "fipy_solver.py").read_text()

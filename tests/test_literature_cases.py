@@ -10,15 +10,20 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
+import gflow
+from gflow.case import case_from_text
 
 sys.path.insert(0, str(ROOT / "examples"))
 
 import aggregation  # noqa: E402
+import chizat_relu  # noqa: E402
 import langevin  # noqa: E402
 import particles_to_pde  # noqa: E402
+import peer_ports  # noqa: E402
 import random_feature  # noqa: E402
+import rbf_birth_death  # noqa: E402
 import scaling  # noqa: E402
 import sgd_noise  # noqa: E402
 
@@ -121,3 +126,119 @@ def test_gallery_size_scaling(tmp_path):
     assert -0.7 < result["slope"] < -0.4
     conventional = result["curves"]["conventional"]
     assert conventional[10].stopped is None and conventional[10000].stopped is not None
+
+
+# ----------------------------------------------------------------------------- the peers' own code
+
+def test_rbf_gradient_descent_is_the_notebooks_and_birth_death_lowers_the_energy(tmp_path):
+    result = rbf_birth_death.study(tmp_path, ["grid.cells=[32,40]", "time.end=1.5", "time.snapshots=4"])
+    runs, port = result["runs"], result["port"]
+    # gflow's gradient descent is the notebook's run_traj from the same particles, to round-off
+    assert result["energy_gap"] < 1e-13 and port["position_gap"] < 1e-12, (result["energy_gap"], port)
+    for label in ("GD, fv", "birth-death, fv"):
+        assert np.allclose(runs[label].mass, 1.0, rtol=0, atol=1e-12), label
+    # birth-death lowers the energy below plain transport's at every t > 0, on the grid and with weights
+    for gd, bd in (("GD, fv", "birth-death, fv"), ("GD, particles", "birth-death (weights), particles")):
+        assert np.all(runs[bd].energy[1:] < runs[gd].energy[1:]), (gd, runs[gd].energy, runs[bd].energy)
+    # and so do the stochastic schemes, gflow's and the notebook's, by the end
+    stochastic = runs["birth-death (stochastic), particles"].energy[-1]
+    assert stochastic < runs["GD, particles"].energy[-1] and port["bd"][-1] < port["gd"][-1]
+    # the grid's a-moment moves towards the exact minimiser's
+    assert result["measures"]["birth-death, fv"]["weak"] < 0.7 * result["initial_weak"]
+    draws(rbf_birth_death, result, tmp_path)
+
+
+def test_chizat_relu_particles_are_his_gd_and_fv_lowers_the_objective(tmp_path):
+    result = chizat_relu.study(tmp_path, ["time.times=[0, 1, 3, 9, 27, 81, 243]", "grid.cells=[14,14,14]"])
+    p, fv, port = result["particles"], result["fv"], result["port"]
+    assert len(p.time) == 7 and port["gap"].max() < 1e-12, port["gap"]
+    assert np.abs(port["loss"] - p.energy).max() < 1e-14
+    assert np.allclose(fv.mass, 1.0, rtol=0, atol=1e-12)
+    # a gradient flow: fv's objective falls from snapshot to snapshot, and both risks fall
+    assert np.all(np.diff(fv.energy) < 0), fv.energy
+    assert fv.risk[-1] < 0.5 * fv.risk[0] and p.risk[-1] < 0.5 * p.risk[0]
+    draws(chizat_relu, result, tmp_path)
+
+
+RBF_POINTS_CASE = """
+[model]
+kind = "two_layer"
+unit = "gaussian"
+variance = 0.5
+[target]
+expression = "(exp(-(x + 2)**2)/sqrt(pi) - 2*exp(-x**2/2)/sqrt(2*pi) + exp(-(x - 2)**2)/sqrt(pi))/3"
+[data]
+distribution = "uniform"
+measure = "lebesgue"
+low = -12.0
+high = 12.0
+nodes = 200
+[initial]
+points = {points}
+[grid]
+bounds = [[-5.0, 5.0], [-5.0, 5.0]]
+cells = [10, 10]
+[time]
+end = 1.0
+snapshots = 3
+[solver]
+kind = "particle"
+integrator = "euler"
+lr = 0.01
+"""
+
+
+def test_the_notebooks_run_traj_from_inline_points_is_gflows_to_round_off(tmp_path):
+    """The notebook's draw y ~ U[-2, 2], c ~ N(0, 1) from one numpy seed, inline in the case:
+    100 steps of the port's closed-form gradient descent against gflow's quadrature."""
+    rng = np.random.default_rng(5)
+    y, c = 4 * rng.random(30) - 2, rng.standard_normal(30)
+    text = RBF_POINTS_CASE.replace("{points}", str(np.column_stack([c, y]).tolist()))
+    run, = gflow.run(case_from_text(text), output=tmp_path)
+    energies, states = peer_ports.run_traj(y, c, 100, 0.01, every=50)
+    assert np.abs(run.energy - energies).max() < 1e-14, (run.energy, energies)
+    for i, (yk, ck) in enumerate(states):
+        np.testing.assert_allclose(run.positions(i), np.column_stack([ck, yk]), rtol=0, atol=1e-13)
+    assert np.abs(states[-1][1] - c).max() > 0.01     # the charges did move
+
+
+def test_his_gdfor2nn_from_inline_data_and_points_is_gflows_to_round_off(tmp_path):
+    """Chizat's setting drawn with one numpy seed: 15 points on the circle with y from a
+    three-neuron teacher, inline (no [target]), and 20 neurons on the sphere of radius 2, inline."""
+    rng = np.random.default_rng(2)
+    w_teacher = rng.standard_normal((3, 2))
+    w_teacher /= np.linalg.norm(w_teacher, axis=1, keepdims=True)
+    x = rng.standard_normal((15, 2))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.maximum(x @ w_teacher.T, 0) @ np.array([1.0, -1.0, 1.0]) / 3
+    W = rng.standard_normal((20, 3))
+    W *= 2 / np.linalg.norm(W, axis=1, keepdims=True)     # rows (w1, w2, b), his layout
+    text = f"""
+[model]
+kind = "two_layer"
+activation = "relu"
+bias = false
+input_dim = 2
+[data]
+x = {x.tolist()}
+y = {y.tolist()}
+[regularization]
+weight_decay = 0.004
+[initial]
+points = {np.roll(W, 1, axis=1).tolist()}
+[grid]
+bounds = [[-4.0, 4.0], [-4.0, 4.0], [-4.0, 4.0]]
+cells = [8, 8, 8]
+[time]
+times = [0, 10, 300]
+[solver]
+kind = "particle"
+integrator = "euler"
+lr = 1.0
+"""
+    run, = gflow.run(case_from_text(text), output=tmp_path)
+    Ws, loss = peer_ports.gd_for_2nn(x, y, W, 0.002, 1.0, 301)
+    for i, k in enumerate((0, 10, 300)):
+        np.testing.assert_allclose(run.positions(i), np.roll(Ws[k], 1, axis=1), rtol=0, atol=1e-13)
+        assert abs(run.energy[i] - loss[k]) < 1e-15
+    assert np.abs(Ws[300] - W).max() > 0.1

@@ -77,7 +77,8 @@ def test_every_cell_that_runs_builds_and_steps(path, kind):
         assert stepper.step(case.end) > 0
     obs = stepper.observe()
     assert np.all(np.isfinite(obs.density)) and np.isfinite(obs.risk) and np.isfinite(obs.energy)
-    if not SOLVERS[kind].particles:     # particles' grid mass is what their bins hold
+    # particles' grid mass is what their bins hold; Fisher-Rao's reaction changes the mass (docs/wfr.md)
+    if not SOLVERS[kind].particles and stepper.conserves_mass:
         assert abs(obs.mass - start.mass) < 1e-12
 
 

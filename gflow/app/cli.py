@@ -169,7 +169,7 @@ def cmd_info(args) -> int:
     bounds = ", ".join(f"{a} in [{c[0]:.4g}, {c[-1]:.4g}]" for a, c in zip(run.axes, run.coordinates))
     print(f"grid     {shape} cells; {printable(bounds, 2000)} (centres)")
     if run.has_particles:
-        print(f"particles {len(run.weights)}")
+        print(f"particles {len(run.weights)}" + (", weights per snapshot (snapshot_weights)" if run.varying_weights else ""))
     if run.solver_options is not None:
         options = ", ".join(f"{k} = {v!r}" for k, v in sorted(run.solver_options.items()))
         print(f"options  {printable(options, 2000)}")

@@ -104,7 +104,7 @@ def _initial_bias(case, reference: Path) -> float:
     if not hasattr(model, "initial_bias"):
         return math.nan
     run = open_run(reference)
-    return model.initial_bias(run.positions(0), run.weights)
+    return model.initial_bias(run.positions(0), run.weights_at(0))
 
 
 def register_ensemble(sub) -> None:

@@ -121,6 +121,9 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
             weights is not None and len(snapshot.positions) != len(weights)):
         raise InputError(f"{path}: its particles do not match the {spec.kind} solver of the case; "
                          "run with --force to start again")
+    if done.varying_weights != stepper.varying_weights:
+        raise InputError(f"{path}: its particles' weights {'change' if done.varying_weights else 'stay fixed'}, "
+                         f"those of the {spec.kind} solver of the case do not; run with --force to start again")
     template = stepper.restart_state()
     state = done.restart()
     if state is None and template:
@@ -134,6 +137,10 @@ def _resume_point(path: Path, case: Case, spec: SolverSpec, stepper, times: np.n
     if problem is not None:
         raise InputError(f"{path}: the saved solver state does not fit the {spec.kind} solver ({problem}); "
                          "run with --force to start again")
+    if done.varying_weights and not np.array_equal(snapshot.weights, stepper.weights):
+        # the snapshot's row and the state saved beside it are one append: unequal, the file was altered
+        raise InputError(f"{path}: the weights of snapshot {n - 1} (snapshot_weights) differ from the saved "
+                         "solver state's; run with --force to start again")
     return n - 1
 
 
@@ -217,7 +224,8 @@ def run_case(case: Case, out_dir: Path, *, force: bool = False, resume: bool = F
                                             n_particles=None if weights is None else len(weights),
                                             weights=weights, extras=stepper.extra_names(),
                                             density_attrs=stepper.density_attrs, layered=bool(case.layers),
-                                            options=spec.options)
+                                            options=spec.options, varying_weights=stepper.varying_weights,
+                                            conserves_mass=stepper.conserves_mass)
                 trackers = standard_trackers(writer, stepper, end=case.end, label=f"{case.name} [{spec.kind}]",
                                              axes=case.axes, progress=progress, warn=warn, on_snapshot=on_snapshot)
                 summary = run(stepper, times, trackers, case.dt, start=start, resumed=resumed)

@@ -30,5 +30,7 @@ def model_kind(name: str) -> ModelKind:
 
 
 def build_model(case) -> Model:
-    """The model of a checked case."""
-    return model_kind(case.model.kind).build(case)
+    """The model of a checked case, with its mass penalty (`[regularization] mass_penalty`,
+    `gflow.models.mass_penalty`) where it has one."""
+    from gflow.models.mass_penalty import with_mass_penalty
+    return with_mass_penalty(model_kind(case.model.kind).build(case), getattr(case, "mass_penalty", 0.0))
