@@ -61,7 +61,9 @@ def stiff_dt(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray, dt: float, fused: b
     while F stays stiff: steps beyond ~1 / rate keep rho >= 0 but no longer dissipate energy.
     """
     if fused:   # the same maxima in one threaded pass (max is exact in any order)
-        change, curve = fv_kernels.stiff_maxima(u0.reshape(-1), u1.reshape(-1), u2.reshape(-1), 1 << 15)
+        chunk = 1 << 15
+        maxima = fv_kernels.stiff_maxima if u0.size > chunk else fv_kernels.stiff_maxima_serial
+        change, curve = maxima(u0.reshape(-1), u1.reshape(-1), u2.reshape(-1), chunk)
     else:
         change = np.abs(u1 - u0).max()
         curve = np.abs(4.0 * u2 - 2.0 * u0 - 2.0 * u1).max()
@@ -98,6 +100,8 @@ class FiniteVolumeStepper(Stepper):
             self._moments = [np.empty(self._moment_shape()) for _ in range(3)]
             self._m1 = None   # a-moment of rho (no da); the last stage returns the next one
             self._blocks = fv_kernels.plane_blocks(self._view(self.rho).shape[1:])
+            # one block of planes: the one-thread build of the same loops (same bits, no pool)
+            self._stage = fv_kernels.stage if len(self._blocks) > 2 else fv_kernels.stage_serial
         #: birth-death (`gflow.solvers.birth_death`), or Wasserstein-Fisher-Rao's reaction -alpha V rho
         #: (`gflow.solvers.wfr`): the reaction after each transport step, or None
         self.birth_death = reaction_of(problem) or fisher_rao_of(problem)
@@ -268,7 +272,7 @@ class FiniteVolumeStepper(Stepper):
             G, L0, H1, L1, H2, L2 = args
             T = self._kernel_temperature()
             for s in range(u.shape[0]):     # a loop over layers (one for a two-layer model), not cells
-                fv_kernels.stage(stage_in[s], u[s], out[s], mom[s], c0, c1, dt, G[s], L0, self.operator.a,
+                self._stage(stage_in[s], u[s], out[s], mom[s], c0, c1, dt, G[s], L0, self.operator.a,
                                  H1[s], L1, H2[s], L2, h, self.theta, T, self._blocks)
             stage_in = out
             if index < 2:   # the next step starts from its own first factors

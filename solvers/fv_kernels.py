@@ -200,6 +200,13 @@ if numba is not None:
     _sum_blocks = numba.njit(cache=True, boundscheck=False)(_sum_blocks)
     stage = numba.njit(cache=True, boundscheck=False, parallel=True)(_stage)
     stiff_maxima = numba.njit(cache=True, boundscheck=False, parallel=True)(_stiff_maxima)
+    # the same loops on one thread (prange is range without parallel=True), for work of one
+    # block or chunk: waking the thread pool for it costs more than the work, and far more on a
+    # busy machine (a 2 x 256 grid: 25 s for the threaded kernel against 0.7 s on numpy while
+    # other processes shared the cores)
+    stage_serial = numba.njit(cache=True, boundscheck=False)(_stage)
+    stiff_maxima_serial = numba.njit(cache=True, boundscheck=False)(_stiff_maxima)
     a_moment = numba.njit(cache=True, boundscheck=False)(_a_moment)
 else:  # pragma: no cover
     stage, a_moment, stiff_maxima = _stage, _a_moment, _stiff_maxima
+    stage_serial, stiff_maxima_serial = _stage, _stiff_maxima

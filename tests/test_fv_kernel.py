@@ -134,10 +134,10 @@ def _random_stage_inputs(shape, seed=0):
                 h=np.array([0.1, 0.2, 0.1]), T=np.array([0.01, 0.02 if n1 > 1 else 0.0, 0.01]))
 
 
-def _run_stage(x, blocks):
+def _run_stage(x, blocks, stage=None):
     out, m1 = np.empty_like(x["u"]), np.empty(x["u"].shape[1:])
-    fv_kernels.stage(x["u"], x["u0"], out, m1, 0.75, 0.25, 0.01, x["G"], x["L0"], x["ac"], x["H1"], x["L1"],
-                     x["H2"], x["L2"], x["h"], 1.5, x["T"], blocks)
+    (stage or fv_kernels.stage)(x["u"], x["u0"], out, m1, 0.75, 0.25, 0.01, x["G"], x["L0"], x["ac"], x["H1"],
+                                x["L1"], x["H2"], x["L2"], x["h"], 1.5, x["T"], blocks)
     return out, m1
 
 
@@ -158,6 +158,11 @@ def test_stage_is_bitwise_independent_of_threads_and_blocks(shape):
     assert np.array_equal(out, one_out) and np.array_equal(m1, one_m1)
     whole_out, whole_m1 = _run_stage(x, np.array([0, shape[0]]))
     assert np.array_equal(out, whole_out)
+    # one block runs on the one-thread build of the same loops (`FiniteVolumeStepper`): same bits
+    serial_out, serial_m1 = _run_stage(x, np.array([0, shape[0]]), fv_kernels.stage_serial)
+    assert np.array_equal(serial_out, whole_out) and np.array_equal(serial_m1, whole_m1)
+    assert all(np.array_equal(a, b) for a, b in zip(_run_stage(x, blocks, fv_kernels.stage_serial),
+                                                     (out, m1)))
     np.testing.assert_allclose(m1, whole_m1, rtol=1e-13, atol=1e-13)
     # the moment of a density sums in the stage's order, so a restored run continues bitwise
     again = np.empty_like(m1)
@@ -180,5 +185,8 @@ def test_stiff_maxima_equal_numpy_exactly():
     change, curve = fv_kernels.stiff_maxima(u0.reshape(-1), u1.reshape(-1), u2.reshape(-1), 1 << 15)
     assert change == np.abs(u1 - u0).max()
     assert curve == np.abs(4.0 * u2 - 2.0 * u0 - 2.0 * u1).max()
+    assert fv_kernels.stiff_maxima_serial(u0.reshape(-1), u1.reshape(-1), u2.reshape(-1), 1 << 15) == (change, curve)
     assert stiff_dt(u0, u1, u2, 0.1, fused=True) == stiff_dt(u0, u1, u2, 0.1)
+    small = [u[:, :3, :, :100] for u in (u0, u1, u2)]     # one chunk: the one-thread build
+    assert stiff_dt(*small, 0.1, fused=True) == stiff_dt(*small, 0.1)
     assert stiff_dt(u0, u0, u2, 0.1, fused=True) == np.inf
