@@ -1,4 +1,4 @@
-"""Hand-written numpy ports of the peers' own code: the references of gallery sections 15 and 16.
+"""Hand-written numpy ports of the peers' own code: the references of gallery sections 15 to 17.
 
 Nothing here imports gflow. Each function is a line-by-line port of the peer's code, vectorised
 where the original loops over particles, with the peer's names in the comments.
@@ -20,6 +20,13 @@ n by cloning or killing uniformly chosen particles, and plain steps for the last
 Chizat (github lchizat/2019-sparse-optim-measures, `illustration_reluNN.jl`): `GDfor2NN`, gradient
 descent on f(x) = (1/m) sum_i b_i (w_i . x)_+ for 1/2 MSE + (lambda/m) sum_i |(w_i, b_i)|^2, whose
 gradient he writes without the 1/m (the mean-field velocity), rows of W = (w_i, b_i).
+
+Chizat (same repository, `illustration_deconv1D.jl`): `PGD_1D`, conic particle gradient descent on
+spikes mu = (1/m) sum_i r_i |r_i| delta_{theta_i} for the loss 1/2 |f - f_obs|^2 in the RKHS of
+the Dirichlet kernel phi(x) = sum_{k = -nf..nf} exp(ikx), nf = 4, plus lambda |mu|:
+r <- r exp(-2 alpha grad_r) (the mirror retraction), theta <- theta - beta grad_theta, with
+grad_r = sign(r) (sum_j ss(r_j) phi(theta - theta_j) / m - sum_k ss(r_k^obs) phi(theta - theta_k^obs)) + lambda,
+ss(r) = |r| r, and grad_theta the same with phi' (the Wasserstein-Fisher-Rao flow, docs/wfr.md).
 """
 from __future__ import annotations
 
@@ -158,3 +165,53 @@ def log_iterations(niter: int, count: int = 100) -> np.ndarray:
     """His plotting grid `iters = Int.(floor.(exp.(range(0, stop = log(niter), length = 100))))`,
     1-based, as the distinct step counts iters - 1."""
     return np.unique(np.floor(np.exp(np.linspace(0.0, np.log(niter), count))).astype(int)) - 1
+
+
+# ----------------------------------------------------------------------------- Chizat's sparse deconvolution
+
+NF = 4     # his number of frequencies, nf
+
+
+def dirichlet(x):
+    """His phi(x) = real(sum(exp.(im*k*x) for k in -nf:nf)), exp(ikx) as a power of exp(ix)."""
+    z = np.exp(1j * np.asarray(x))
+    return np.real(sum(z**k for k in range(-NF, NF + 1)))
+
+
+def dirichlet_der(x):
+    """His phi_der(x) = real(sum(im*k*exp.(im*k*x) for k in -nf:nf))."""
+    z = np.exp(1j * np.asarray(x))
+    return np.real(sum(1j * k * z**k for k in range(-NF, NF + 1)))
+
+
+def pgd_1d(r, theta, r_obs, theta_obs, lam, alpha, beta, niter):
+    """His `PGD_1D(r_init, theta_init, r_obs, theta_obs, lambda, alpha, beta, niter)` with the mirror
+    retraction, line by line (his loop over i as matrix products).
+
+    Returns rs, thetas (niter + 1, m) and loss (niter + 1): the particles and his loss
+    (a' Kxx a + b' Kyy b - 2 a' Kxy b) / 2 + lambda sum |a|, a = ss(r) / m, b = ss(r_obs), after
+    0, 1, ..., niter iterations (his rs[:, k] hold 0..niter - 1; the last row is the state his
+    figure's rs[:, end] would reach one step later)."""
+    def ss(v):
+        return np.abs(v) * v          # the signed square
+
+    r, theta = np.array(r, float), np.array(theta, float)
+    r_obs, theta_obs = np.asarray(r_obs, float), np.asarray(theta_obs, float)
+    m = len(r)
+    b = ss(r_obs)
+    Kyy = dirichlet(theta_obs[:, None] - theta_obs[None, :])
+    rs, thetas, loss = np.empty((niter + 1, m)), np.empty((niter + 1, m)), np.empty(niter + 1)
+    for it in range(niter + 1):
+        rs[it], thetas[it] = r, theta
+        Kxx = dirichlet(theta[:, None] - theta[None, :])
+        Kxy = dirichlet(theta[:, None] - theta_obs[None, :])
+        a = ss(r) / m
+        loss[it] = (a @ Kxx @ a + b @ Kyy @ b - 2 * a @ Kxy @ b) / 2 + lam * np.sum(np.abs(a))
+        if it == niter:
+            break
+        gradr = np.sign(r) * (Kxx @ ss(r) / m - Kxy @ b) + lam
+        gradtheta = np.sign(r) * (dirichlet_der(theta[:, None] - theta[None, :]) @ ss(r) / m
+                                  - dirichlet_der(theta[:, None] - theta_obs[None, :]) @ b)
+        r = r * np.exp(-2 * alpha * gradr)            # mirror retraction
+        theta = theta - beta * gradtheta
+    return rs, thetas, loss

@@ -1,7 +1,9 @@
 """Birth-death on Rotskoff and Vanden-Eijnden's Gaussian-RBF network, against their notebook.
 
 Runs cases/rbf_birth_death.toml (units c N(x; y, 0.5), u = (a, y) with a their c, the three-bump
-target in L^2(R, dx), 200 particles, gradient descent with step 0.01 to t = 30) three ways:
+target in L^2(R, dx), 200 particles, gradient descent with step 0.01 to t = 30) three ways, the
+first two its [sweep] over dynamics.birth_death = [0.0, 5.0] (as `gflow sweep` runs it, with
+particles and with fv), the third one more run of kappa = 5:
 
     gradient descent                 d_t rho = div(rho grad V)                      particles and fv
     birth-death, weights             d_t rho = div(rho grad V) - kappa (V - <V>) rho  particles and fv
@@ -16,7 +18,7 @@ each run's m1 is measured against it weakly, max_c |int g_c (m1 - m1*) dy| over 
 g_c of variance 0.25 centred at c = -3, -2, ..., 3 (Rotskoff, Jelassi, Bruna, Vanden-Eijnden,
 "Global convergence of neuron birth-death dynamics", ICML 2019).
 
-    python examples/rbf_birth_death.py -o rbf_birth_death.png [--runs DIR] [--set KEY=VALUE]
+    python examples/rbf_birth_death.py -o rbf_birth_death.png [--runs DIR] [--set KEY=VALUE] [--vary dynamics.birth_death=0,KAPPA]
 """
 from __future__ import annotations
 
@@ -25,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import peer_ports
-from common import CASES, figure, run, run_study, write
+from common import CASES, figure, run, run_study, sweep, write
 from gflow.postprocess.runs import faces
 
 from gflow.snapshots import open_run
 
 CASE = CASES / "rbf_birth_death.toml"
-#: the notebook's birth-death: alpha = 0.05 per step of 0.01 is kappa = 5, quenched from t = 20
-BIRTH_DEATH = ["dynamics.birth_death=5.0", "dynamics.birth_death_until=20.0"]
+#: the sweep's key: 0 is gradient descent, the notebook's alpha = 0.05 per step of 0.01 is kappa = 5
+#: (the case's birth_death_until = 20 quenches it)
+KAPPA = "dynamics.birth_death"
 STOCHASTIC = ['solver.birth_death_scheme="stochastic"']
 #: the seed of the port's own kill/clone draws
 PORT_SEED = 0
@@ -90,17 +93,19 @@ def port_runs(gd, kappa: float, until: float | None) -> dict:
 
 def study(out: Path, overrides=(), vary=()) -> dict:
     """{"runs": {label: Run}, "measures": {label: measure at the end}, "port": port_runs, "energy_gap"}."""
-    if vary:
-        raise SystemExit(f"--vary: {CASE.name} has no [sweep] table; use --set")
     overrides = list(overrides)
-    bd = [*BIRTH_DEATH, *overrides]
-    # one solver per command: a run of both would also draw their comparison (compare.png)
-    paths = {"GD, particles": run(CASE, out / "gradient_descent", overrides, solver="particle"),
-             "GD, fv": run(CASE, out / "gradient_descent", overrides, solver="fv"),
-             "birth-death (weights), particles": run(CASE, out / "birth_death", bd, solver="particle"),
-             "birth-death, fv": run(CASE, out / "birth_death", bd, solver="fv"),
-             "birth-death (stochastic), particles": run(CASE, out / "birth_death_stochastic", [*bd, *STOCHASTIC],
-                                                        solver="particle")}
+    # the case's sweep, one solver per command (a run of both would also draw compare.png)
+    swept = {kind: sweep(CASE, out, overrides, vary, solver=kind) for kind in ("particle", "fv")}
+    kappas = [r.values[KAPPA] for r in swept["fv"]]
+    if len(kappas) != 2 or kappas[0] != 0 or not kappas[1] > 0 or any(len(r.values) != 1 for r in swept["fv"]):
+        raise SystemExit(f"the study needs the sweep {KAPPA} = [0, kappa > 0] and no other key, not {kappas}")
+    for r in (*swept["particle"], *swept["fv"]):
+        if not r.finished:
+            raise SystemExit(f"{r.path} did not finish")
+    bd = [*overrides, f"{KAPPA}={kappas[1]!r}", *STOCHASTIC]
+    paths = {"GD, particles": swept["particle"][0].path, "GD, fv": swept["fv"][0].path,
+             "birth-death (weights), particles": swept["particle"][1].path, "birth-death, fv": swept["fv"][1].path,
+             "birth-death (stochastic), particles": run(CASE, out / "birth_death_stochastic", bd, solver="particle")}
     runs = {label: open_run(p) for label, p in paths.items()}
     dynamics = runs["birth-death, fv"].case.dynamics
     port = port_runs(runs["GD, particles"], dynamics.birth_death, dynamics.birth_death_until)

@@ -333,14 +333,13 @@ def parse_case(doc: dict, source: str, base_dir: Path, stem: str) -> Case:
 
 
 def _dynamics(t: Table, temperature: float, layers: int | None) -> DynamicsSpec:
-    """`birth_death = kappa` (>= 0) and `birth_death_until` (> 0); refused where V[rho] is not the
+    """`birth_death = kappa` (>= 0) and `birth_death_until` (> 0; with kappa = 0 it stops nothing, so
+    that a `[sweep]` over kappa may include 0, plain transport); refused where V[rho] is not the
     whole first variation (temperature: the entropy's T log rho) or mass moves between layers."""
     kappa = t.number("birth_death", 0.0, minimum=0.0)
     until = t.number("birth_death_until", positive=True) if t.has("birth_death_until") else None
     alpha, beta = _wfr_keys(t, kappa, temperature, layers)
     t.done()
-    if until is not None and kappa == 0:
-        raise t.error("birth_death_until", "stops birth-death, which needs birth_death = kappa > 0")
     if kappa > 0 and temperature > 0:
         raise t.error("birth_death", "needs temperature = 0: with noise, birth-death would need the entropy's "
                                      "T log rho in V, which gflow does not add")

@@ -216,7 +216,7 @@ KEYS: tuple[Key, ...] = (
         "rho, mass kept 1 (Rotskoff et al. 2019; docs/birth_death.md); 0: plain transport. Needs temperature = 0, "
         "not a layered model; particles: `birth_death_scheme`", "0.5"),
     Key("dynamics.birth_death_until", "number", "never", "the time from which birth-death stops (the quench: "
-        "plain transport after it)", "5.0", needs=(("dynamics.birth_death", "0.5"),)),
+        "plain transport after it); with birth_death = 0 it stops nothing (a sweep over kappa may include 0)", "5.0", needs=(("dynamics.birth_death", "0.5"),)),
     Key("dynamics.fisher_rao", "number", "0", "alpha of Wasserstein-Fisher-Rao dynamics: d_t mu = -alpha V mu "
         "+ beta div(mu grad V), mass not conserved (Chizat 2022; docs/wfr.md); 0: none. Solvers fv, blob and "
         "particle (Chizat's conic step). Needs temperature = 0, no birth_death, not a layered model", "0.2"),

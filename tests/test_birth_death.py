@@ -392,7 +392,6 @@ def test_bad_dynamics_keys_get_one_line():
     assert "dynamics.birth_death: must be at least 0" in _refused(SMALL + "[dynamics]\nbirth_death = -1.0\n")
     assert "dynamics.birth_death: must be a number" in _refused(SMALL + '[dynamics]\nbirth_death = "fast"\n')
     assert "dynamics.birth_death_until: must be positive" in _refused(SMALL + BIRTH_DEATH + "birth_death_until = 0\n")
-    assert "dynamics.birth_death_until" in _refused(SMALL + "[dynamics]\nbirth_death_until = 1.0\n")
     assert "dynamics.kappa: unknown key" in _refused(SMALL + "[dynamics]\nkappa = 1.0\n")
     hot = _refused(SMALL + "[regularization]\ntemperature = 0.1\n" + BIRTH_DEATH)
     assert "dynamics.birth_death" in hot and "temperature = 0" in hot
@@ -400,6 +399,24 @@ def test_bad_dynamics_keys_get_one_line():
     assert "dynamics.birth_death" in layered and "layered" in layered
     # plain transport (kappa = 0) is what a case without [dynamics] is
     assert case_from_text(SMALL + "[dynamics]\nbirth_death = 0.0\n", "ok.toml").dynamics.birth_death == 0.0
+
+
+def test_a_quench_without_kappa_is_plain_transport():
+    """`birth_death_until` with kappa = 0 (a `[sweep]` over kappa that includes 0, as
+    cases/rbf_birth_death.toml) is accepted and stops nothing: the run is bitwise the one without it,
+    for fv and for particles; with kappa > 0 the same quench changes the run."""
+    quench = "[dynamics]\nbirth_death = 0.0\nbirth_death_until = 1.0\n"
+    assert case_from_text(SMALL + quench, "ok.toml").dynamics.birth_death_until == 1.0
+    for kind, options in (("fv", {}), ("particle", {"particles": 64, "seed": 3, "lr": 0.05})):
+        _, plain = evolve(SMALL, kind, **options)
+        _, quenched = evolve(SMALL + quench, kind, **options)
+        _, reacting = evolve(SMALL + quench.replace("0.0", str(KAPPA)), kind, **options)
+        assert len(plain) == len(quenched) == 7
+        for a, b in zip(plain, quenched):
+            np.testing.assert_array_equal(a.density if kind == "fv" else a.positions,
+                                          b.density if kind == "fv" else b.positions)
+            assert a.energy == b.energy
+        assert energies(reacting)[-1] < energies(plain)[-1]
 
 
 @pytest.mark.parametrize("solver, words", [

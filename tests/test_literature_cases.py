@@ -26,6 +26,7 @@ import random_feature  # noqa: E402
 import rbf_birth_death  # noqa: E402
 import scaling  # noqa: E402
 import sgd_noise  # noqa: E402
+import sparse_deconvolution  # noqa: E402
 
 SMALL_2D = ["grid.cells=[48,32]"]
 
@@ -158,6 +159,21 @@ def test_chizat_relu_particles_are_his_gd_and_fv_lowers_the_objective(tmp_path):
     assert np.all(np.diff(fv.energy) < 0), fv.energy
     assert fv.risk[-1] < 0.5 * fv.risk[0] and p.risk[-1] < 0.5 * p.risk[0]
     draws(chizat_relu, result, tmp_path)
+
+
+def test_sparse_deconvolution_particles_are_his_pgd_1d_and_fv_agrees(tmp_path):
+    """The first 200 of his 1000 iterations (9 snapshots): gflow's conic particles are his PGD_1D
+    from the same start to round-off (positions, masses r^2 / m, his loss), the mass grows from
+    0.25, the energy falls, and the fv PDE on 2 x 256 cells agrees with the particles."""
+    result = sparse_deconvolution.study(tmp_path, ["time.end=200", "time.snapshots=9"])
+    p, fv, port = result["particles"], result["fv"], result["port"]
+    assert len(p.time) == 9 and p.time[-1] == 200
+    assert port["theta_gap"] < 1e-12 and port["mass_gap"] < 1e-14 and port["loss_gap"] < 1e-13, port
+    assert np.abs(port["thetas"][-1] - port["thetas"][0]).max() > 0.05     # the spikes did move
+    assert p.mass[0] == pytest.approx(0.25, abs=1e-14) and p.mass[-1] > 0.7
+    assert np.all(np.diff(p.energy) < 0) and np.all(np.diff(fv.energy) < 0)
+    assert np.abs(fv.mass - p.mass).max() < 0.01 and fv.energy[-1] == pytest.approx(p.energy[-1], rel=0.01)
+    draws(sparse_deconvolution, result, tmp_path)
 
 
 RBF_POINTS_CASE = """

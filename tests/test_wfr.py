@@ -10,6 +10,7 @@ the initial mass and the mass penalty; bitwise resume; the bundled case end to e
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import h5py
@@ -26,6 +27,10 @@ from gflow.solvers import make_stepper
 from gflow.solvers.loop import run
 from gflow.solvers.trackers import CallbackTracker, InvariantTracker
 from conftest import ROOT, assert_same_results, check_snapshot, run_gflow
+
+sys.path.insert(0, str(ROOT / "examples"))
+
+import peer_ports
 
 CASE = ROOT / "cases" / "sparse_deconvolution_wfr.toml"
 
@@ -106,36 +111,8 @@ def series(observations, name: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- Chizat's iteration
 
-NF = 4     # his number of frequencies
-
-
-def dirichlet(x):
-    """His phi(x) = real(sum(exp.(im*k*x) for k in -nf:nf)), exp(ikx) as a power of exp(ix)."""
-    z = np.exp(1j * x)
-    return np.real(sum(z**k for k in range(-NF, NF + 1)))
-
-
-def dirichlet_der(x):
-    """His phi_der(x) = real(sum(im*k*exp.(im*k*x) for k in -nf:nf))."""
-    z = np.exp(1j * x)
-    return np.real(sum(1j * k * z**k for k in range(-NF, NF + 1)))
-
-
-def pgd_1d(r, theta, r_obs, theta_obs, lam, alpha, beta, niter):
-    """His PGD_1D (illustration_deconv1D.jl) with the mirror retraction, line by line (the loop over
-    i as matrix products); the particles (r, theta) after niter iterations."""
-    def ss(v):
-        return np.abs(v) * v          # the signed square
-
-    m = len(r)
-    for _ in range(niter):
-        gradr = np.sign(r) * (dirichlet(theta[:, None] - theta[None, :]) @ ss(r) / m
-                              - dirichlet(theta[:, None] - theta_obs[None, :]) @ ss(r_obs)) + lam
-        gradtheta = np.sign(r) * (dirichlet_der(theta[:, None] - theta[None, :]) @ ss(r) / m
-                                  - dirichlet_der(theta[:, None] - theta_obs[None, :]) @ ss(r_obs))
-        r = r * np.exp(-2 * alpha * gradr)            # mirror retraction
-        theta = theta - beta * gradtheta
-    return r, theta
+#: his phi and PGD_1D (illustration_deconv1D.jl), ported once in examples/peer_ports.py
+dirichlet, pgd_1d = peer_ports.dirichlet, peer_ports.pgd_1d
 
 
 def test_the_bundled_target_is_the_spikes_seen_through_the_dirichlet_kernel():
@@ -159,11 +136,14 @@ def test_conic_particles_reproduce_chizats_pgd_1d_to_round_off():
     r0 = 0.5 * start[:, 0]                         # -0.5, +0.5 alternating: the species a = sign(r)
     np.testing.assert_array_equal(r0, np.where(np.arange(m) % 2 == 0, -0.5, 0.5))
     r_obs = np.sign(WEIGHTS) * np.sqrt(np.abs(WEIGHTS))
-    r, theta = pgd_1d(r0, start[:, 1], r_obs, SPIKES, 0.3, 0.05, 0.005, 1000)
+    rs, thetas, loss = pgd_1d(r0, start[:, 1], r_obs, SPIKES, 0.3, 0.05, 0.005, 1000)
+    r, theta = rs[-1], thetas[-1]
     assert case.times[-1] == 1000 and len(seen) == len(case.times)
     np.testing.assert_allclose(stepper.u[:, 1], theta, rtol=0, atol=1e-12)
     np.testing.assert_allclose(stepper.weights, r**2 / m, rtol=1e-12, atol=0)
     np.testing.assert_array_equal(stepper.u[:, 0], start[:, 0])        # the species never change
+    # his loss (the RKHS norm, which the 16 points integrate exactly, + lambda |mu|) is gflow's energy
+    np.testing.assert_allclose(series(seen, "energy"), loss[::25], rtol=1e-12, atol=0)
     # the iteration did something: the mass grew from 0.25 towards the spikes' 1 (shrunk by lambda:
     # 0.81), the risk fell 48-fold, the energy at every snapshot, and the heavy particles gathered
     # near the spikes (within 0.14: the penalised minimiser is not at the spikes themselves)
