@@ -41,6 +41,33 @@ def assert_same_results(a, b) -> None:
         np.testing.assert_array_equal(value, db[name], err_msg=f"{a}: {name} differs from {b}")   # bitwise
 
 
+def interrupted_and_resumed(case, tmp_path, kind: str):
+    """Run `case` whole, then again stopped by Ctrl-C after its second snapshot and resumed;
+    the resumed file passes `gflow check` and holds the whole run's results bit for bit.
+    Returns (the whole run, the resumed file's path)."""
+    import h5py
+
+    from gflow.app.execute import run_case
+
+    quiet = {"progress": False, "echo": lambda line: None, "warn": lambda line: None}
+    [whole] = run_case(case, tmp_path / "whole", **quiet)
+
+    def stop(index, t, obs):
+        if index == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_case(case, tmp_path / "cut", on_snapshot=stop, **quiet)
+    path = tmp_path / "cut" / f"{kind}.h5"
+    with h5py.File(path) as f:
+        assert f["time"].shape == (2,)
+    [resumed] = run_case(case, tmp_path / "cut", resume=True, **quiet)
+    assert resumed.resumed_from == pytest.approx(case.times[1])
+    check_snapshot(path)
+    assert_same_results(whole.path, path)
+    return whole, path
+
+
 def run_gflow(*args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """Run the command line in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "gflow.app.cli", *map(str, args)], capture_output=True,

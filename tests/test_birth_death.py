@@ -21,7 +21,7 @@ from gflow.solvers import make_stepper
 from gflow.solvers.birth_death import REACTION_STEP, ParticleBirthDeath, Reaction, Reactor, resample
 from gflow.solvers.loop import run
 from gflow.solvers.trackers import CallbackTracker, InvariantTracker
-from conftest import assert_same_results, check_snapshot, has_module
+from conftest import has_module, interrupted_and_resumed
 
 #: a small two-layer case (the quickstart's teacher 1.5 tanh(2x) on a coarse grid)
 SMALL = """
@@ -357,22 +357,8 @@ SETUPS = {"fv": ("fv", ""), "spectral": ("spectral", ""), "weights": ("particle"
 def test_resume_is_bitwise(setup, tmp_path):
     kind, options = SETUPS[setup]
     case = case_from_text(f'{RESUMABLE}\n[solver]\nkind = "{kind}"\n{options}', "bd.toml")
-    quiet = {"progress": False, "echo": lambda line: None, "warn": lambda line: None}
-    [whole] = run_case(case, tmp_path / "whole", **quiet)
-
-    def stop(index, t, obs):
-        if index == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_case(case, tmp_path / "cut", on_snapshot=stop, **quiet)
-    path = tmp_path / "cut" / f"{kind}.h5"
-    with h5py.File(path) as f:
-        assert f["time"].shape == (2,)
-    [resumed] = run_case(case, tmp_path / "cut", resume=True, **quiet)
-    assert resumed.resumed_from == pytest.approx(1 / 3)
-    check_snapshot(path)
-    assert_same_results(whole.path, path)
+    assert case.times[1] == pytest.approx(1 / 3)
+    _, path = interrupted_and_resumed(case, tmp_path, kind)
     if kind != "fv" and kind != "spectral":
         with h5py.File(path) as f:
             assert abs(f["mass"][-1] + f["outside_mass"][-1] - 1.0) < 1e-12

@@ -26,7 +26,7 @@ from gflow.snapshots import open_run
 from gflow.solvers import make_stepper
 from gflow.solvers.loop import run
 from gflow.solvers.trackers import CallbackTracker, InvariantTracker
-from conftest import ROOT, assert_same_results, check_snapshot, run_gflow
+from conftest import ROOT, check_snapshot, interrupted_and_resumed, run_gflow
 
 sys.path.insert(0, str(ROOT / "examples"))
 
@@ -333,21 +333,8 @@ RESUMABLE = SMALL.replace("cells = [24, 20]", "cells = [16, 12]").replace("end =
 @pytest.mark.parametrize("kind, options", [("fv", ""), ("particle", "particles = 300\n"), ("blob", "particles = 300\n")])
 def test_resume_is_bitwise(kind, options, tmp_path):
     case = case_from_text(f'{RESUMABLE}\n[solver]\nkind = "{kind}"\n{options}', "wfr.toml")
-    [whole] = run_case(case, tmp_path / "whole", **QUIET)
-
-    def stop(index, t, obs):
-        if index == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_case(case, tmp_path / "cut", on_snapshot=stop, **QUIET)
-    path = tmp_path / "cut" / f"{kind}.h5"
-    with h5py.File(path) as f:
-        assert f["time"].shape == (2,)
-    [resumed] = run_case(case, tmp_path / "cut", resume=True, **QUIET)
-    assert resumed.resumed_from == pytest.approx(1 / 3)
-    check_snapshot(path)
-    assert_same_results(whole.path, path)
+    assert case.times[1] == pytest.approx(1 / 3)
+    _, path = interrupted_and_resumed(case, tmp_path, kind)
     run_file = open_run(path)
     assert run_file.mass[-1] != pytest.approx(run_file.mass[0], rel=1e-3)      # the mass changed
     if kind != "fv":
