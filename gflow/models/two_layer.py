@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gflow.models.data import DataMeasure, labelled
+from gflow.models.data import DataMeasure
+from gflow.models.data_network import DataNetwork
 from gflow.models.two_layer_case import TwoLayerSpec
 from gflow.models.units import UNITS
 
@@ -31,34 +32,15 @@ CHUNK = 1 << 15
 FUSED_KERNELS = {"numba": "float64", "numba-float32": "float32"}
 
 
-class TwoLayerModel:
+class TwoLayerModel(DataNetwork):
     """V and its gradient for u = (a, w_1..w_d[, b]) with a fixed data measure."""
-
-    kind = "two_layer"
-    #: V has no pair interaction: no nearest-neighbour step cap for particles
-    singular_interaction = False
 
     def __init__(self, spec: TwoLayerSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
                  weight_decay: float = 0.0, temperature: float = 0.0):
-        self.spec = spec
-        self.axes = spec.axes
-        self.input_dim = spec.input_dim
+        super().__init__(spec, data, target, weight_decay, temperature)
         self.bias = spec.bias
         unit = UNITS[spec.activation]
         self.sigma, self.dsigma, self.d2sigma = unit.sigma, unit.dsigma, unit.d2sigma
-        self.target = target
-        #: the data measure with its targets: what SGD draws minibatches from
-        self.data = labelled(data, target)
-        self.x, self.p, self.y = self.data.x, self.data.p, self.data.y
-        self.weight_decay = weight_decay
-        self.temperature = temperature
-        #: trained[i] says whether axis i moves
-        train = set(spec.train)            # a set: a full model in R^d has 10^5 axes
-        self.trained = np.array([a in train for a in spec.axes])
-
-    @property
-    def ndim(self) -> int:
-        return len(self.axes)
 
     def _preactivation(self, u: np.ndarray, x: np.ndarray) -> np.ndarray:
         # the inputs are the data nodes' columns (input_dim of them, but for a reduced model's rule)
@@ -75,12 +57,6 @@ class TwoLayerModel:
             uc = u[s:s + CHUNK]
             f += (q[s:s + CHUNK] * uc[:, 0]) @ self.sigma(self._preactivation(uc, x))
         return f
-
-    def residual(self, u: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return self.network(u, q) - self.y
-
-    def risk_from_residual(self, r: np.ndarray) -> float:
-        return 0.5 * float(self.p @ (r * r))
 
     def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
         """R of the network of the weighted neurons (through the fused kernel where it serves)."""
@@ -188,7 +164,3 @@ class TwoLayerModel:
         """The separable grid evaluation (`TwoLayerGridOperator`); it needs no FFT threads."""
         from gflow.models.two_layer_grid import TwoLayerGridOperator
         return TwoLayerGridOperator(self, grid)
-
-    def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
-        """R + lam/2 int |u|^2 rho (the entropy part is the discretisation's business)."""
-        return risk + 0.5 * self.weight_decay * float(q @ np.einsum("ij,ij->i", u, u))

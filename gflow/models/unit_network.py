@@ -31,7 +31,8 @@ import numpy as np
 
 from gflow.errors import InputError
 from gflow.expr import Expression, evaluate_together, node_count, parse_expression
-from gflow.models.data import DataMeasure, labelled
+from gflow.models.data import DataMeasure
+from gflow.models.data_network import DataNetwork
 from gflow.models.two_layer_case import TwoLayerSpec, input_names
 
 #: bytes of the expression's intermediate arrays per block of (neurons x data nodes)
@@ -43,40 +44,22 @@ MAX_ROWS = 1 << 15
 CHECK_POINTS = 64
 
 
-class UnitNetworkModel:
+class UnitNetworkModel(DataNetwork):
     """V and its gradient for neurons on the unit's axes, with a fixed data measure."""
-
-    kind = "two_layer"
-    #: V has no pair interaction: no nearest-neighbour step cap for particles
-    singular_interaction = False
 
     def __init__(self, spec: TwoLayerSpec, data: DataMeasure, target: Callable[[np.ndarray], np.ndarray] | None,
                  weight_decay: float = 0.0, temperature: float = 0.0):
-        self.spec = spec
-        self.axes = spec.axes
-        self.input_dim = spec.input_dim
+        super().__init__(spec, data, target, weight_decay, temperature)
         self.inputs = tuple(input_names(spec.input_dim))
         self.phi = parse_expression(spec.unit, [*self.inputs, *self.axes])
         #: d phi / d u_k for every axis k (exact)
         self.dphi = [self.phi.diff(name) for name in self.axes]
-        self.target = target
-        #: the data measure with its targets: what SGD draws minibatches from
-        self.data = labelled(data, target)
-        self.x, self.p, self.y = self.data.x, self.data.p, self.data.y
-        self.weight_decay = weight_decay
-        self.temperature = temperature
-        train = set(spec.train)
-        self.trained = np.array([a in train for a in spec.axes])
         self.separable = linear_in_first_axis(self.phi, self.dphi[0], self.axes, self.inputs)
         if self.separable:
             #: phi = a psi(x; v): psi = d phi / da and its derivatives d psi / d v_k (k >= 1)
             self.psi = self.dphi[0]
             self.dpsi = [self.psi.diff(name) for name in self.axes[1:]]
         self._nodes: dict[tuple[int, ...], int] = {}
-
-    @property
-    def ndim(self) -> int:
-        return len(self.axes)
 
     # ------------------------------------------------------------------ blocks of unit values
     def _rows(self, exprs: list[Expression], nodes: int) -> int:
@@ -122,12 +105,6 @@ class UnitNetworkModel:
         for rows, (phi,) in self.blocks(u, [self.phi], x):
             f += q[rows] @ phi
         return f
-
-    def residual(self, u: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return self.network(u, q) - self.y
-
-    def risk_from_residual(self, r: np.ndarray) -> float:
-        return 0.5 * float(self.p @ (r * r))
 
     def risk(self, u: np.ndarray, q: np.ndarray, kernel: str = "numba") -> float:
         """R of the network of the weighted neurons (one numpy path, whatever `kernel`)."""
@@ -178,10 +155,6 @@ class UnitNetworkModel:
             return np.negative(grad, out=grad)
         np.negative(grad, out=out)
         return out
-
-    def energy(self, risk: float, u: np.ndarray, q: np.ndarray) -> float:
-        """R + lam/2 int |u|^2 rho (the entropy part is the discretisation's business)."""
-        return risk + 0.5 * self.weight_decay * float(q @ np.einsum("ij,ij->i", u, u))
 
     def initial_bias(self, u: np.ndarray, q: np.ndarray) -> float:
         """m (E[R_m(0)] - R(0)) = (1/2) E_x Var_{rho0} phi(x; u) for m i.i.d. neurons from the law
