@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.calibration import calibrate, run_calibrated, typical
 from benchmarks.goals import format_value, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,20 +84,30 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these measures (stream always runs)")
     parser.add_argument("--output", type=Path, help=f"results file (default: {SCRATCH.relative_to(ROOT)})")
     parser.add_argument("--save", action="store_true", help=f"write the committed {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="times a measure runs again when the machine calibration around it was slow "
+                             "(default 1; 0 with --quick)")
     args = parser.parse_args(argv)
     if args.save and args.output:
         parser.error("--save writes the committed results file; --output names another: give one")
     args.output = RESULTS if args.save else (args.output or SCRATCH)
     measures = _measures(args.quick)
     chosen = ["stream"] + [m for m in measures if m != "stream" and (not args.only or m in args.only)]
+    retries = (0 if args.quick else 1) if args.retries is None else max(0, args.retries)
     started = time.perf_counter()
+    seen = {k: [v] for k, v in calibrate().items()}    # every calibration's figures
+    calibration = {}
     for name in chosen:
         t0 = time.perf_counter()
         try:
-            results.update(measures[name]())
+            out, calibration[name] = run_calibrated(measures[name], seen, retries)
+            results.update(out)
         except Exception as exc:  # noqa: BLE001 - one failed measure must not lose the others
             results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
-        print(f"  [{name}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
+        tries = len(calibration.get(name, [])) if name in calibration else 1
+        print(f"  [{name}: {time.perf_counter() - t0:.1f} s" + (f", {tries} attempts" if tries > 1 else "") + "]",
+              file=sys.stderr, flush=True)
+    results["calibration"] = {"typical": typical(seen), "sections": calibration}
     results["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
                           "cores": os.cpu_count(), "python": platform.python_version(),
                           "quick": args.quick, "wall_s": time.perf_counter() - started,

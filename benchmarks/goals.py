@@ -31,6 +31,7 @@ def verdict(key: str, value) -> str:
 def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
-        return "[" + ", ".join(f"{v:.3g}" for v in value) + "]"
+    if isinstance(value, list) and all(isinstance(v, (int, float, list)) for v in value):
+        # a list of ranges (one [min, max] per entry) nests
+        return "[" + ", ".join(format_value(v) if isinstance(v, list) else f"{v:.3g}" for v in value) + "]"
     return str(value)

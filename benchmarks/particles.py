@@ -29,15 +29,14 @@ quadrature particles against fv (issue 10).
 """
 from __future__ import annotations
 
-import math
 import time
 import tracemalloc
-from collections.abc import Callable
 
 import numpy as np
 
-from benchmarks.accuracy import cheapest, cheapest_index, cost_at, grid, integrate, paired_ratio, reference_risk
-from benchmarks.timing import MIN_REPEATS, median_time
+from benchmarks.accuracy import (cheapest, cheapest_index, cost_at, grid, integrate, paired_ratio,
+                                 reference_risk, timed)
+from benchmarks.timing import MIN_REPEATS, block_rounds, median_time, round_ratio
 
 #: particle counts of the step timings
 STEP_PARTICLES = (1_000, 100_000, 1_000_000)
@@ -104,26 +103,30 @@ def step_speed(root, quick: bool) -> dict:
     except ImportError:
         torch_step = None
     dt = 0.01
-    ours, theirs, detail = [], [], {}
+    ours, theirs, speedup, detail = [], [], [], {}
     for m in STEP_PARTICLES:
         repeats = {1_000: 201, 100_000: 21, 1_000_000: 7}[m] // (3 if quick else 1)
         stepper = _particle_stepper(root, m)
         u0 = stepper.u.copy()
         stepper.step(dt)                                   # compile / warm outside the timing
-        ours.append(median_time(lambda: stepper.step(dt), repeats))
         if m == STEP_PARTICLES[-1]:
             single = _particle_stepper(root, m, precision="float32")
             single.step(dt)
-            detail["particle_ns_per_particle_datum_f32"] = (
-                median_time(lambda: single.step(dt), repeats) / (m * DATA_NODES) * 1e9)
+            f64, f32 = block_rounds([lambda: stepper.step(dt), lambda: single.step(dt)], repeats,
+                                    rounds=2 if quick else 3)
+            # each the median over rounds of a round's median: one slow block does not decide it
+            detail["particle_ns_per_particle_datum"] = _per_datum(f64, m)
+            detail["particle_ns_per_particle_datum_f32"] = _per_datum(f32, m)
+            detail["particle_ns_per_particle_datum_range"] = _per_datum_range(f64, m)
             del single
-        if m == STEP_PARTICLES[-1]:
             tracemalloc.start()
             stepper.step(dt)
             detail["particle_step_temp_mb_1e6"] = tracemalloc.get_traced_memory()[1] / 1e6
             tracemalloc.stop()
             detail["particle_state_mb_1e6"] = stepper.u.nbytes / 1e6
         if torch_step is None:
+            ours.append(median_time(lambda: stepper.step(dt), repeats) if m != STEP_PARTICLES[-1]
+                        else float(np.median(np.median(f64, axis=1))))
             theirs.append(None)
             continue
         model = stepper.model
@@ -134,8 +137,13 @@ def step_speed(root, quick: bool) -> dict:
         detail.setdefault("particle_max_diff_vs_torch", 0.0)
         detail["particle_max_diff_vs_torch"] = max(detail["particle_max_diff_vs_torch"],
                                                    float(np.abs(step.positions() - check.u).max()))
-        theirs.append(median_time(step, max(3, repeats // 3)))
-    ns = ours[-1] / (STEP_PARTICLES[-1] * DATA_NODES) * 1e9
+        # numba's and torch's thread pools in separate blocks, in rounds (`timing.block_rounds`)
+        mine, torch_times = block_rounds([lambda: stepper.step(dt), step], [repeats, max(3, repeats // 3)],
+                                         rounds=2 if quick else 3)
+        ours.append(float(np.median(np.median(mine, axis=1))))
+        theirs.append(float(np.median(np.median(torch_times, axis=1))))
+        speedup.append(round_ratio(torch_times, mine))
+    ns = detail.pop("particle_ns_per_particle_datum")
     result = {
         "particle_ns_per_particle_datum": ns,
         # the fused kernel's flops per (particle, datum) pair and step, counted in its source
@@ -144,7 +152,8 @@ def step_speed(root, quick: bool) -> dict:
         "particle_gflops": FLOPS_PER_PAIR["float64"] / ns,
         "particle_gflops_f32": FLOPS_PER_PAIR["float32"] / detail["particle_ns_per_particle_datum_f32"],
         **peak_gflops(),
-        "particle_speedup_vs_torch": [None if t is None else t / o for t, o in zip(theirs, ours)],
+        "particle_speedup_vs_torch": [r[0] for r in speedup] if speedup else [None] * len(ours),
+        "particle_speedup_vs_torch_range": [list(r[1:]) for r in speedup],
         "particle_step_ms": [1e3 * t for t in ours],
         "particle_steps_per_s_1e5": 1.0 / ours[1],
         "particle_steps_per_s_1e6": 1.0 / ours[2],
@@ -160,22 +169,19 @@ def step_speed(root, quick: bool) -> dict:
     return result
 
 
+def _per_datum(times: np.ndarray, m: int) -> float:
+    """ns per (particle, datum) of one step: the median over rounds of each round's median."""
+    return float(np.median(np.median(times, axis=1))) / (m * DATA_NODES) * 1e9
+
+
+def _per_datum_range(times: np.ndarray, m: int) -> list[float]:
+    rounds = np.median(times, axis=1) / (m * DATA_NODES) * 1e9
+    return [float(rounds.min()), float(rounds.max())]
+
+
 def _particle_table(**options) -> list[str]:
     items = ", ".join(f"{k}={v!r}".replace("'", '"') for k, v in options.items())
     return [f'solvers=[{{kind="particle", {items}}}]']
-
-
-def timed(run: Callable[[], tuple[float, float]], short: float = 0.5, repeats: int = MIN_REPEATS) -> tuple[float, float]:
-    """(risk, wall) of `run`, the wall the median of `repeats` runs when one takes under
-    `short` seconds: a single run of a few ms is at the mercy of the scheduler (a 4 s
-    outlier among 0.01-0.04 s neighbours once turned a ratio of 12.8 into 0.09)."""
-    risk, wall = run()
-    if wall < short:
-        # at least `repeats`, and enough for about `short` seconds in all (at most 5 repeats'
-        # worth more): the median of five 10 ms runs still moved by 2x between two full runs
-        count = min(max(repeats, math.ceil(short / max(wall, 1e-6))), 5 * repeats)
-        wall = float(np.median([wall] + [run()[1] for _ in range(count - 1)]))
-    return risk, wall
 
 
 def particle_step(root, tolerance: float, end: float = 2.0) -> tuple[float, dict]:
@@ -249,6 +255,15 @@ def _particles_vs_fv_at(root, end: float, fv_levels: list[int], levels: list[int
     m = np.array(levels, dtype=float)
     c = float(np.exp(np.mean(np.log(np.array(part["errors"]) * np.sqrt(m)))))
     slope, intercept = np.polyfit(m, part["times"], 1)
+    # the ratios from back-to-back pairs (`paired_ratio`'s reason): the particles' run at the
+    # level that meets the tolerance, else their largest (scaled by the fitted law's time over
+    # that level's), against fv's cheapest run meeting it
+    fv_index = {tol: cheapest_index(tol, fv_study["errors"]) for tol in (1e-3, 1e-4)}
+    anchor = {}
+    for tol in fv_index:
+        i = cheapest_index(tol, part["errors"])
+        anchor[tol] = len(levels) - 1 if i is None else i
+    pairs = _paired_particles_fv(root, extra, lr, levels, fv_levels, anchor, fv_index)
     out = {}
     for tol, name in ((1e-3, ""), (1e-4, "_1e4")):
         key = f"fv_cost_advantage_vs_particles{name}{suffix}"
@@ -259,8 +274,11 @@ def _particles_vs_fv_at(root, end: float, fv_levels: list[int], levels: list[int
         if fv[tol] is None:     # fv's levels never reached it (--quick at 1e-4): no ratio
             out[key] = None
             continue
-        out[key] = (measured if measured is not None else fitted) / fv[tol]
-        out[f"fv_cost_advantage_vs_particles_fitted{name}{suffix}"] = fitted / fv[tol]
+        scale = 1.0 if measured is not None else fitted / part["times"][anchor[tol]]
+        pair, spread = pairs[tol]
+        out[key] = scale * pair
+        out[f"{key}_range"] = [scale * r for r in spread]
+        out[f"fv_cost_advantage_vs_particles_fitted{name}{suffix}"] = fitted / part["times"][anchor[tol]] * pair
         if measured is None:
             out[f"{key}_is_extrapolated"] = True
     more = {"reference_risk": reference, "fv": {**fv_study, "cost_1e-3": fv[1e-3], "cost_1e-4": fv[1e-4]},
@@ -269,6 +287,23 @@ def _particles_vs_fv_at(root, end: float, fv_levels: list[int], levels: list[int
             "particles": part, "seeds": seeds, "error_law_constant": c,
             "integrator": f"rk4, lr = {lr}", "rk4_time_errors": time_errors}
     return out, more
+
+
+def _paired_particles_fv(root, extra, lr, levels, fv_levels, anchor, fv_index) -> dict:
+    """tol -> (median, [min, max]) over MIN_REPEATS rounds of (particles' wall at levels[anchor[tol]], seed 0)
+    / (fv's wall on fv_levels[fv_index[tol]]), each round's runs back to back, for the tolerances
+    fv reaches. A run that two tolerances share is run once per round."""
+    tols = [tol for tol in fv_index if fv_index[tol] is not None]
+    ratios: dict = {tol: [] for tol in tols}
+    particle_run = lambda m: timed(lambda: integrate(  # noqa: E731
+        "particle", root, [*extra, *_particle_table(particles=m, seed=0, integrator="rk4", lr=lr)]))[1]
+    fv_run = lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)]))[1]  # noqa: E731
+    for _ in range(MIN_REPEATS):
+        walls_p = {m: particle_run(m) for m in sorted({levels[anchor[t]] for t in tols})}
+        walls_f = {n: fv_run(n) for n in sorted({fv_levels[fv_index[t]] for t in tols})}
+        for tol in tols:
+            ratios[tol].append(walls_p[levels[anchor[tol]]] / walls_f[fv_levels[fv_index[tol]]])
+    return {tol: (float(np.median(r)), [float(min(r)), float(max(r))]) for tol, r in ratios.items()}
 
 
 def _fv_reference(root, quick: bool, cache: dict) -> float:
@@ -316,8 +351,9 @@ def quadrature_vs_fv(root, quick: bool, cache: dict) -> dict:
                 result[f"quadrature_cost_advantage_vs_fv_{name}_is_lower_bound"] = True
             # the two chosen runs timed again as back-to-back pairs (`accuracy.paired_ratio`)
             n_fv, n_quad = fv_levels_here[i_fv], levels[i_quad]
-            ratio = paired_ratio(lambda: integrate("fv", root, [*extra, *grid(n_fv)]),
-                                 lambda: _quadrature(root, n_quad, extra), repeats=2 * MIN_REPEATS)
+            ratio, spread = paired_ratio(lambda: integrate("fv", root, [*extra, *grid(n_fv)]),
+                                         lambda: _quadrature(root, n_quad, extra), repeats=2 * MIN_REPEATS)
+            result[f"quadrature_cost_advantage_vs_fv_{name}_range"] = spread
         result[f"quadrature_cost_advantage_vs_fv_{name}"] = ratio
         detail[name] = {"tolerance": tolerance, "reference_risk": reference,
                         "reference_check": check,

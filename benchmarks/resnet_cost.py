@@ -22,14 +22,17 @@
 Timings are medians over repeats after a warm-up; spreads are the quartiles. The fv steps are
 interleaved repeat by repeat (the machine is shared: a slow spell hits both), each ratio the
 median of the paired ratios; the particle steps are timed in blocks, one implementation at a
-time (`blocks`: interleaving numpy's and torch's thread pools makes both spin on the same
-cores), each ratio a ratio of medians. Without PyTorch the torch column is skipped with a note.
+time (interleaving numpy's and torch's thread pools makes both spin on the same cores), in
+three rounds, each ratio the median over rounds of a ratio of medians
+(`timing.block_rounds`). Without PyTorch the torch column is skipped with a note.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
+
+from benchmarks.timing import block_rounds, round_ratio
 
 from gflow.case import case_from_text
 from gflow.problem import build_problem
@@ -99,23 +102,6 @@ def paired(fns, repeats: int, warmup: int = 1) -> np.ndarray:
     out = np.empty((repeats, len(fns)))
     for r in range(repeats):
         for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            out[r, i] = time.perf_counter() - start
-    return out
-
-
-def blocks(fns, repeats: int, warmup: int = 1, pause: float = 0.25) -> np.ndarray:
-    """Wall seconds of each of `fns`, shape (repeats, len(fns)), each timed in its own block
-    after a pause and a warm-up: numpy's OpenBLAS and torch's OpenMP threads each spin for a
-    while after a call, so interleaving them puts both pools on the same cores (measured:
-    torch's step at M = 1e3 went from 14 to 820 ms, gflow's at 1e4 from 0.8 to 1.7 s)."""
-    out = np.empty((repeats, len(fns)))
-    for i, fn in enumerate(fns):
-        time.sleep(pause)
-        for _ in range(warmup):
-            fn()
-        for r in range(repeats):
             start = time.perf_counter()
             fn()
             out[r, i] = time.perf_counter() - start
@@ -238,16 +224,16 @@ def particle_steps(quick: bool) -> dict:
                 row["max_rel_diff_vs_torch"] = _relative(du, theirs.parameters() - u0)
                 worst["torch"] = max(worst["torch"], row["max_rel_diff_vs_torch"])
                 fns.append(theirs)
-            repeats = max(3, PARTICLE_REPEATS[M] // (3 if quick else 1))
-            t = blocks(fns, repeats)
-            median = np.median(t, axis=0)
-            row["gflow_step"] = spread_ms(t[:, 0])
-            row["numpy_step"] = spread_ms(t[:, 1])
-            row["speedup_vs_numpy"] = float(median[1] / median[0])
+            # three rounds of blocks, each ratio the median over rounds (`timing.block_rounds`)
+            repeats = PARTICLE_REPEATS[M] // (9 if quick else 3)
+            t = block_rounds(fns, repeats, rounds=2 if quick else 3)
+            row["gflow_step"] = spread_ms(t[0].ravel())
+            row["numpy_step"] = spread_ms(t[1].ravel())
+            row["speedup_vs_numpy"], *row["speedup_vs_numpy_range"] = round_ratio(t[1], t[0])
             vs_numpy.append(row["speedup_vs_numpy"])
             if torch_resnet is not None:
-                row["torch_step"] = spread_ms(t[:, 2])
-                row["speedup_vs_torch"] = float(median[2] / median[0])
+                row["torch_step"] = spread_ms(t[2].ravel())
+                row["speedup_vs_torch"], *row["speedup_vs_torch_range"] = round_ratio(t[2], t[0])
                 vs_torch.append(row["speedup_vs_torch"])
             else:
                 vs_torch.append(None)

@@ -43,6 +43,41 @@ def interleaved_medians(fns: list[Callable[[], object]], repeats: int, warmup: i
     return [float(np.median(t)) for t in times]
 
 
+def block_rounds(fns: list[Callable[[], object]], repeats, rounds: int = 3, pause: float = 0.25,
+                 warmup: int = 1) -> list[np.ndarray]:
+    """Wall seconds of each of `fns`, each timed in its own block (after a `pause` and
+    `warmup` untimed calls), the blocks taken in turn for `rounds` rounds: one array of shape
+    (rounds, repeats) per function, `repeats` one count for all or one per function (each at
+    least MIN_REPEATS).
+
+    Blocks, not call-by-call interleaving, where the functions run on different thread pools:
+    numpy's OpenBLAS, numba's and torch's OpenMP threads each spin for a while after a call,
+    so interleaving them puts two pools on the same cores (measured: torch's ResNet step at
+    M = 1e3 went from 14 to 820 ms, gflow's at 1e4 from 0.8 to 1.7 s). Rounds, because one
+    block per function leaves a ratio at the mercy of a slow spell that falls on one block
+    (torch's step at m = 1e5 took 61, 182 and 48 ms in three runs): `round_ratio` takes the
+    median over rounds of each round's ratio of medians."""
+    counts = list(repeats) if isinstance(repeats, (list, tuple)) else [repeats] * len(fns)
+    out = [np.empty((rounds, max(n, MIN_REPEATS))) for n in counts]
+    for k in range(rounds):
+        for fn, times in zip(fns, out):
+            time.sleep(pause)
+            for _ in range(warmup):
+                fn()
+            for r in range(times.shape[1]):
+                start = time.perf_counter()
+                fn()
+                times[k, r] = time.perf_counter() - start
+    return out
+
+
+def round_ratio(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float, float]:
+    """(median, min, max) over rounds of median(numerator) / median(denominator) per round,
+    for two of `block_rounds`' arrays."""
+    ratios = np.median(numerator, axis=1) / np.median(denominator, axis=1)
+    return float(np.median(ratios)), float(ratios.min()), float(ratios.max())
+
+
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall time of `fn()`: `time_spread`'s first entry."""
     return time_spread(fn, repeats, warmup)[0]

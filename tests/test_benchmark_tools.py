@@ -1,6 +1,7 @@
 """The benchmark bookkeeping: the comparison of two runs and the generated performance table."""
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks import compare, report
@@ -63,3 +64,54 @@ def test_table_rows_carry_ranges_and_verdicts():
     assert "| `fv_step_over_floor_512` | 2.5 | [2.4, 2.7] | meets <= 3 |" in text
     assert verdict("fv_step_over_floor_128cubed", 4.5) == "MISSES <= 4"
     assert verdict("particle_speedup_vs_torch", [1.2, None]) == "skipped"
+
+
+def test_nested_ranges_are_formatted_entry_by_entry():
+    from benchmarks.goals import format_value
+    assert format_value([[4.123456, 5.0], [1.0, 2.25]]) == "[[4.12, 5], [1, 2.25]]"
+
+
+def test_a_slow_calibration_runs_the_measure_again_and_keeps_the_quieter_attempt():
+    """`run_calibrated`: a calibration 40% slower than the run's typical figure makes the
+    measure run again; the attempt kept is the one whose machine was closest to typical, and a
+    quiet first attempt is not repeated."""
+    from benchmarks.calibration import run_calibrated, slowdown, typical
+
+    assert slowdown({"a": 1.4, "b": 0.9}, {"a": 1.0, "b": 1.0}) == pytest.approx(0.4)
+    assert slowdown({"a": 0.8}, {"a": 1.0}) == 0.0
+    assert typical({"a": [3.0, 1.0, 2.0]}) == {"a": 2.0}
+    seen = {"a": [1.0] * 5}
+    clocks = iter([{"a": 1.4}, {"a": 1.0}, {"a": 1.0}, {"a": 1.05}])
+    results = iter([{"x": "slow"}, {"x": "quiet"}])
+    sleeps = []
+    kept, records = run_calibrated(lambda: next(results), seen, retries=2, clock=lambda: next(clocks),
+                                   sleep=sleeps.append, pause=3.0, tolerance=0.15)
+    assert kept == {"x": "quiet"} and sleeps == [3.0]
+    assert [r["kept"] for r in records] == [False, True]
+    assert records[0]["slowdown"] == pytest.approx(0.4) and records[1]["slowdown"] == pytest.approx(0.05)
+    assert seen["a"] == [1.0] * 5 + [1.4, 1.0, 1.0, 1.05]
+    # retries exhausted: the least slow of the slow attempts
+    clocks = iter([{"a": 2.0}, {"a": 2.0}, {"a": 1.5}, {"a": 1.6}])
+    results = iter([{"x": 1}, {"x": 2}])
+    kept, records = run_calibrated(lambda: next(results), seen, retries=1, clock=lambda: next(clocks),
+                                   sleep=lambda s: None, tolerance=0.15)
+    assert kept == {"x": 2} and len(records) == 2 and all(r["slowdown"] > 0.15 for r in records)
+    # within the tolerance of typical: one attempt
+    clocks = iter([{"a": 1.1}, {"a": 1.2}])
+    kept, records = run_calibrated(lambda: {"x": 3}, seen, retries=1, clock=lambda: next(clocks))
+    assert kept == {"x": 3} and len(records) == 1
+    assert records[0]["slowdown"] == pytest.approx(1.2 / typical(seen)["a"] - 1.0) and records[0]["slowdown"] > 0.1
+
+
+def test_block_rounds_times_each_function_in_blocks_and_round_ratio_takes_the_median_round():
+    from benchmarks.timing import MIN_REPEATS, block_rounds, round_ratio
+
+    calls = []
+    fa, fb = (lambda: calls.append("a")), (lambda: calls.append("b"))
+    ta, tb = block_rounds([fa, fb], [MIN_REPEATS, MIN_REPEATS + 1], rounds=2, pause=0.0, warmup=1)
+    assert ta.shape == (2, MIN_REPEATS) and tb.shape == (2, MIN_REPEATS + 1)
+    block = ["a"] * (MIN_REPEATS + 1) + ["b"] * (MIN_REPEATS + 2)     # warm-up call included
+    assert calls == block * 2
+    # round ratios 2, 3 and 10: the median round, not the mean or the pooled medians
+    num = np.array([[2.0] * 5, [3.0] * 5, [10.0] * 5])
+    assert round_ratio(num, np.ones((3, 5))) == (3.0, 2.0, 10.0)
