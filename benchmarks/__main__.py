@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.allocator import keep_freed_memory
 from benchmarks.calibration import calibrate, run_calibrated, typical
 from benchmarks.goals import format_value, verdict
 
@@ -32,11 +33,11 @@ def _measures(quick: bool):
 
     def fv(key):
         def run():
-            from benchmarks.fv_floor import measure_in_subprocess
+            from benchmarks.fv_floor import measure_in_processes
             # about a second of steps at each size: a 2 ms step at 512^2 needs hundreds for its
             # median to hold still (30 gave 3.1 and 4.3 in two runs)
             steps = {"512": (50, 300), "128cubed": (10, 40), "256cubed": (5, 5)}[key][0 if quick else 1]
-            return measure_in_subprocess(ROOT, key, results["stream_gbps"], steps)
+            return measure_in_processes(ROOT, key, results["stream_gbps"], steps, 1 if quick else 3)
         return run
 
     def fft():
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
     measures = _measures(args.quick)
     chosen = ["stream"] + [m for m in measures if m != "stream" and (not args.only or m in args.only)]
     retries = (0 if args.quick else 1) if args.retries is None else max(0, args.retries)
+    allocator = keep_freed_memory()   # before anything is allocated that a timing reuses
     started = time.perf_counter()
     seen = {k: [v] for k, v in calibrate().items()}    # every calibration's figures
     calibration = {}
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
     results["calibration"] = {"typical": typical(seen), "sections": calibration}
     results["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
                           "cores": os.cpu_count(), "python": platform.python_version(),
-                          "quick": args.quick, "wall_s": time.perf_counter() - started,
+                          "quick": args.quick, "allocator": allocator, "wall_s": time.perf_counter() - started,
                           "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     width = max(len(k) for k in results)
     for key, value in results.items():

@@ -32,7 +32,7 @@ def is_ratio(key: str) -> bool:
     from benchmarks.goals import GOALS
 
     base = key.split("[")[0]
-    if base.endswith(("_range", "_quartiles")) or "_is_" in base:
+    if base.endswith(("_range", "_quartiles", "_processes")) or "_is_" in base:
         return False
     return base in GOALS or any(word in base for word in ("_over_", "speedup", "advantage"))
 

@@ -1,11 +1,16 @@
 """The benchmark bookkeeping: the comparison of two runs and the generated performance table."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmarks import compare, report
 from benchmarks.goals import verdict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compare_flags_numbers_more_than_the_tolerance_apart(tmp_path, capsys):
@@ -115,3 +120,46 @@ def test_block_rounds_times_each_function_in_blocks_and_round_ratio_takes_the_me
     # round ratios 2, 3 and 10: the median round, not the mean or the pooled medians
     num = np.array([[2.0] * 5, [3.0] * 5, [10.0] * 5])
     assert round_ratio(num, np.ones((3, 5))) == (3.0, 2.0, 10.0)
+
+
+def test_the_fv_floor_keeps_the_median_of_its_processes(monkeypatch):
+    from benchmarks import fv_floor
+
+    figures = iter([3.9, 2.5, 2.7])
+    monkeypatch.setattr(fv_floor, "measure_in_subprocess",
+                        lambda root, key, gbps, steps: {"fv_step_over_floor_512": next(figures), "tag": gbps})
+    out = fv_floor.measure_in_processes(None, "512", 20.0, 10, processes=3)
+    assert out["fv_step_over_floor_512"] == 2.7 and out["fv_step_over_floor_512_processes"] == [2.5, 2.7, 3.9]
+    assert not compare.is_ratio("fv_step_over_floor_512_processes[0]")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_kept_freed_memory_is_reused_without_page_faults():
+    """After `keep_freed_memory`, a freed 64 MB block (above glibc's largest mmap threshold)
+    serves the next one without a page fault per page; with glibc's defaults each fresh block
+    takes one per 4 KiB page (numpy's transparent huge pages off, which would hide it)."""
+    code = """if True:
+        import resource, sys
+        import numpy as np
+        try:
+            from numpy._core.multiarray import _set_madvise_hugepage
+        except ImportError:
+            from numpy.core.multiarray import _set_madvise_hugepage
+        _set_madvise_hugepage(False)
+        from benchmarks.allocator import keep_freed_memory
+        if sys.argv[1] == "keep":
+            print(keep_freed_memory(), file=sys.stderr)
+        def faults():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        np.ones(8_000_000); np.ones(8_000_000)     # the first block's pages, then reused
+        before = faults()
+        for _ in range(3):
+            np.ones(8_000_000)
+        print(faults() - before)
+    """
+    counts = {}
+    for mode in ("keep", "default"):
+        done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                              cwd=ROOT, check=True)
+        counts[mode] = int(done.stdout.strip())
+    assert counts["keep"] < 1_000 and counts["default"] > 3 * 15_000, counts
