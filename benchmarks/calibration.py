@@ -5,10 +5,14 @@ slow spell that hits one side of the ratio harder than the other: on this shared
 whole section once ran 1.5-3x slower than ten minutes earlier (the 64 x 64 ResNet step 5.3 ->
 15.6 ms), and the memory-bound numba kernels and the BLAS-bound numpy paths slowed by
 different factors, so paired, interleaved ratios still moved by 30-40%. The calibration sees
-such spells: a two-thread matrix product (the cores) and a one-thread 64 MB copy (memory),
-each the median of `REPEATS` calls. `python -m benchmarks` calibrates around every measure,
-and when either figure is more than `TOLERANCE` slower than the run's typical figure (the
-median of every calibration so far) it waits and measures that section again
+such spells: a one-thread vectorised exp over 1 MiB of doubles, ten times (the core) and a
+one-thread 64 MB copy (memory), each the median of `REPEATS` calls. One thread, not numpy's
+BLAS on both cores: a two-thread 384^2 matrix product read 1.1 or 1.5 ms by the state of the
+other thread pools in the process (numba's and torch's spin after a call), and 16 ms with
+torch's OpenMP runtime loaded and idle, so it flagged sections whose machine was fine.
+`python -m benchmarks` calibrates around every measure, and when either figure is more than
+`TOLERANCE` slower than the run's typical figure (the median of every calibration so far) it
+waits and measures that section again
 (`run_calibrated`), keeping the attempt whose machine was closest to typical; every attempt's
 calibration goes into the results. Typical, not fastest: on a quiet machine the copy's figure
 alone moves between 4.9 and 6.8 ms from one calibration to the next (twelve in a row), so
@@ -29,19 +33,25 @@ REPEATS = 7
 #: seconds to wait before a measure is taken again (a slow spell lasts tens of seconds)
 PAUSE = 10.0
 
-_SIZE = 384
+_EXP_DOUBLES = 1 << 17
+_EXP_CALLS = 10
 _COPY_BYTES = 64_000_000
 
 
 def calibrate(repeats: int = REPEATS) -> dict[str, float]:
-    """{"matmul_ms", "copy_ms"}: medians of a 384^2 float64 matrix product (numpy's BLAS, all
-    its threads) and of a 64 MB copy (one thread), after one untimed call of each."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, _SIZE, _SIZE))
+    """{"exp_ms", "copy_ms"}: medians of ten one-thread exp passes over 2^17 doubles (1 MiB,
+    in the core's L2) and of a 64 MB copy (one thread), after one untimed call of each."""
+    a = np.random.default_rng(0).random(_EXP_DOUBLES)
+    b = np.empty_like(a)
     src = np.ones(_COPY_BYTES // 8)
     dst = np.empty_like(src)
+
+    def exp_passes():
+        for _ in range(_EXP_CALLS):
+            np.exp(a, out=b)
+
     out = {}
-    for name, fn in (("matmul_ms", lambda: a @ b), ("copy_ms", lambda: np.copyto(dst, src))):
+    for name, fn in (("exp_ms", exp_passes), ("copy_ms", lambda: np.copyto(dst, src))):
         fn()
         times = []
         for _ in range(repeats):

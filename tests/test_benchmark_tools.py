@@ -163,3 +163,11 @@ def test_kept_freed_memory_is_reused_without_page_faults():
                               cwd=ROOT, check=True)
         counts[mode] = int(done.stdout.strip())
     assert counts["keep"] < 1_000 and counts["default"] > 3 * 15_000, counts
+
+
+def test_a_measure_in_a_fresh_process_returns_its_dict_or_one_clear_error():
+    from benchmarks.timing import in_fresh_process
+
+    assert in_fresh_process(ROOT, "benchmarks.calibration", "typical", {"a": [1.0, 3.0, 2.5]}) == {"a": 2.5}
+    with pytest.raises(RuntimeError, match="benchmarks.calibration.typical in a fresh process failed: .*Error"):
+        in_fresh_process(ROOT, "benchmarks.calibration", "typical", {"a": "not numbers"})
