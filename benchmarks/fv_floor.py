@@ -7,14 +7,12 @@ The 256^3 step runs in a fresh process so that its peak memory is its own.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import MIN_REPEATS, floor_seconds, median_time, peak_rss_mib
+from benchmarks.timing import MIN_REPEATS, floor_seconds, in_fresh_process, median_time, peak_rss_mib
 from gflow.case import load_case
 from gflow.problem import build_problem
 from gflow.solvers.fv import FiniteVolumeStepper
@@ -34,7 +32,7 @@ def measure(root, key: str, gbps: float, steps: int) -> dict:
     is no longer used for the ratio: `stream_gbps` beside `fv_stream_gbps_<key>` shows how
     far the two moved apart."""
     name, overrides = CASES[key]
-    case = load_case(root / "cases" / name, overrides, ["fv"])
+    case = load_case(Path(root) / "cases" / name, overrides, ["fv"])
     stepper = FiniteVolumeStepper(build_problem(case), case.solvers[0].options)
     dt = 1e-5   # tiny: every step costs the same, and the density barely moves
     for _ in range(2):
@@ -78,10 +76,7 @@ def _seconds(fn) -> float:
 
 def measure_in_subprocess(root, key: str, gbps: float, steps: int) -> dict:
     """`measure` in a fresh interpreter: its peak memory is then the step's, not this run's."""
-    code = ("import json, sys; from pathlib import Path; from benchmarks.fv_floor import measure; "
-            f"print(json.dumps(measure(Path({str(root)!r}), {key!r}, {gbps!r}, {steps!r})))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return in_fresh_process(root, "benchmarks.fv_floor", "measure", str(root), key, gbps, steps)
 
 
 def measure_in_processes(root, key: str, gbps: float, steps: int, processes: int) -> dict:

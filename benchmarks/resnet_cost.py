@@ -23,7 +23,7 @@ Timings are medians over repeats after a warm-up; spreads are the quartiles. The
 interleaved repeat by repeat (the machine is shared: a slow spell hits both), each ratio the
 median of the paired ratios; the particle steps are timed in blocks, one implementation at a
 time (interleaving numpy's and torch's thread pools makes both spin on the same cores), in
-three rounds, each ratio the median over rounds of a ratio of medians
+five rounds (two with --quick), each ratio the median over rounds of a ratio of medians
 (`timing.block_rounds`). Without PyTorch the torch column is skipped with a note.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from benchmarks.timing import block_rounds, round_ratio
+from benchmarks.timing import block_rounds, in_fresh_process, round_ratio
 
 from gflow.case import case_from_text
 from gflow.problem import build_problem
@@ -47,7 +47,7 @@ PARTICLE_LAYERS = 8
 PARTICLES = (100, 1_000, 10_000)
 PARTICLE_DATA = 256
 PARTICLE_DT = 0.05
-#: repeats per particle count (full run; --quick takes a third, at least 3)
+#: calls per particle count, shared among the rounds (--quick: a ninth; at least MIN_REPEATS a block)
 PARTICLE_REPEATS = {100: 101, 1_000: 31, 10_000: 9}
 
 
@@ -224,9 +224,12 @@ def particle_steps(quick: bool) -> dict:
                 row["max_rel_diff_vs_torch"] = _relative(du, theirs.parameters() - u0)
                 worst["torch"] = max(worst["torch"], row["max_rel_diff_vs_torch"])
                 fns.append(theirs)
-            # three rounds of blocks, each ratio the median over rounds (`timing.block_rounds`)
-            repeats = PARTICLE_REPEATS[M] // (9 if quick else 3)
-            t = block_rounds(fns, repeats, rounds=2 if quick else 3)
+            # rounds of blocks, each ratio the median over rounds (`timing.block_rounds`): five,
+            # since at M = 1e4 (160 MB temporaries per layer) one round's ratio ranged over
+            # 0.30-0.79 within a run and the median of three moved by 40% between runs
+            rounds = 2 if quick else 5
+            repeats = PARTICLE_REPEATS[M] // (9 if quick else rounds)
+            t = block_rounds(fns, repeats, rounds=rounds)
             row["gflow_step"] = spread_ms(t[0].ravel())
             row["numpy_step"] = spread_ms(t[1].ravel())
             row["speedup_vs_numpy"], *row["speedup_vs_numpy_range"] = round_ratio(t[1], t[0])
@@ -261,7 +264,9 @@ def measure(root, quick: bool) -> dict:
 
     import numba
     before = os.getloadavg()[0]
-    out = {**fv_steps(quick), **particle_steps(quick)}
+    # the particle steps in a fresh process (`timing.in_fresh_process`: torch's step there does
+    # not depend on what ran before it in this one)
+    out = {**fv_steps(quick), **in_fresh_process(root, "benchmarks.resnet_cost", "particle_steps", quick)}
     out["resnet_numba_threads"] = numba.get_num_threads()
     # another process on these 2 cores slows torch's two OpenMP threads 20-40x (a barrier
     # waits for the preempted thread): the 1-minute load tells a reader whether it was quiet

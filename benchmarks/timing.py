@@ -1,6 +1,9 @@
 """Timing helpers shared by the benchmarks: medians of repeats, and the memory floor."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -108,3 +111,20 @@ def stream_gbps(megabytes: int = 200, repeats: int = 7) -> float:
 def floor_seconds(nbytes: int, stages: int, gbps: float) -> float:
     """One read and one write of rho per stage at the measured bandwidth."""
     return stages * 2 * nbytes / (gbps * 1e9)
+
+
+def in_fresh_process(root, module: str, function: str, *args) -> dict:
+    """`module.function(*args)` in a fresh interpreter started in `root`, its result a dict sent
+    back as JSON (the last line of its output; `args` must be Python literals).
+
+    For the measures whose figure depends on the state a long run leaves in its process: the
+    peak memory of one fv step, and thread-pool races such as PyTorch's ResNet step at M = 1e3,
+    which took 11-13 ms in two full runs and 22 ms in two others while it took 10.3-12.2 ms in
+    thirteen fresh processes (also after numba, pyFFTW and FiPy had run in them)."""
+    code = (f"import json; from {module} import {function} as f; "
+            f"print(json.dumps(f(*{args!r}), default=float))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{module}.{function} in a fresh process failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
