@@ -81,7 +81,7 @@ results: dict = {}
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a ~2-minute version (fewer repeats, smaller studies)")
+    parser.add_argument("--quick", action="store_true", help="a look in under 3 minutes (fewer repeats and rounds, smaller studies, no t = 10)")
     parser.add_argument("--only", nargs="*", help="run only these measures (stream always runs)")
     parser.add_argument("--output", type=Path, help=f"results file (default: {SCRATCH.relative_to(ROOT)})")
     parser.add_argument("--save", action="store_true", help=f"write the committed {RESULTS.relative_to(ROOT)}")

@@ -96,21 +96,22 @@ def timed(run: Callable[[], tuple[float, float]], short: float = 0.5, repeats: i
 
 
 def paired_ratio(numerator: Callable[[], tuple[float, float]], denominator: Callable[[], tuple[float, float]],
-                 repeats: int = MIN_REPEATS) -> tuple[float, list[float]]:
+                 repeats: int = MIN_REPEATS, short: float = 0.5) -> tuple[float, list[float]]:
     """The median over `repeats` back-to-back pairs of numerator wall / denominator wall.
 
     A cost ratio whose two runs are timed minutes apart inherits every slow spell of the machine
     that falls on one of them (fv's 384-cell run once took 2.27 s and, eleven minutes later,
     1.22 s for the same steps); a pair run back to back sees the same machine, as the ResNet
     and symmetry ratios, timed so, stayed within 17% between two full runs. A side that runs in
-    under half a second is itself the median of several runs (`timed`): fv's 0.05 s run at 1e-3
-    against FiPy's 4 s moved the ratio by 26% between two runs when timed once per pair.
+    under `short` seconds (half a second; --quick takes less) is itself the median of several
+    runs (`timed`): fv's 0.05 s run at 1e-3 against FiPy's 4 s moved the ratio by 26% between
+    two runs when timed once per pair.
 
     Returns the median and the [min, max] of the pairs' ratios.
     """
     ratios = []
     for _ in range(max(repeats, MIN_REPEATS)):
-        ratios.append(timed(numerator)[1] / timed(denominator)[1])
+        ratios.append(timed(numerator, short)[1] / timed(denominator, short)[1])
     return float(np.median(ratios)), [float(min(ratios)), float(max(ratios))]
 
 
@@ -131,3 +132,9 @@ def fv_vs_fipy(root, quick: bool) -> dict:
         result["fv_speedup_vs_fipy"], result["fv_speedup_vs_fipy_range"] = paired_ratio(
             lambda: integrate("fipy", root, grid(levels[i_fipy])), lambda: integrate("fv", root, grid(levels[i_fv])))
     return result
+
+
+def short_for(quick: bool) -> float:
+    """`timed`'s `short`: half a second, a sixth of a second with --quick (whose whole run has
+    three minutes; its figures are for a look, the full run's for the record)."""
+    return 0.15 if quick else 0.5

@@ -35,7 +35,7 @@ import tracemalloc
 import numpy as np
 
 from benchmarks.accuracy import (cheapest, cheapest_index, cost_at, grid, integrate, paired_ratio,
-                                 reference_risk, timed)
+                                 reference_risk, short_for, timed)
 from benchmarks.timing import MIN_REPEATS, block_rounds, median_time, round_ratio
 
 #: particle counts of the step timings
@@ -220,7 +220,7 @@ def particles_vs_fv(root, quick: bool, cache: dict) -> dict:
             levels, seeds = levels[:6], 4
         suffix = "" if end == 2.0 else f"_t{end:g}"
         fv_levels = FV_LEVELS[:-1] if quick else FV_LEVELS
-        out, more = _particles_vs_fv_at(root, end, fv_levels, levels, seeds, suffix)
+        out, more = _particles_vs_fv_at(root, end, fv_levels, levels, seeds, suffix, short_for(quick))
         result.update(out)
         detail[f"t={end:g}"] = more
     result["particles_vs_fv_detail"] = detail
@@ -228,14 +228,14 @@ def particles_vs_fv(root, quick: bool, cache: dict) -> dict:
 
 
 def _particles_vs_fv_at(root, end: float, fv_levels: list[int], levels: list[int], seeds: int,
-                        suffix: str) -> tuple[dict, dict]:
+                        suffix: str, short: float = 0.5) -> tuple[dict, dict]:
     """One end time: measured costs where the particle levels reach a tolerance, else (and
     beside it) the fitted m^-1/2 law's crossing, flagged `_is_extrapolated`."""
     extra = [f"time.end={end}"]
     # the reference: the spectral solver (converged to ~1e-12 on this smooth case at t = 2),
     # checked below against fv's two finest grids, Richardson-extrapolated
     reference = integrate("spectral", root, [*extra, *grid(192), "solver.cfl=0.25"])[0]
-    fv_run = lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)]))  # noqa: E731
+    fv_run = lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)]), short)  # noqa: E731
     fv = {tol: None for tol in (1e-3, 1e-4)}
     fv_study = cost_at(1e-4, fv_levels, fv_run, reference)
     for tol in fv:
@@ -263,7 +263,7 @@ def _particles_vs_fv_at(root, end: float, fv_levels: list[int], levels: list[int
     for tol in fv_index:
         i = cheapest_index(tol, part["errors"])
         anchor[tol] = len(levels) - 1 if i is None else i
-    pairs = _paired_particles_fv(root, extra, lr, levels, fv_levels, anchor, fv_index)
+    pairs = _paired_particles_fv(root, extra, lr, levels, fv_levels, anchor, fv_index, short)
     out = {}
     for tol, name in ((1e-3, ""), (1e-4, "_1e4")):
         key = f"fv_cost_advantage_vs_particles{name}{suffix}"
@@ -289,15 +289,15 @@ def _particles_vs_fv_at(root, end: float, fv_levels: list[int], levels: list[int
     return out, more
 
 
-def _paired_particles_fv(root, extra, lr, levels, fv_levels, anchor, fv_index) -> dict:
+def _paired_particles_fv(root, extra, lr, levels, fv_levels, anchor, fv_index, short: float = 0.5) -> dict:
     """tol -> (median, [min, max]) over MIN_REPEATS rounds of (particles' wall at levels[anchor[tol]], seed 0)
     / (fv's wall on fv_levels[fv_index[tol]]), each round's runs back to back, for the tolerances
     fv reaches. A run that two tolerances share is run once per round."""
     tols = [tol for tol in fv_index if fv_index[tol] is not None]
     ratios: dict = {tol: [] for tol in tols}
     particle_run = lambda m: timed(lambda: integrate(  # noqa: E731
-        "particle", root, [*extra, *_particle_table(particles=m, seed=0, integrator="rk4", lr=lr)]))[1]
-    fv_run = lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)]))[1]  # noqa: E731
+        "particle", root, [*extra, *_particle_table(particles=m, seed=0, integrator="rk4", lr=lr)]), short)[1]
+    fv_run = lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)]), short)[1]  # noqa: E731
     for _ in range(MIN_REPEATS):
         walls_p = {m: particle_run(m) for m in sorted({levels[anchor[t]] for t in tols})}
         walls_f = {n: fv_run(n) for n in sorted({fv_levels[fv_index[t]] for t in tols})}
@@ -322,6 +322,7 @@ def quadrature_vs_fv(root, quick: bool, cache: dict) -> dict:
     """Quadrature particles' cost against fv's: tanh at 1e-4, ReLU at 1e-3."""
     result, detail = {}, {}
     fv_levels = [32, 48, 64, 96, 128, 192, 256, 384] if not quick else [32, 64, 128, 256, 384]
+    short = short_for(quick)
     integrate("fv", root, grid(16))
     integrate("particle", root, _particle_table(init="quadrature", nodes=8))
     for name, extra, tolerance in (("tanh", [], 1e-4), ("relu", RELU, 1e-3)):
@@ -340,9 +341,9 @@ def quadrature_vs_fv(root, quick: bool, cache: dict) -> dict:
                 check = 2 * fv_fine - fv_coarse
             levels = [16, 24, 32, 48, 64, 96, 128, 192]
             fv_levels_here = [n for n in fv_levels if n <= 256] + ([384] if not quick else [])
-        quad = cost_at(tolerance, levels, lambda n: timed(lambda: _quadrature(root, n, extra)), reference)
+        quad = cost_at(tolerance, levels, lambda n: timed(lambda: _quadrature(root, n, extra), short), reference)
         fv = cost_at(tolerance, fv_levels_here,
-                     lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)])), reference)
+                     lambda n: timed(lambda: integrate("fv", root, [*extra, *grid(n)]), short), reference)
         i_fv, i_quad = cheapest_index(tolerance, fv["errors"]), cheapest_index(tolerance, quad["errors"])
         ratio = None
         if i_quad is not None:
@@ -352,7 +353,8 @@ def quadrature_vs_fv(root, quick: bool, cache: dict) -> dict:
             # the two chosen runs timed again as back-to-back pairs (`accuracy.paired_ratio`)
             n_fv, n_quad = fv_levels_here[i_fv], levels[i_quad]
             ratio, spread = paired_ratio(lambda: integrate("fv", root, [*extra, *grid(n_fv)]),
-                                         lambda: _quadrature(root, n_quad, extra), repeats=2 * MIN_REPEATS)
+                                         lambda: _quadrature(root, n_quad, extra),
+                                         repeats=MIN_REPEATS * (1 if quick else 2), short=short)
             result[f"quadrature_cost_advantage_vs_fv_{name}_range"] = spread
         result[f"quadrature_cost_advantage_vs_fv_{name}"] = ratio
         detail[name] = {"tolerance": tolerance, "reference_risk": reference,

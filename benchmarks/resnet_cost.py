@@ -23,7 +23,7 @@ Timings are medians over repeats after a warm-up; spreads are the quartiles. The
 interleaved repeat by repeat (the machine is shared: a slow spell hits both), each ratio the
 median of the paired ratios; the particle steps are timed in blocks, one implementation at a
 time (interleaving numpy's and torch's thread pools makes both spin on the same cores), in
-five rounds (two with --quick), each ratio the median over rounds of a ratio of medians
+five rounds (one with --quick), each ratio the median over rounds of a ratio of medians
 (`timing.block_rounds`). Without PyTorch the torch column is skipped with a note.
 """
 from __future__ import annotations
@@ -227,7 +227,7 @@ def particle_steps(quick: bool) -> dict:
             # rounds of blocks, each ratio the median over rounds (`timing.block_rounds`): five,
             # since at M = 1e4 (160 MB temporaries per layer) one round's ratio ranged over
             # 0.30-0.79 within a run and the median of three moved by 40% between runs
-            rounds = 2 if quick else 5
+            rounds = 1 if quick else 5          # --quick: one round, for a look (its 3 minutes)
             repeats = PARTICLE_REPEATS[M] // (9 if quick else rounds)
             t = block_rounds(fns, repeats, rounds=rounds)
             row["gflow_step"] = spread_ms(t[0].ravel())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.accuracy import cheapest_index, cost_at, grid, integrate, paired_ratio
+from benchmarks.accuracy import cheapest_index, cost_at, grid, integrate, paired_ratio, short_for
 from benchmarks.timing import median_time
 
 
@@ -66,12 +66,13 @@ def measure(root, quick: bool) -> dict:
         # fv's extrapolated cost is its finest run's times the growth to n_needed: the finest
         # run and the spectral one are timed again as back-to-back pairs (`paired_ratio`)
         growth = fv_cost / fv["times"][-1]
-        ratio, spread = paired_ratio(run("fv", fv_levels[-1]), run("spectral", spectral_levels[i_spectral]))
+        ratio, spread = paired_ratio(run("fv", fv_levels[-1]), run("spectral", spectral_levels[i_spectral]),
+                                     short=short_for(quick))
         out["spectral_cost_advantage_vs_fv_1e6"] = growth * ratio
         out["spectral_cost_advantage_vs_fv_1e6_range"] = [growth * r for r in spread]
         out["spectral_cost_advantage_vs_fv_1e6_is_extrapolated"] = True
     i_spectral, i_fv = cheapest_index(1e-4, spectral["errors"]), cheapest_index(1e-4, fv["errors"])
     if i_spectral is not None and i_fv is not None:
         out["spectral_cost_advantage_vs_fv_1e4"], out["spectral_cost_advantage_vs_fv_1e4_range"] = paired_ratio(
-            run("fv", fv_levels[i_fv]), run("spectral", spectral_levels[i_spectral]))
+            run("fv", fv_levels[i_fv]), run("spectral", spectral_levels[i_spectral]), short=short_for(quick))
     return out

@@ -8,7 +8,7 @@
   with input_dim = 2 on the same grid (axes a, w1, w2; a 39 x 39 Gauss-Hermite rule of 1521
   nodes, the same target). The reduced step does the same separable work plus the average
   over the cosine nodes (goal <= 2).
-- `symmetry_cost_advantage_vs_full_gd`: on single_index_d40 to t = 2, the wall time of
+- `symmetry_cost_advantage_vs_full_gd`: on single_index_d40 to t = 2 (t = 1 with --quick), the wall time of
   gradient descent in R^41 (online SGD, batch 8192, lr 0.05) to reach fv's risk error, over
   fv's wall time (above 1: the reduced PDE is cheaper). The reference risk curve is fv on a
   finer grid with a finer rule. fv's error is the largest |R - R_ref| over 5 snapshots. GD's
@@ -86,29 +86,31 @@ def _case_path():
     return ROOT / "cases" / "single_index_d40.toml"
 
 
-def _curve(stepper) -> np.ndarray:
+def _curve(stepper, times=TIMES) -> np.ndarray:
     t, risks = 0.0, [stepper.observe().risk]
-    for target in TIMES[1:]:
+    for target in times[1:]:
         while t < target * (1 - 1e-14):
             t += stepper.step(target - t)
         risks.append(stepper.observe().risk)
     return np.array(risks)
 
 
-def _timed_curve(overrides: list[str], kind: str, options: dict) -> tuple[np.ndarray, float]:
-    case = load_case(_case_path(), [f"time.end={END}", *overrides], [kind])
+def _timed_curve(overrides: list[str], kind: str, options: dict, end: float = END) -> tuple[np.ndarray, float]:
+    case = load_case(_case_path(), [f"time.end={end}", *overrides], [kind])
     stepper = make_stepper(kind, build_problem(case), {**case.solvers[0].options, **options})
     start = time.perf_counter()
-    curve = _curve(stepper)
+    curve = _curve(stepper, np.linspace(0.0, end, len(TIMES)))
     return curve, time.perf_counter() - start
 
 
 def cost_to_accuracy(quick: bool) -> dict:
     # --quick: a coarser reference (still ~1.5x finer than the measured grid per axis), since
-    # the full one alone takes about a minute
+    # the full one alone takes about a minute, and t = 1 instead of 2 (each fv curve to t = 2
+    # takes 20 s)
     fine = ["grid.cells=[64, 64, 48]", "data.nodes=[36, 10, 10]"] if quick else ["grid.cells=[80, 80, 60]", "data.nodes=[48, 12, 12]"]
-    reference, _ = _timed_curve(fine, "fv", {})
-    fv_curves = [_timed_curve([], "fv", {}) for _ in range(1 if quick else 3)]
+    end = END / 2 if quick else END
+    reference, _ = _timed_curve(fine, "fv", {}, end)
+    fv_curves = [_timed_curve([], "fv", {}, end) for _ in range(1 if quick else 3)]
     fv_error = float(np.abs(fv_curves[0][0] - reference).max())
     fv_wall = float(np.median([w for _, w in fv_curves]))
     seeds = 3 if quick else 6
@@ -116,7 +118,7 @@ def cost_to_accuracy(quick: bool) -> dict:
     errors, walls = {}, {}
     for m in widths:
         runs = [_timed_curve(['model.symmetry="none"', f"data.seed={s}"], "particle",
-                             {"particles": m, "batch": 8192, "seed": s}) for s in range(seeds)]
+                             {"particles": m, "batch": 8192, "seed": s}, end) for s in range(seeds)]
         errors[m] = float(np.sqrt(np.mean([np.abs(c - reference).max() ** 2 for c, _ in runs])))
         walls[m] = float(np.median([w for _, w in runs]))
     small, large = widths
