@@ -37,7 +37,7 @@ def _measures(quick: bool):
             # about a second of steps at each size: a 2 ms step at 512^2 needs hundreds for its
             # median to hold still (30 gave 3.1 and 4.3 in two runs)
             steps = {"512": (50, 300), "128cubed": (10, 40), "256cubed": (5, 5)}[key][0 if quick else 1]
-            return measure_in_processes(ROOT, key, results["stream_gbps"], steps, 1 if quick else 3)
+            return measure_in_processes(ROOT, key, steps, 1 if quick else 3)
         return run
 
     def fft():
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
             results.update(out)
         except Exception as exc:  # noqa: BLE001 - one failed measure must not lose the others
             results[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
-        tries = len(calibration.get(name, [])) if name in calibration else 1
+        tries = len(calibration.get(name, [None]))
         print(f"  [{name}: {time.perf_counter() - t0:.1f} s" + (f", {tries} attempts" if tries > 1 else "") + "]",
               file=sys.stderr, flush=True)
     results["calibration"] = {"typical": typical(seen), "sections": calibration}

@@ -24,13 +24,12 @@ CASES = {
 }
 
 
-def measure(root, key: str, gbps: float, steps: int) -> dict:
+def measure(root, key: str, steps: int) -> dict:
     """The step against the floor at the copy bandwidth measured beside it: one 200 MB copy
     (`timing.stream_gbps`'s) between every block of steps, so that a slow spell of the memory
     falls on both (at 128^3 the step over the run's first bandwidth moved from 4.4 to 6.0
-    between two runs while that bandwidth moved by 14%). `gbps`, the run's own first figure,
-    is no longer used for the ratio: `stream_gbps` beside `fv_stream_gbps_<key>` shows how
-    far the two moved apart."""
+    between two runs while that bandwidth moved by 14%). The run's own first figure,
+    `stream_gbps`, beside `fv_stream_gbps_<key>` shows how far the two moved apart."""
     name, overrides = CASES[key]
     case = load_case(Path(root) / "cases" / name, overrides, ["fv"])
     stepper = FiniteVolumeStepper(build_problem(case), case.solvers[0].options)
@@ -74,18 +73,18 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure_in_subprocess(root, key: str, gbps: float, steps: int) -> dict:
+def measure_in_subprocess(root, key: str, steps: int) -> dict:
     """`measure` in a fresh interpreter: its peak memory is then the step's, not this run's."""
-    return in_fresh_process(root, "benchmarks.fv_floor", "measure", str(root), key, gbps, steps)
+    return in_fresh_process(root, "benchmarks.fv_floor", "measure", str(root), key, steps)
 
 
-def measure_in_processes(root, key: str, gbps: float, steps: int, processes: int) -> dict:
+def measure_in_processes(root, key: str, steps: int, processes: int) -> dict:
     """`measure_in_subprocess` in `processes` fresh interpreters; the results of the one whose
     step over the floor is the median, with every process's figure in
     `fv_step_over_floor_<key>_processes`. One process's step can be slow throughout (512^2
     took 2.1 ms a step in one full run and 1.3-1.4 ms in seven processes around it, its
     calibration quiet): a median of processes does not let that one decide."""
-    runs = [measure_in_subprocess(root, key, gbps, steps) for _ in range(max(1, processes))]
+    runs = [measure_in_subprocess(root, key, steps) for _ in range(max(1, processes))]
     ratio = f"fv_step_over_floor_{key}"
     runs.sort(key=lambda r: r[ratio])
     chosen = dict(runs[(len(runs) - 1) // 2])

@@ -127,8 +127,8 @@ def test_the_fv_floor_keeps_the_median_of_its_processes(monkeypatch):
 
     figures = iter([3.9, 2.5, 2.7])
     monkeypatch.setattr(fv_floor, "measure_in_subprocess",
-                        lambda root, key, gbps, steps: {"fv_step_over_floor_512": next(figures), "tag": gbps})
-    out = fv_floor.measure_in_processes(None, "512", 20.0, 10, processes=3)
+                        lambda root, key, steps: {"fv_step_over_floor_512": next(figures), "steps": steps})
+    out = fv_floor.measure_in_processes(None, "512", 10, processes=3)
     assert out["fv_step_over_floor_512"] == 2.7 and out["fv_step_over_floor_512_processes"] == [2.5, 2.7, 3.9]
     assert not compare.is_ratio("fv_step_over_floor_512_processes[0]")
 
