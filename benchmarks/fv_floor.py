@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import MIN_REPEATS, floor_seconds, in_fresh_process, median_time, peak_rss_mib
+from benchmarks.timing import MIN_REPEATS, copier, floor_seconds, in_fresh_process, median_time, peak_rss_mib
 from gflow.case import load_case
 from gflow.problem import build_problem
 from gflow.solvers.fv import FiniteVolumeStepper
@@ -37,7 +37,7 @@ def measure(root, key: str, steps: int) -> dict:
     for _ in range(2):
         stepper.step(dt)                    # compiles; the step's peak memory is reached here
     peak = peak_rss_mib()                   # before the copy's buffers count
-    copy = _copy(200)
+    copy, moved = copier(200)
     # one copy per block of about 20 steps, at least MIN_REPEATS copies
     rounds = max(MIN_REPEATS, steps // 20)
     per_round = max(1, -(-steps // rounds))
@@ -46,7 +46,7 @@ def measure(root, key: str, steps: int) -> dict:
         copy_times.append(_seconds(copy))
         step_times.extend(_seconds(lambda: stepper.step(dt)) for _ in range(per_round))
     step, lo, hi = (float(f(step_times)) for f in (np.median, np.min, np.max))
-    local_gbps = 2 * 200e6 / float(np.median(copy_times)) / 1e9
+    local_gbps = moved / float(np.median(copy_times)) / 1e9
     # V's share: the three evaluations of the velocity factors a step makes
     m1 = np.tensordot(stepper.operator.a, stepper._view(stepper.rho)[0], axes=(0, 0))[None]
     v = median_time(lambda: stepper._kernel_args(m1), steps, warmup=1) * 3
@@ -58,13 +58,6 @@ def measure(root, key: str, steps: int) -> dict:
             f"fv_V_share_{key}": v / step,
             f"fv_fused_{key}": bool(stepper.fused),
             f"fv_peak_rss_mib_{key}": peak}
-
-
-def _copy(megabytes: int):
-    a = np.ones(megabytes * 1_000_000 // 8)
-    b = np.empty_like(a)
-    np.copyto(b, a)
-    return lambda: np.copyto(b, a)
 
 
 def _seconds(fn) -> float:

@@ -36,7 +36,7 @@ import numpy as np
 
 from benchmarks.accuracy import (cheapest, cheapest_index, cost_at, grid, integrate, paired_ratio,
                                  reference_risk, short_for, timed)
-from benchmarks.timing import MIN_REPEATS, block_rounds, median_time, round_ratio
+from benchmarks.timing import MIN_REPEATS, block_rounds, median_time, round_medians, round_ratio
 
 #: particle counts of the step timings
 STEP_PARTICLES = (1_000, 100_000, 1_000_000)
@@ -115,9 +115,11 @@ def step_speed(root, quick: bool) -> dict:
             f64, f32 = block_rounds([lambda: stepper.step(dt), lambda: single.step(dt)], repeats,
                                     rounds=2 if quick else 3)
             # each the median over rounds of a round's median: one slow block does not decide it
-            detail["particle_ns_per_particle_datum"] = _per_datum(f64, m)
-            detail["particle_ns_per_particle_datum_f32"] = _per_datum(f32, m)
-            detail["particle_ns_per_particle_datum_range"] = _per_datum_range(f64, m)
+            per_datum = 1e9 / (m * DATA_NODES)
+            f64_ns, *f64_range = (t * per_datum for t in round_medians(f64))
+            detail["particle_ns_per_particle_datum"] = f64_ns
+            detail["particle_ns_per_particle_datum_f32"] = round_medians(f32)[0] * per_datum
+            detail["particle_ns_per_particle_datum_range"] = f64_range
             del single
             tracemalloc.start()
             stepper.step(dt)
@@ -126,7 +128,7 @@ def step_speed(root, quick: bool) -> dict:
             detail["particle_state_mb_1e6"] = stepper.u.nbytes / 1e6
         if torch_step is None:
             ours.append(median_time(lambda: stepper.step(dt), repeats) if m != STEP_PARTICLES[-1]
-                        else float(np.median(np.median(f64, axis=1))))
+                        else round_medians(f64)[0])
             theirs.append(None)
             continue
         model = stepper.model
@@ -140,8 +142,8 @@ def step_speed(root, quick: bool) -> dict:
         # numba's and torch's thread pools in separate blocks, in rounds (`timing.block_rounds`)
         mine, torch_times = block_rounds([lambda: stepper.step(dt), step], [repeats, max(3, repeats // 3)],
                                          rounds=2 if quick else 3)
-        ours.append(float(np.median(np.median(mine, axis=1))))
-        theirs.append(float(np.median(np.median(torch_times, axis=1))))
+        ours.append(round_medians(mine)[0])
+        theirs.append(round_medians(torch_times)[0])
         speedup.append(round_ratio(torch_times, mine))
     ns = detail.pop("particle_ns_per_particle_datum")
     result = {
@@ -167,16 +169,6 @@ def step_speed(root, quick: bool) -> dict:
     import numba
     result["particle_numba_threads"] = numba.get_num_threads()
     return result
-
-
-def _per_datum(times: np.ndarray, m: int) -> float:
-    """ns per (particle, datum) of one step: the median over rounds of each round's median."""
-    return float(np.median(np.median(times, axis=1))) / (m * DATA_NODES) * 1e9
-
-
-def _per_datum_range(times: np.ndarray, m: int) -> list[float]:
-    rounds = np.median(times, axis=1) / (m * DATA_NODES) * 1e9
-    return [float(rounds.min()), float(rounds.max())]
 
 
 def _particle_table(**options) -> list[str]:

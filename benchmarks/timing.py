@@ -74,6 +74,12 @@ def block_rounds(fns: list[Callable[[], object]], repeats, rounds: int = 3, paus
     return out
 
 
+def round_medians(times: np.ndarray) -> tuple[float, float, float]:
+    """(median, min, max) over rounds of each round's median, for one of `block_rounds`' arrays."""
+    rounds = np.median(times, axis=1)
+    return float(np.median(rounds)), float(rounds.min()), float(rounds.max())
+
+
 def round_ratio(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float, float]:
     """(median, min, max) over rounds of median(numerator) / median(denominator) per round,
     for two of `block_rounds`' arrays."""
@@ -100,12 +106,19 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def stream_gbps(megabytes: int = 200, repeats: int = 7) -> float:
-    """Copy bandwidth: bytes read + written per second by a `megabytes` numpy copy (one thread)."""
+def copier(megabytes: int = 200) -> tuple[Callable[[], None], int]:
+    """(copy, bytes moved): a one-thread numpy copy of `megabytes`, its pages already touched,
+    and the bytes it reads and writes."""
     a = np.ones(megabytes * 1_000_000 // 8)
     b = np.empty_like(a)
-    seconds = median_time(lambda: np.copyto(b, a), repeats)
-    return 2 * a.nbytes / seconds / 1e9
+    np.copyto(b, a)
+    return (lambda: np.copyto(b, a)), 2 * a.nbytes
+
+
+def stream_gbps(megabytes: int = 200, repeats: int = 7) -> float:
+    """Copy bandwidth: bytes read + written per second by a `megabytes` numpy copy (one thread)."""
+    copy, moved = copier(megabytes)
+    return moved / median_time(copy, repeats) / 1e9
 
 
 def floor_seconds(nbytes: int, stages: int, gbps: float) -> float:

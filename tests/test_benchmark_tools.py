@@ -109,7 +109,7 @@ def test_a_slow_calibration_runs_the_measure_again_and_keeps_the_quieter_attempt
 
 
 def test_block_rounds_times_each_function_in_blocks_and_round_ratio_takes_the_median_round():
-    from benchmarks.timing import MIN_REPEATS, block_rounds, round_ratio
+    from benchmarks.timing import MIN_REPEATS, block_rounds, round_medians, round_ratio
 
     calls = []
     fa, fb = (lambda: calls.append("a")), (lambda: calls.append("b"))
@@ -120,6 +120,7 @@ def test_block_rounds_times_each_function_in_blocks_and_round_ratio_takes_the_me
     # round ratios 2, 3 and 10: the median round, not the mean or the pooled medians
     num = np.array([[2.0] * 5, [3.0] * 5, [10.0] * 5])
     assert round_ratio(num, np.ones((3, 5))) == (3.0, 2.0, 10.0)
+    assert round_medians(num) == (3.0, 2.0, 10.0)
 
 
 def test_the_fv_floor_keeps_the_median_of_its_processes(monkeypatch):
